@@ -1,0 +1,138 @@
+"""The ``hand-pose-refiner`` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hand_pose_refiner import __version__
+from hand_pose_refiner.config import commented_yaml, load_config
+from hand_pose_refiner.errors import HandPoseRefinerError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="YAML config (default: the packaged config/assembly.yaml)")
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    load_config(args.config)
+    print(f"{args.config or 'default config'}: ok")
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.flat:
+        for name, value in config.to_ros_parameters().items():
+            print(f"{name} = {value!r}")
+    else:
+        print(commented_yaml(config), end="")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    """Report which optional pieces import, so a user knows what will work."""
+    checks = {
+        "ROS 2 messages (hand_pose_refiner.msg)": "hand_pose_refiner.msg",
+        "rclpy": "rclpy",
+        "rosbags": "rosbags",
+        "torch": "torch",
+        "OpenCV (cv2)": "cv2",
+        "cv_bridge (optional)": "cv_bridge",
+        "message_filters (optional)": "message_filters",
+    }
+    import importlib
+
+    missing_required = 0
+    for label, module in checks.items():
+        try:
+            importlib.import_module(module)
+            state = "ok"
+        except ImportError as exc:
+            state = f"missing ({exc})"
+            missing_required += "optional" not in label
+        print(f"{label:42s} {state}")
+    load_config(args.config)
+    print(f"{'config':42s} ok")
+    return 1 if missing_required else 0
+
+
+def _cmd_labels_to_bag(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.labels_to_bag import labels_to_bag
+
+    started = time.perf_counter()
+    summary = labels_to_bag(args.annotations, args.out, images_dir=args.images_dir,
+                            tip_first=args.tip_first, storage=args.storage,
+                            image_topic=args.image_topic, hands_topic=args.hands_topic,
+                            compressed=args.compressed, frame_period_s=1.0 / args.fps)
+    print(f"wrote {args.out}: {summary.images} images, {summary.hands} hands, "
+          f"{summary.keypoints} labelled keypoints ({args.storage}, "
+          f"{time.perf_counter() - started:.2f} s); read back {summary.read_back} HandPoseArray "
+          f"messages on {args.hands_topic}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hand-pose-refiner",
+        description="Reliable hand poses for robot cells, gloved hands included: anatomical "
+                    "filtering, self-supervised refinement on unlabelled recordings, activity "
+                    "recognition for cobot controllers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    config = commands.add_parser("config", help="check or print a configuration file")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_commands.add_parser("check", help="validate a config file and exit")
+    _add_config_option(check)
+    check.set_defaults(handler=_cmd_config_check)
+    show = config_commands.add_parser("show", help="print the effective config with help comments")
+    _add_config_option(show)
+    show.add_argument("--flat", action="store_true", help="print as flat ROS parameter names")
+    show.set_defaults(handler=_cmd_config_show)
+
+    doctor = commands.add_parser("doctor", help="report which dependencies and interfaces import")
+    _add_config_option(doctor)
+    doctor.set_defaults(handler=_cmd_doctor)
+
+    to_bag = commands.add_parser(
+        "labels-to-bag",
+        help="turn a labelled COCO hand dataset into a rosbag2 with images and HandPoseArray",
+        description="Write every image of a COCO keypoint file and its labelled hands to a "
+                    "rosbag2, to play in Foxglove/RViz or to feed the nodes a known input.")
+    to_bag.add_argument("annotations", type=Path, help="COCO keypoint JSON file")
+    to_bag.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    to_bag.add_argument("--images-dir", type=Path, default=None,
+                        help="folder of the images (default: the JSON file's folder)")
+    to_bag.add_argument("--tip-first", action="store_true",
+                        help="the dataset lists each finger tip first (RHD)")
+    to_bag.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    to_bag.add_argument("--image-topic", default="/camera/image_raw")
+    to_bag.add_argument("--hands-topic", default="/hand_poses")
+    to_bag.add_argument("--compressed", action="store_true",
+                        help="store images as sensor_msgs/CompressedImage (jpeg)")
+    to_bag.add_argument("--fps", type=float, default=10.0, help="frame rate of the written stamps")
+    to_bag.set_defaults(handler=_cmd_labels_to_bag)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (HandPoseRefinerError, FileNotFoundError, FileExistsError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The one configuration schema of hand_pose_refiner, validated on load.
+
+Every component (models, filters, tracking, activity, topics, QoS) reads its settings from
+:class:`Config`. The same keys are the ROS parameters of the nodes, flattened with dots
+(``spatial_filter.max_hands``), and ``config/assembly.yaml`` is a ROS 2 parameter file
+(``/**: ros__parameters: ...``) that both ``ros2 launch`` and :func:`load_config` read. A plain
+mapping without that wrapper is accepted as well.
+
+Bad input is refused with a :class:`ConfigError` naming the file, the key and the value.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hand_pose_refiner.errors import ConfigError
+from hand_pose_refiner.resources import find_share_file
+
+DEFAULT_CONFIG = "config/assembly.yaml"
+
+
+def _setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+             choices: tuple[str, ...] | None = None) -> Any:
+    """A schema field: default, one-line help and the allowed range or choices."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """Which hand detector and pose estimator run, and where."""
+
+    backend: str = _setting("mediapipe", "model backend: built-in MediaPipe port or OpenMMLab",
+                            choices=("mediapipe", "mmlab"))
+    detector_checkpoint: str = _setting("", "detector weights file; empty = the backend's default")
+    pose_checkpoint: str = _setting("", "pose estimator weights file; empty = the backend's default")
+    device: str = _setting("auto", "torch device; auto = cuda when available, else cpu",
+                           choices=("auto", "cpu", "cuda"))
+    batch_size: int = _setting(8, "images (detector) or hand crops (pose) per forward pass",
+                               min=1, max=1024)
+    detection_score_threshold: float = _setting(0.5, "minimum detector score to crop a hand",
+                                                min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class SpatialFilterConfig:
+    """Per-frame anatomical plausibility rules (each can be switched off)."""
+
+    enabled: bool = _setting(True, "run the spatial filter at all")
+    min_hand_score: float = _setting(0.5, "reject hands whose detection score is lower",
+                                     min=0.0, max=1.0)
+    min_keypoint_score: float = _setting(0.3, "reject keypoints whose score is lower",
+                                         min=0.0, max=1.0)
+    min_hand_size_px: float = _setting(16.0, "reject hands whose box diagonal is shorter (pixels)",
+                                       min=0.0)
+    max_hand_size_px: float = _setting(2000.0, "reject hands whose box diagonal is longer (pixels)",
+                                       min=0.0)
+    min_hand_size_fraction: float = _setting(0.0, "reject hands whose box diagonal is shorter "
+                                             "than this fraction of the image diagonal",
+                                             min=0.0, max=1.0)
+    max_hand_size_fraction: float = _setting(0.8, "reject hands whose box diagonal is longer "
+                                             "than this fraction of the image diagonal",
+                                             min=0.0, max=1.0)
+    max_hands: int = _setting(2, "keep at most this many hands per frame (the best scoring)",
+                              min=1, max=100)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Associating hands across frames into tracks."""
+
+    max_match_distance: float = _setting(0.5, "largest keypoint distance, in hand sizes, to "
+                                         "continue a track", min=0.0)
+    min_hits: int = _setting(2, "frames a new track needs before it is reported", min=1, max=1000)
+    max_missed_s: float = _setting(0.5, "seconds without a match after which a track ends",
+                                   min=0.0)
+
+
+@dataclass(frozen=True)
+class TemporalFilterConfig:
+    """Per-track velocity limit, gap filling and smoothing."""
+
+    enabled: bool = _setting(True, "run the temporal filter at all")
+    max_keypoint_speed: float = _setting(8.0, "largest keypoint speed, hand sizes per second",
+                                         min=0.0)
+    max_gap_s: float = _setting(0.25, "longest gap, seconds, that is filled by interpolation",
+                                min=0.0)
+    online_delay_s: float = _setting(0.1, "look-ahead of the online (causal) mode, seconds",
+                                     min=0.0, max=10.0)
+    smoothing: bool = _setting(True, "One Euro smoothing of live output")
+    one_euro_min_cutoff_hz: float = _setting(1.0, "One Euro minimum cut-off frequency, Hz",
+                                             min=1e-6)
+    one_euro_beta: float = _setting(0.05, "One Euro speed coefficient", min=0.0)
+    one_euro_d_cutoff_hz: float = _setting(1.0, "One Euro derivative cut-off frequency, Hz",
+                                           min=1e-6)
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    """The skeleton-based activity recogniser."""
+
+    checkpoint: str = _setting("", "activity model weights (safetensors); empty = none")
+    window_frames: int = _setting(32, "poses per classified window", min=2, max=10000)
+    stride_frames: int = _setting(8, "poses between two windows", min=1, max=10000)
+    publish_rate_hz: float = _setting(10.0, "HandActivity messages per second per track",
+                                      min=0.01, max=1000.0)
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    """Topic names, relative to the node namespace (so they can be remapped per camera)."""
+
+    image: str = _setting("image_raw", "camera image (sensor_msgs/Image)")
+    compressed_image: bool = _setting(False, "subscribe to <image>/compressed "
+                                      "(sensor_msgs/CompressedImage) instead")
+    detections: str = _setting("hand_detections", "detector output (HandPoseArray, boxes only)")
+    raw_poses: str = _setting("hand_poses/raw", "pose estimator output (HandPoseArray)")
+    spatial_poses: str = _setting("hand_poses/spatial", "spatial filter output (HandPoseArray)")
+    poses: str = _setting("hand_poses", "tracked, filtered poses (HandPoseArray)")
+    activity: str = _setting("hand_activity", "activity per track (HandActivity)")
+    overlay: str = _setting("hand_overlay", "image with skeletons drawn (sensor_msgs/Image)")
+
+
+@dataclass(frozen=True)
+class QosConfig:
+    """Quality of service: images best effort by default, hands and activities reliable."""
+
+    image_reliability: str = _setting("best_effort", "reliability of image subscriptions",
+                                      choices=("best_effort", "reliable"))
+    image_depth: int = _setting(2, "history depth of image topics", min=1, max=1000)
+    hands_depth: int = _setting(10, "history depth of hand and activity topics", min=1, max=10000)
+    pairing_queue_size: int = _setting(10, "images kept while waiting for their detections",
+                                       min=1, max=1000)
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings; one section per component."""
+
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    spatial_filter: SpatialFilterConfig = field(default_factory=SpatialFilterConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    temporal_filter: TemporalFilterConfig = field(default_factory=TemporalFilterConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    qos: QosConfig = field(default_factory=QosConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain mapping, as written in the YAML file."""
+        return asdict(self)
+
+    def to_ros_parameters(self) -> dict[str, Any]:
+        """Flat ``section.key -> value`` mapping: the nodes' ROS parameters."""
+        return {spec.name: spec.value_in(self) for spec in parameter_specs()}
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One schema key as a ROS parameter: name, type, default, help and bounds."""
+
+    section: str
+    key: str
+    type: type
+    default: Any
+    help: str
+    min: float | None
+    max: float | None
+    choices: tuple[str, ...] | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    def value_in(self, config: Config) -> Any:
+        return getattr(getattr(config, self.section), self.key)
+
+
+def _section_fields() -> Iterator[tuple[str, type]]:
+    hints = typing.get_type_hints(Config)
+    for section in fields(Config):
+        yield section.name, hints[section.name]
+
+
+def parameter_specs() -> list[ParameterSpec]:
+    """Every key of the schema, in file order."""
+    specs = []
+    for section_name, section_type in _section_fields():
+        hints = typing.get_type_hints(section_type)
+        for item in fields(section_type):
+            specs.append(ParameterSpec(
+                section=section_name, key=item.name, type=hints[item.name],
+                default=_default_of(item), help=item.metadata["help"],
+                min=item.metadata["min"], max=item.metadata["max"], choices=item.metadata["choices"],
+            ))
+    return specs
+
+
+def _default_of(item: Field[Any]) -> Any:
+    if item.default is not MISSING:
+        return item.default
+    return item.default_factory()  # type: ignore[misc]
+
+
+_TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_value(spec: ParameterSpec, value: Any, source: str) -> Any:
+    """The value converted to the spec's type, or a ConfigError naming source, key and value."""
+    where = f"{source}: {spec.name} = {value!r}"
+    expected = spec.type
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: must be {_TYPE_NAMES[expected]}, not {type(value).__name__}")
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number")
+    if spec.min is not None and value < spec.min:
+        raise ConfigError(f"{where}: out of range, must be >= {spec.min}")
+    if spec.max is not None and value > spec.max:
+        raise ConfigError(f"{where}: out of range, must be <= {spec.max}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(spec.choices)}")
+    return value
+
+
+def _check_cross_field(config: Config, source: str) -> None:
+    """Rules that involve two keys at once."""
+    spatial = config.spatial_filter
+    if spatial.min_hand_size_px > spatial.max_hand_size_px:
+        raise ConfigError(f"{source}: spatial_filter.min_hand_size_px = {spatial.min_hand_size_px} "
+                          f"is larger than spatial_filter.max_hand_size_px = {spatial.max_hand_size_px}")
+    if spatial.min_hand_size_fraction > spatial.max_hand_size_fraction:
+        raise ConfigError(f"{source}: spatial_filter.min_hand_size_fraction = "
+                          f"{spatial.min_hand_size_fraction} is larger than "
+                          f"spatial_filter.max_hand_size_fraction = {spatial.max_hand_size_fraction}")
+
+
+def config_from_mapping(data: Any, source: str = "<config>") -> Config:
+    """Validate a nested mapping (YAML body, optionally in a ROS parameter-file wrapper)."""
+    if data is None:
+        data = {}
+    data = _unwrap_ros_parameters(data, source)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, "
+                          f"not {type(data).__name__}")
+    specs = {spec.section: {} for spec in parameter_specs()}
+    for spec in parameter_specs():
+        specs[spec.section][spec.key] = spec
+    sections: dict[str, Any] = {}
+    for section_name, body in data.items():
+        if section_name not in specs:
+            raise ConfigError(f"{source}: unknown section {section_name!r}; "
+                              f"known: {', '.join(specs)}")
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{source}: {section_name} = {body!r}: must be a mapping of keys")
+        values = {}
+        for key, value in body.items():
+            spec = specs[section_name].get(str(key))
+            if spec is None:
+                raise ConfigError(f"{source}: unknown key {section_name}.{key} = {value!r}; known "
+                                  f"keys of {section_name}: {', '.join(specs[section_name])}")
+            values[str(key)] = _check_value(spec, value, source)
+        section_type = dict(_section_fields())[section_name]
+        sections[section_name] = section_type(**values)
+    config = Config(**sections)
+    _check_cross_field(config, source)
+    return config
+
+
+def config_from_ros_parameters(parameters: Mapping[str, Any], source: str = "<ROS parameters>") -> Config:
+    """Validate a flat ``section.key -> value`` mapping, as read back from ROS parameters."""
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in parameters.items():
+        section, dot, key = name.partition(".")
+        if not dot:
+            raise ConfigError(f"{source}: parameter {name!r} = {value!r} is not of the form section.key")
+        nested.setdefault(section, {})[key] = value
+    return config_from_mapping(nested, source)
+
+
+def _unwrap_ros_parameters(data: Any, source: str) -> Any:
+    """The body of ``{node_name: {ros__parameters: body}}``, or ``data`` itself."""
+    if not isinstance(data, Mapping) or len(data) != 1:
+        return data
+    (node_name, inner), = data.items()
+    if isinstance(inner, Mapping) and "ros__parameters" in inner:
+        extra = set(inner) - {"ros__parameters"}
+        if extra:
+            raise ConfigError(f"{source}: {node_name}: unknown keys next to ros__parameters: "
+                              f"{', '.join(sorted(map(str, extra)))}")
+        return inner["ros__parameters"]
+    return data
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML config file (default: the packaged ``config/assembly.yaml``)."""
+    path = Path(path) if path is not None else find_share_file(DEFAULT_CONFIG)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return config_from_mapping(data, str(path))
+
+
+def commented_yaml(config: Config) -> str:
+    """The config as a ROS 2 parameter file, every key preceded by its help line."""
+    lines = ["/**:", "  ros__parameters:"]
+    section = None
+    values = config.to_ros_parameters()
+    for spec in parameter_specs():
+        if spec.section != section:
+            section = spec.section
+            lines.append(f"    {section}:")
+        bounds = []
+        if spec.choices:
+            bounds.append("one of " + ", ".join(spec.choices))
+        if spec.min is not None:
+            bounds.append(f">= {spec.min:g}")
+        if spec.max is not None:
+            bounds.append(f"<= {spec.max:g}")
+        lines.append(f"      # {spec.help}" + (f" [{'; '.join(bounds)}]" if bounds else ""))
+        lines.append(f"      {spec.key}: {_yaml_scalar(values[spec.name])}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)

@@ -1,0 +1,35 @@
+"""Exception types of hand_pose_refiner.
+
+Every error the package raises on bad input derives from :class:`HandPoseRefinerError`, so a
+caller can catch the package's own failures without swallowing programming errors.
+"""
+
+from __future__ import annotations
+
+
+class HandPoseRefinerError(Exception):
+    """Base class of every error raised by hand_pose_refiner on bad input or environment."""
+
+
+class ConfigError(HandPoseRefinerError, ValueError):
+    """A configuration file or parameter set is malformed (unknown key, wrong type, range)."""
+
+
+class ImageError(HandPoseRefinerError, ValueError):
+    """An image buffer cannot be converted."""
+
+
+class UnsupportedEncodingError(ImageError):
+    """The image encoding (raw) or format (compressed) is not supported."""
+
+
+class ImageSizeError(ImageError):
+    """The image buffer's length or row step does not match its declared size."""
+
+
+class AnnotationError(HandPoseRefinerError, ValueError):
+    """A COCO keypoint annotation is malformed."""
+
+
+class InterfacesUnavailableError(HandPoseRefinerError, ImportError):
+    """The generated ROS 2 message types (hand_pose_refiner.msg) cannot be imported."""

@@ -1,0 +1,39 @@
+"""pip installation of hand_pose_refiner (the path for machines without a system ROS 2).
+
+On a ROS 2 cell, colcon builds the package with CMakeLists.txt (build type ament_cmake), which
+also generates the message types. Here, scripts/setup.sh generates those first, then runs pip.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "hand_pose_refiner"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Reliable hand poses for robot cells, gloved hands included, over ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/msg", glob("msg/*.msg")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "PyYAML>=6",
+        "scipy>=1.10",
+        "opencv-python-headless>=4.8",
+        "rosbags>=0.10",
+        "pycocotools>=2.0.7",
+        "torch>=2.3",
+    ],
+    extras_require={"test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"]},
+    entry_points={"console_scripts": ["hand-pose-refiner = hand_pose_refiner.cli:main"]},
+)
