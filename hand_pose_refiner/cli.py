@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hand_pose_refiner import __version__
-from hand_pose_refiner.config import commented_yaml, load_config
+from hand_pose_refiner.config import Config, commented_yaml, load_config
 from hand_pose_refiner.errors import HandPoseRefinerError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -27,7 +27,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = Config() if args.defaults else load_config(args.config)
     if args.flat:
         for name, value in config.to_ros_parameters().items():
             print(f"{name} = {value!r}")
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="print the effective config with help comments")
     _add_config_option(show)
     show.add_argument("--flat", action="store_true", help="print as flat ROS parameter names")
+    show.add_argument("--defaults", action="store_true",
+                      help="print the schema's defaults instead of a file's values")
     show.set_defaults(handler=_cmd_config_show)
 
     doctor = commands.add_parser("doctor", help="report which dependencies and interfaces import")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,6 @@ def _setting(default: Any, help: str, *, min: float | None = None, max: float | 
              choices: tuple[str, ...] | None = None) -> Any:
     """A schema field: default, one-line help and the allowed range or choices."""
     meta = {"help": help, "min": min, "max": max, "choices": choices}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -51,26 +49,46 @@ class ModelsConfig:
                                                 min=0.0, max=1.0)
 
 
+SPATIAL_RULES = ("keypoint_score", "hand_score", "min_keypoints", "hand_size", "bone_length",
+                 "bone_ratio", "joint_angle", "duplicate", "max_hands")
+
+
 @dataclass(frozen=True)
 class SpatialFilterConfig:
-    """Per-frame anatomical plausibility rules (each can be switched off)."""
+    """Per-frame anatomical plausibility rules; each rule can be switched off in ``rules``."""
 
     enabled: bool = _setting(True, "run the spatial filter at all")
-    min_hand_score: float = _setting(0.5, "reject hands whose detection score is lower",
-                                     min=0.0, max=1.0)
-    min_keypoint_score: float = _setting(0.3, "reject keypoints whose score is lower",
+    rules: tuple[str, ...] = _setting(SPATIAL_RULES, "rules to apply (remove one to switch it off)",
+                                      choices=SPATIAL_RULES)
+    min_keypoint_score: float = _setting(0.3, "keypoint_score: reject keypoints scored lower",
                                          min=0.0, max=1.0)
-    min_hand_size_px: float = _setting(16.0, "reject hands whose box diagonal is shorter (pixels)",
+    min_hand_score: float = _setting(0.5, "hand_score: reject hands whose detection score is lower",
+                                     min=0.0, max=1.0)
+    min_keypoints: int = _setting(12, "min_keypoints: reject hands with fewer valid keypoints",
+                                  min=2, max=21)
+    min_hand_size_px: float = _setting(16.0, "hand_size: smallest keypoint-box diagonal, pixels",
                                        min=0.0)
-    max_hand_size_px: float = _setting(2000.0, "reject hands whose box diagonal is longer (pixels)",
+    max_hand_size_px: float = _setting(2000.0, "hand_size: largest keypoint-box diagonal, pixels",
                                        min=0.0)
-    min_hand_size_fraction: float = _setting(0.0, "reject hands whose box diagonal is shorter "
-                                             "than this fraction of the image diagonal",
-                                             min=0.0, max=1.0)
-    max_hand_size_fraction: float = _setting(0.8, "reject hands whose box diagonal is longer "
-                                             "than this fraction of the image diagonal",
-                                             min=0.0, max=1.0)
-    max_hands: int = _setting(2, "keep at most this many hands per frame (the best scoring)",
+    min_hand_size_fraction: float = _setting(0.0, "hand_size: smallest keypoint-box diagonal, "
+                                             "fraction of the image diagonal", min=0.0, max=1.0)
+    max_hand_size_fraction: float = _setting(0.8, "hand_size: largest keypoint-box diagonal, "
+                                             "fraction of the image diagonal", min=0.0, max=1.0)
+    max_bone_length_px: float = _setting(600.0, "bone_length: longest bone, pixels", min=0.0)
+    max_bone_length_fraction: float = _setting(0.3, "bone_length: longest bone, fraction of the "
+                                               "image diagonal", min=0.0, max=1.0)
+    bone_ratio_tolerance: float = _setting(1.6, "bone_ratio: factor on the anatomical maximum of "
+                                           "bone length / palm size (room for foreshortening)",
+                                           min=1.0, max=10.0)
+    max_backward_bend_deg: float = _setting(50.0, "joint_angle: largest bend of a finger joint "
+                                            "against the hand's flexion direction, degrees",
+                                            min=0.0, max=180.0)
+    duplicate_iou: float = _setting(0.6, "duplicate: box IoU above which two hands are one",
+                                    min=0.0, max=1.0)
+    duplicate_keypoint_distance: float = _setting(0.1, "duplicate: mean keypoint distance, in hand "
+                                                  "sizes, below which two hands are one",
+                                                  min=0.0, max=10.0)
+    max_hands: int = _setting(2, "max_hands: keep at most this many hands per frame (the best)",
                               min=1, max=100)
 
 
@@ -78,11 +96,12 @@ class SpatialFilterConfig:
 class TrackingConfig:
     """Associating hands across frames into tracks."""
 
-    max_match_distance: float = _setting(0.5, "largest keypoint distance, in hand sizes, to "
-                                         "continue a track", min=0.0)
-    min_hits: int = _setting(2, "frames a new track needs before it is reported", min=1, max=1000)
+    max_match_distance: float = _setting(1.0, "largest mean keypoint distance, in hand sizes, to "
+                                         "continue a track", min=0.0, max=100.0)
+    min_hits: int = _setting(2, "observations a track needs before its hands are output",
+                             min=1, max=1000)
     max_missed_s: float = _setting(0.5, "seconds without a match after which a track ends",
-                                   min=0.0)
+                                   min=0.0, max=3600.0)
 
 
 @dataclass(frozen=True)
@@ -90,11 +109,11 @@ class TemporalFilterConfig:
     """Per-track velocity limit, gap filling and smoothing."""
 
     enabled: bool = _setting(True, "run the temporal filter at all")
-    max_keypoint_speed: float = _setting(8.0, "largest keypoint speed, hand sizes per second",
-                                         min=0.0)
+    max_keypoint_speed: float = _setting(10.0, "largest speed of a keypoint relative to its hand, "
+                                         "hand sizes per second", min=0.0)
     max_gap_s: float = _setting(0.25, "longest gap, seconds, that is filled by interpolation",
-                                min=0.0)
-    online_delay_s: float = _setting(0.1, "look-ahead of the online (causal) mode, seconds",
+                                min=0.0, max=60.0)
+    online_delay_s: float = _setting(0.1, "look-ahead of the online (live) mode, seconds; 0 = none",
                                      min=0.0, max=10.0)
     smoothing: bool = _setting(True, "One Euro smoothing of live output")
     one_euro_min_cutoff_hz: float = _setting(1.0, "One Euro minimum cut-off frequency, Hz",
@@ -154,13 +173,10 @@ class Config:
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     qos: QosConfig = field(default_factory=QosConfig)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Nested plain mapping, as written in the YAML file."""
-        return asdict(self)
-
     def to_ros_parameters(self) -> dict[str, Any]:
-        """Flat ``section.key -> value`` mapping: the nodes' ROS parameters."""
-        return {spec.name: spec.value_in(self) for spec in parameter_specs()}
+        """Flat ``section.key -> value`` mapping: the nodes' ROS parameters (lists as lists)."""
+        values = {spec.name: spec.value_in(self) for spec in parameter_specs()}
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -169,7 +185,7 @@ class ParameterSpec:
 
     section: str
     key: str
-    type: type
+    type: Any
     default: Any
     help: str
     min: float | None
@@ -213,10 +229,25 @@ def _default_of(item: Field[Any]) -> Any:
 _TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
 
 
+def _check_string_list(spec: ParameterSpec, value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: must be a list of strings")
+    if spec.choices is not None:
+        unknown = [v for v in value if v not in spec.choices]
+        if unknown:
+            raise ConfigError(f"{where}: unknown entries {', '.join(unknown)}; allowed: "
+                              f"{', '.join(spec.choices)}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: lists an entry twice")
+    return tuple(value)
+
+
 def _check_value(spec: ParameterSpec, value: Any, source: str) -> Any:
     """The value converted to the spec's type, or a ConfigError naming source, key and value."""
     where = f"{source}: {spec.name} = {value!r}"
     expected = spec.type
+    if typing.get_origin(expected) is tuple:
+        return _check_string_list(spec, value, where)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -318,8 +349,20 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def commented_yaml(config: Config) -> str:
-    """The config as a ROS 2 parameter file, every key preceded by its help line."""
-    lines = ["/**:", "  ros__parameters:"]
+    """The config as a ROS 2 parameter file, every key preceded by its help line.
+
+    ``config/assembly.yaml`` is exactly this text for the default config:
+    ``hand-pose-refiner config show --defaults > config/assembly.yaml`` regenerates it.
+    """
+    lines = [
+        "# hand_pose_refiner configuration: one schema for every node and offline tool.",
+        "# A ROS 2 parameter file: `ros2 launch` passes it to every node (the /** key matches any node",
+        "# name and namespace), and `hand-pose-refiner ... --config` reads the same keys.",
+        "# Check a file with: hand-pose-refiner config check --config FILE",
+        "",
+        "/**:",
+        "  ros__parameters:",
+    ]
     section = None
     values = config.to_ros_parameters()
     for spec in parameter_specs():
@@ -328,7 +371,8 @@ def commented_yaml(config: Config) -> str:
             lines.append(f"    {section}:")
         bounds = []
         if spec.choices:
-            bounds.append("one of " + ", ".join(spec.choices))
+            several = typing.get_origin(spec.type) is tuple
+            bounds.append(("any of " if several else "one of ") + ", ".join(spec.choices))
         if spec.min is not None:
             bounds.append(f">= {spec.min:g}")
         if spec.max is not None:
@@ -343,4 +387,6 @@ def _yaml_scalar(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml_scalar(v) for v in value) + "]"
     return repr(value)

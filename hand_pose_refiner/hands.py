@@ -7,6 +7,7 @@ a keypoint that was never predicted is NaN with state :attr:`KeypointState.MISSI
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -149,7 +150,19 @@ class FrameHands:
         picked = np.asarray(index)
         if picked.dtype != bool:
             picked = picked.astype(np.intp).reshape(-1)
-        return replace(self, **{name: array[picked].copy() for name, array in self.arrays().items()})
+        return self.derive(**{name: array[picked] for name, array in self.arrays().items()})
+
+    def derive(self, **arrays: np.ndarray) -> FrameHands:
+        """A copy with some per-hand arrays replaced, *without* validation.
+
+        For the filters' hot path (thousands of frames per second), where the arrays come from
+        this frame's own, already validated ones with the right dtypes and shapes. Anything else
+        goes through :meth:`with_arrays`.
+        """
+        derived = copy.copy(self)
+        for name, array in arrays.items():
+            setattr(derived, name, array)
+        return derived
 
     def with_arrays(self, **arrays: npt.ArrayLike) -> FrameHands:
         """A copy with some per-hand arrays replaced (validated like the constructor)."""

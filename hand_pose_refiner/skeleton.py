@@ -81,6 +81,10 @@ class KeypointState(IntEnum):
     MISSING = 3
 
 
+# Plain-int copies of the states, for hot loops (enum attribute access is slow in CPython).
+OBSERVED, INTERPOLATED, REJECTED, MISSING = (int(state) for state in KeypointState)
+
+
 def bone_lengths(keypoints: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Length of each of the 20 bones, in the keypoints' unit.
 

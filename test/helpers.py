@@ -6,29 +6,8 @@ import numpy as np
 
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import ENCODINGS
-from hand_pose_refiner.skeleton import FINGER_KEYPOINTS, NUM_KEYPOINTS, WRIST
-
-
-def open_hand(center: tuple[float, float] = (100.0, 100.0), scale: float = 1.0,
-              angle: float = 0.0) -> np.ndarray:
-    """A plausible open right hand, fingers up, as ``(21, 2)`` pixel coordinates.
-
-    ``scale`` 1 gives a palm (wrist to middle base) of 40 px.
-    """
-    points = np.zeros((NUM_KEYPOINTS, 2))
-    points[WRIST] = (0.0, 0.0)
-    bases = {"thumb": (-18.0, -10.0), "index": (-12.0, -38.0), "middle": (0.0, -40.0),
-             "ring": (11.0, -38.0), "pinky": (20.0, -33.0)}
-    lengths = {"thumb": (12.0, 10.0, 8.0), "index": (14.0, 9.0, 7.0), "middle": (16.0, 10.0, 7.0),
-               "ring": (15.0, 9.0, 7.0), "pinky": (11.0, 7.0, 6.0)}
-    for finger, chain in FINGER_KEYPOINTS.items():
-        base = np.array(bases[finger])
-        direction = base / np.linalg.norm(base)
-        points[chain[0]] = base
-        for joint, length in zip(chain[1:], lengths[finger], strict=True):
-            points[joint] = points[joint - 1] + direction * length
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    return (points * scale) @ rotation.T + np.asarray(center)
+from hand_pose_refiner.skeleton import NUM_KEYPOINTS
+from hand_pose_refiner.synthetic import bend, curled_hand, open_hand  # noqa: F401  (re-exported)
 
 
 def frame_with_hands(*hands: np.ndarray, stamp_ns: int = 1_000_000_000, width: int = 640,

@@ -26,7 +26,8 @@ def test_shipped_config_is_valid_complete_and_generated_from_the_schema():
     body = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
     flat = {f"{section}.{key}" for section, keys in body.items() for key in keys}
     assert flat == {spec.name for spec in parameter_specs()}, "every schema key is documented"
-    assert commented_yaml(config) in path.read_text(), "regenerate with `hand-pose-refiner config show`"
+    assert commented_yaml(config) == path.read_text(), \
+        "regenerate with `hand-pose-refiner config show --defaults > config/assembly.yaml`"
 
 
 def test_plain_mapping_and_ros_wrapper_are_both_accepted(tmp_path):
@@ -43,6 +44,12 @@ def test_ros_parameters_round_trip():
     flat = config.to_ros_parameters()
     assert flat["tracking.min_hits"] == 3
     assert config_from_ros_parameters(flat) == config
+
+
+def test_rules_list_switches_rules_off():
+    config = config_from_mapping({"spatial_filter": {"rules": ["hand_score", "max_hands"]}})
+    assert config.spatial_filter.rules == ("hand_score", "max_hands")
+    assert config.to_ros_parameters()["spatial_filter.rules"] == ["hand_score", "max_hands"]
 
 
 def test_int_is_accepted_for_a_float_key():
@@ -64,6 +71,10 @@ def test_int_is_accepted_for_a_float_key():
     ("models:\n  device: tpu\n", r"models\.device = 'tpu': must be one of auto, cpu, cuda"),
     ("temporal_filter:\n  smoothing: 1\n", r"temporal_filter\.smoothing = 1: must be a boolean"),
     ("temporal_filter:\n  max_gap_s: .nan\n", r"temporal_filter\.max_gap_s = nan: must be a finite number"),
+    ("spatial_filter:\n  rules: [hand_score, bone_lenght]\n",
+     r"spatial_filter\.rules = \['hand_score', 'bone_lenght'\]: unknown entries bone_lenght"),
+    ("spatial_filter:\n  rules: hand_score\n",
+     r"spatial_filter\.rules = 'hand_score': must be a list of strings"),
     ("spatial_filter: 3\n", r"spatial_filter = 3: must be a mapping"),
     ("- a\n- b\n", r"top level must be a mapping"),
     ("spatial_filter:\n  min_hand_size_px: 50\n  max_hand_size_px: 10\n",

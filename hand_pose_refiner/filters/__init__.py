@@ -1,0 +1,21 @@
+"""Label-free quality filters for hand poses: anatomy per frame, consistency over time.
+
+* :mod:`.spatial` — one frame: confidence, hand size, bone lengths and ratios, joint angles,
+  duplicates, number of hands;
+* :mod:`.temporal` — per track: keypoint speed limit, gap interpolation, One Euro smoothing,
+  in an offline (look-ahead) and an online (bounded delay) mode;
+* :mod:`.stats` — every rejection counted with its reason.
+
+Tracking (which hand is which across frames) lives in :mod:`hand_pose_refiner.tracking`, and
+:class:`.pipeline.PoseFilterPipeline` chains spatial filter, tracker and temporal filter the
+same way for live nodes and offline tools.
+"""
+
+from hand_pose_refiner.filters.spatial import SpatialFilter, SpatialResult
+from hand_pose_refiner.filters.stats import RejectionStats
+from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
+
+__all__ = ["FilterMode", "RejectionStats", "SpatialFilter", "SpatialResult", "TemporalFilter"]
+
+# The pipeline imports hand_pose_refiner.tracking, which imports this package's spatial module;
+# import it as hand_pose_refiner.filters.pipeline to keep that cycle out of package start-up.

@@ -1,0 +1,56 @@
+"""One Euro filter (Casiez, Roussel and Vogel, CHI 2012) for keypoints, with real time steps.
+
+Low cut-off (strong smoothing) while a keypoint rests, rising with its speed so fast motion is
+not delayed. Speeds are measured in hand sizes per second, so one setting fits near and far hands.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _alpha(cutoff_hz: np.ndarray | float, dt: float) -> np.ndarray | float:
+    tau = 1.0 / (2.0 * math.pi * cutoff_hz)
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuroFilter:
+    """Smooths a fixed-size array of points (e.g. ``(21, 2)`` keypoints) over time.
+
+    Points flagged invalid are passed through and restart their filter when they return.
+    """
+
+    def __init__(self, min_cutoff_hz: float, beta: float, d_cutoff_hz: float) -> None:
+        self.min_cutoff_hz = min_cutoff_hz
+        self.beta = beta
+        self.d_cutoff_hz = d_cutoff_hz
+        self._value: np.ndarray | None = None
+        self._derivative: np.ndarray | None = None
+        self._time: float | None = None
+
+    def __call__(self, points: np.ndarray, valid: np.ndarray, time_s: float, scale: float) -> np.ndarray:
+        """Smoothed copy of ``points`` at ``time_s``; ``scale`` is the hand size in pixels."""
+        points = np.asarray(points, dtype=np.float64)
+        if self._value is None or self._time is None or time_s <= self._time:
+            self._reset(points, valid, time_s)
+            return points.copy()
+        dt = time_s - self._time
+        restart = valid & ~np.isfinite(self._value).all(axis=-1)
+        derivative = (points - self._value) / dt
+        derivative_hat = self._derivative + _alpha(self.d_cutoff_hz, dt) * (derivative - self._derivative)
+        speed = np.linalg.norm(derivative_hat, axis=-1, keepdims=True) / max(scale, 1e-6)
+        cutoff = self.min_cutoff_hz + self.beta * speed
+        smoothed = self._value + _alpha(cutoff, dt) * (points - self._value)
+        use = (valid & ~restart)[:, None]
+        result = np.where(use, smoothed, points)
+        self._value = np.where(valid[:, None], result, np.nan)
+        self._derivative = np.where(use, derivative_hat, 0.0)
+        self._time = time_s
+        return result
+
+    def _reset(self, points: np.ndarray, valid: np.ndarray, time_s: float) -> None:
+        self._value = np.where(valid[:, None], points, np.nan)
+        self._derivative = np.zeros_like(points)
+        self._time = time_s

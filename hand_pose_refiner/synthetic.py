@@ -1,0 +1,52 @@
+"""Synthetic hands with realistic proportions: test fixtures, benchmarks, corruption tools.
+
+Coordinates are image pixels (x right, y down), keypoints in the skeleton order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hand_pose_refiner.skeleton import FINGER_KEYPOINTS, NUM_KEYPOINTS, WRIST
+
+
+def open_hand(center: tuple[float, float] = (100.0, 100.0), scale: float = 1.0,
+              angle: float = 0.0) -> np.ndarray:
+    """A plausible open right hand, fingers up, as ``(21, 2)`` pixel coordinates.
+
+    ``scale`` 1 gives a palm (wrist to middle base) of 40 px.
+    """
+    points = np.zeros((NUM_KEYPOINTS, 2))
+    points[WRIST] = (0.0, 0.0)
+    bases = {"thumb": (-18.0, -10.0), "index": (-12.0, -38.0), "middle": (0.0, -40.0),
+             "ring": (11.0, -38.0), "pinky": (20.0, -33.0)}
+    lengths = {"thumb": (12.0, 10.0, 8.0), "index": (14.0, 9.0, 7.0), "middle": (16.0, 10.0, 7.0),
+               "ring": (15.0, 9.0, 7.0), "pinky": (11.0, 7.0, 6.0)}
+    for finger, chain in FINGER_KEYPOINTS.items():
+        base = np.array(bases[finger])
+        direction = base / np.linalg.norm(base)
+        points[chain[0]] = base
+        for joint, length in zip(chain[1:], lengths[finger], strict=True):
+            points[joint] = points[joint - 1] + direction * length
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (points * scale) @ rotation.T + np.asarray(center)
+
+
+def bend(points: np.ndarray, joint: int, degrees: float) -> np.ndarray:
+    """Rotate the part of a finger beyond ``joint`` around it (positive: counter-clockwise)."""
+    finger = next(chain for chain in FINGER_KEYPOINTS.values() if joint in chain)
+    beyond = [k for k in finger if k > joint]
+    angle = np.deg2rad(degrees)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    bent = points.copy()
+    bent[beyond] = (points[beyond] - points[joint]) @ rotation.T + points[joint]
+    return bent
+
+
+def curled_hand(center: tuple[float, float] = (100.0, 100.0), degrees: float = 25.0) -> np.ndarray:
+    """An open hand with every PIP and DIP of the four fingers flexed by ``degrees``."""
+    points = open_hand(center)
+    for base in (5, 9, 13, 17):
+        points = bend(points, base + 1, degrees)
+        points = bend(points, base + 2, degrees)
+    return points
