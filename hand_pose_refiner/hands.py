@@ -55,21 +55,37 @@ def _coerce(name: str, value: Any, length: int | None) -> np.ndarray:
     return array
 
 
-def boxes_from_keypoints(keypoints: npt.ArrayLike) -> FloatArray:
-    """Tight ``(x_min, y_min, x_max, y_max)`` boxes around finite keypoints, shape ``(n, 4)``.
+def boxes_from_keypoints(keypoints: npt.ArrayLike, valid: npt.ArrayLike | None = None,
+                         empty: float = np.nan) -> FloatArray:
+    """Tight ``(x_min, y_min, x_max, y_max)`` boxes around each hand's keypoints, ``(n, 4)``.
 
-    A hand with no finite keypoint gets a NaN box.
+    Only keypoints that are finite (and ``valid``, when a ``(n, 21)`` mask is given) count; a hand
+    without any gets ``empty`` (NaN by default; the filters use 0, a box of size zero).
     """
-    points = np.asarray(keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2)
-    finite = np.isfinite(points).all(axis=-1, keepdims=True)
-    boxes = np.full((points.shape[0], 4), np.nan, dtype=np.float32)
-    has_any = finite[..., 0].any(axis=-1)
-    if has_any.any():
-        masked = points[has_any]
-        mask = finite[has_any]
-        boxes[has_any, :2] = np.where(mask, masked, np.inf).min(axis=1)
-        boxes[has_any, 2:] = np.where(mask, masked, -np.inf).max(axis=1)
-    return boxes
+    points = np.asarray(keypoints)
+    points = points.reshape(-1, NUM_KEYPOINTS, 2)
+    usable = np.isfinite(points).all(axis=-1)
+    if valid is not None:
+        usable &= np.asarray(valid, bool).reshape(usable.shape)
+    mask = usable[..., None]
+    low = np.where(mask, points, np.inf).min(axis=1)
+    high = np.where(mask, points, -np.inf).max(axis=1)
+    boxes = np.concatenate([low, high], axis=1)
+    boxes[~usable.any(axis=1)] = empty
+    return boxes.astype(points.dtype if points.dtype.kind == "f" else np.float32, copy=False)
+
+
+def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Pairwise intersection over union of ``(n, 4)`` and ``(m, 4)`` xyxy boxes, ``(n, m)``."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0.0, None).prod(axis=-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 @dataclass(eq=False)
@@ -114,7 +130,7 @@ class FrameHands:
             value = getattr(self, name)
             if value is None:
                 if name == "boxes":
-                    value = boxes_from_keypoints(self.keypoints)
+                    value = boxes_from_keypoints(self.keypoints).astype(np.float32)
                 else:
                     dtype, trailing = _HAND_ARRAYS[name]
                     value = np.full((count, *trailing), _DEFAULT_FILL[name], dtype=dtype)

@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from hand_pose_refiner.config import TrackingConfig
-from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
+from hand_pose_refiner.filters.spatial import valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
 from hand_pose_refiner.skeleton import Handedness
 
 _NS = 1e-9
@@ -77,7 +77,7 @@ class HandTracker:
         self._last_stamp_ns = hands.stamp_ns
         self._end_stale_tracks(hands.stamp_ns)
         valid = valid_keypoints(hands.keypoint_states) & np.isfinite(hands.keypoints).all(axis=-1)
-        boxes = keypoint_boxes(hands.keypoints, valid)
+        boxes = boxes_from_keypoints(hands.keypoints, valid, empty=0.0)
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from hand_pose_refiner.config import SpatialFilterConfig
 from hand_pose_refiner.filters.anatomy import BEND_JOINTS, BONE_RATIO_MAX, PALM_BONES
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import FrameHands, box_iou, boxes_from_keypoints
 from hand_pose_refiner.skeleton import BONES, INTERPOLATED, MISSING, REJECTED
 
 HAND_REASONS = ("hand_score", "min_keypoints", "hand_too_small", "hand_too_large", "bone_length",
@@ -71,26 +71,6 @@ def nan_median(values: np.ndarray) -> np.ndarray:
     rows = np.arange(len(ordered))
     middle = (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, count // 2 - (count == 0)]) / 2
     return np.where(count > 0, middle, np.nan).reshape(values.shape[:-1])
-
-
-def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``(n, 4)`` boxes around each hand's valid keypoints; zeros where none is valid."""
-    mask = valid[..., None]
-    low = np.where(mask, keypoints, np.inf).min(axis=1)
-    high = np.where(mask, keypoints, -np.inf).max(axis=1)
-    boxes = np.concatenate([low, high], axis=1)
-    return np.where(np.isfinite(boxes), boxes, 0.0)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(n, 4)`` and ``(m, 4)`` xyxy boxes, shape ``(n, m)``."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0.0, None).prod(axis=-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def backward_bend(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -134,7 +114,7 @@ class SpatialFilter:
         valid = valid_keypoints(states)
         reasons = np.full(count, _OK, np.int64)
         geometry = keypoints.astype(np.float64)  # float32 extremes would overflow in squares
-        boxes = keypoint_boxes(geometry, valid)
+        boxes = boxes_from_keypoints(geometry, valid, empty=0.0)
         self._check_hands(hands, geometry, valid, boxes, reasons)
         self._check_duplicates_and_count(hands, geometry, valid, boxes, reasons)
 

@@ -37,9 +37,9 @@ import numpy as np
 
 from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
-from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
+from hand_pose_refiner.filters.spatial import valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
 from hand_pose_refiner.skeleton import INTERPOLATED, MISSING, NUM_KEYPOINTS, REJECTED
 
 _NS = 1e-9
@@ -165,7 +165,7 @@ class TemporalFilter:
                      int(hands.handedness[index]), float(hands.handedness_scores[index]), 0.0)
         valid = hand.valid
         hand.states[~valid & (hand.states != REJECTED)] = MISSING
-        box = keypoint_boxes(hand.keypoints[None], valid[None])[0]
+        box = boxes_from_keypoints(hand.keypoints, valid, empty=0.0)[0]
         hand.size = float(np.hypot(box[2] - box[0], box[3] - box[1])) or memory.size
         memory.size = hand.size or memory.size
         jitter = self._too_fast(memory, hand, valid)
