@@ -78,9 +78,32 @@ def _cmd_labels_to_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune_filters(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from hand_pose_refiner import tuning
+
+    config = load_config(args.config)
+    rng = np.random.default_rng(args.seed)
+    labelled = tuning.load_labelled_poses(args.annotations, args.tip_first)
+    if not labelled:
+        print(f"{_PROG}: error: no hand with enough labelled keypoints in the given files", file=sys.stderr)
+        return 2
+    good = tuning.augment(labelled, args.augment, rng)
+    print(f"{len(labelled)} labelled hands, {len(good)} good poses after augmentation")
+    points = tuning.spatial_sweep(good, config, rng) + tuning.speed_sweep(good, config, rng)
+    print(tuning.format_table(points))
+    json_path, png_path = tuning.write_report(points, args.out)
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+_PROG = "hand-pose-refiner"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hand-pose-refiner",
+        prog=_PROG,
         description="Reliable hand poses for robot cells, gloved hands included: anatomical "
                     "filtering, self-supervised refinement on unlabelled recordings, activity "
                     "recognition for cobot controllers.",
@@ -122,6 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store images as sensor_msgs/CompressedImage (jpeg)")
     to_bag.add_argument("--fps", type=float, default=10.0, help="frame rate of the written stamps")
     to_bag.set_defaults(handler=_cmd_labels_to_bag)
+
+    tune = commands.add_parser(
+        "tune-filters",
+        help="sweep filter parameters on labelled hands: good poses kept vs bad poses let through",
+        description="Corrupt labelled hands the ways pose models fail (swapped fingers, keypoints "
+                    "snapped to the background, wrong scale, left/right mix-up, single-frame "
+                    "spikes) and print, per parameter value, the fraction of good poses kept "
+                    "and of bad poses let through; writes tune_filters.json and .png.")
+    tune.add_argument("annotations", type=Path, nargs="*", help="COCO keypoint files (base-first order)")
+    tune.add_argument("--tip-first", type=Path, action="append", default=[], metavar="FILE",
+                      help="a COCO file listing each finger tip first (RHD); repeatable")
+    _add_config_option(tune)
+    tune.add_argument("--out", type=Path, default=Path("runs/tune_filters"), help="output folder")
+    tune.add_argument("--augment", type=int, default=40, help="random transforms per labelled hand")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.set_defaults(handler=_cmd_tune_filters)
     return parser
 
 

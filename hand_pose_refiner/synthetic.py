@@ -18,8 +18,9 @@ def open_hand(center: tuple[float, float] = (100.0, 100.0), scale: float = 1.0,
     """
     points = np.zeros((NUM_KEYPOINTS, 2))
     points[WRIST] = (0.0, 0.0)
-    bases = {"thumb": (-18.0, -10.0), "index": (-12.0, -38.0), "middle": (0.0, -40.0),
-             "ring": (11.0, -38.0), "pinky": (20.0, -33.0)}
+    # knuckle span (index to pinky MCP) 24 px: palms are 1.5-2 times as long as that span
+    bases = {"thumb": (-18.0, -10.0), "index": (-9.0, -39.0), "middle": (0.0, -40.0),
+             "ring": (8.0, -38.5), "pinky": (15.0, -34.0)}
     lengths = {"thumb": (12.0, 10.0, 8.0), "index": (14.0, 9.0, 7.0), "middle": (16.0, 10.0, 7.0),
                "ring": (15.0, 9.0, 7.0), "pinky": (11.0, 7.0, 6.0)}
     for finger, chain in FINGER_KEYPOINTS.items():

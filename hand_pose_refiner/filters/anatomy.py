@@ -53,6 +53,14 @@ BONE_RATIO_MAX = np.array([_BONE_RATIO_RANGES[(KEYPOINT_NAMES[a], KEYPOINT_NAMES
 # Bones from the wrist to the four finger MCPs: their median is the palm size.
 PALM_BONES = np.array([i for i, (a, b) in enumerate(BONES) if a == 0 and b in (5, 9, 13, 17)])
 
+# Index MCP and pinky MCP: the width of the palm across the knuckles.
+MCP_SPAN = (5, 17)
+# Palm length (wrist to MCPs) per MCP span. Adult palms are 1.5-2 times as long as their knuckle
+# span between the index and pinky joint centres (Greiner 1991; 1.5-2.0 on the labelled images in
+# shared/data). The lower end is used, so an estimate from the span errs towards a small palm,
+# the strict side: it only stands in when the wrist-to-MCP distances look foreshortened.
+PALM_LENGTH_PER_MCP_SPAN = 1.5
+
 # Finger joints checked for backward bending: PIP and DIP of index..pinky, as
 # (previous keypoint, joint, next keypoint). The thumb and the MCPs are left out: MCPs normally
 # hyperextend 30-45 degrees, and the thumb's joints move in another plane.

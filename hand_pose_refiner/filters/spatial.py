@@ -29,7 +29,13 @@ import numpy as np
 import numpy.typing as npt
 
 from hand_pose_refiner.config import SpatialFilterConfig
-from hand_pose_refiner.filters.anatomy import BEND_JOINTS, BONE_RATIO_MAX, PALM_BONES
+from hand_pose_refiner.filters.anatomy import (
+    BEND_JOINTS,
+    BONE_RATIO_MAX,
+    MCP_SPAN,
+    PALM_BONES,
+    PALM_LENGTH_PER_MCP_SPAN,
+)
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.hands import FrameHands, box_iou, boxes_from_keypoints
 from hand_pose_refiner.skeleton import BONES, INTERPOLATED, MISSING, REJECTED
@@ -71,6 +77,22 @@ def nan_median(values: np.ndarray) -> np.ndarray:
     rows = np.arange(len(ordered))
     middle = (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, count // 2 - (count == 0)]) / 2
     return np.where(count > 0, middle, np.nan).reshape(values.shape[:-1])
+
+
+def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
+               bone_valid: np.ndarray) -> np.ndarray:
+    """Per hand, the palm size the bone ratios are measured against (0 where unknown).
+
+    The median wrist-to-MCP distance (at least two of them labelled), or the MCP span (index to
+    pinky MCP) times :data:`PALM_LENGTH_PER_MCP_SPAN`, whichever is larger: a palm tilted away
+    from the camera shortens one of the two but rarely both.
+    """
+    along = nan_median(np.where(bone_valid[:, PALM_BONES], lengths[:, PALM_BONES], np.nan))
+    along = np.where(bone_valid[:, PALM_BONES].sum(axis=1) >= 2, along, 0.0)
+    span_vector = keypoints[:, MCP_SPAN[1]] - keypoints[:, MCP_SPAN[0]]
+    span = np.hypot(span_vector[:, 0], span_vector[:, 1])
+    span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
+    return np.maximum(along, PALM_LENGTH_PER_MCP_SPAN * span)
 
 
 def backward_bend(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -180,19 +202,19 @@ class SpatialFilter:
                 limit = min(limit, config.max_bone_length_fraction * image_diagonal)
             fail(lengths.max(axis=1) > limit, "bone_length")
         if "bone_ratio" in rules:
-            fail(self._bone_ratio_too_large(lengths, bone_valid), "bone_ratio")
+            fail(self._bone_ratio_too_large(keypoints, valid, lengths, bone_valid), "bone_ratio")
         if "joint_angle" in rules:
             fail(backward_bend(keypoints, valid) > self._max_backward_rad, "joint_angle")
 
-    def _bone_ratio_too_large(self, lengths: np.ndarray, bone_valid: np.ndarray) -> np.ndarray:
+    def _bone_ratio_too_large(self, keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
+                              bone_valid: np.ndarray) -> np.ndarray:
         """Hands with a bone longer than its anatomical maximum relative to the palm size."""
-        palm_lengths = np.where(bone_valid[:, PALM_BONES], lengths[:, PALM_BONES], np.nan)
-        enough = bone_valid[:, PALM_BONES].sum(axis=1) >= 2
+        palm = palm_sizes(keypoints, valid, lengths, bone_valid)
+        known = palm > 0
         result = np.zeros(len(lengths), bool)
-        if enough.any():
-            palm = nan_median(palm_lengths[enough])
-            ratios = lengths[enough] / np.maximum(palm[:, None], 1e-6)
-            result[enough] = (ratios > self._ratio_limits).any(axis=1)
+        if known.any():
+            ratios = lengths[known] / palm[known, None]
+            result[known] = (ratios > self._ratio_limits).any(axis=1)
         return result
 
     def _check_duplicates_and_count(self, hands: FrameHands, keypoints: np.ndarray,

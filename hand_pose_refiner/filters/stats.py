@@ -16,7 +16,8 @@ LOGGER = logging.getLogger("hand_pose_refiner.filters")
 class RejectionStats:
     """Per-reason counters of one filter stage, plus totals of what went in and out."""
 
-    def __init__(self, stage: str, logger: logging.Logger = LOGGER) -> None:
+    def __init__(self, stage: str, logger: logging.Logger | None = LOGGER) -> None:
+        """``logger=None`` counts without logging (parameter sweeps run thousands of filters)."""
         self.stage = stage
         self.rejections: Counter[str] = Counter()
         self.totals: Counter[str] = Counter()
@@ -28,7 +29,7 @@ class RejectionStats:
         if count <= 0:
             return
         self.rejections[reason] += count
-        if reason not in self._logged:
+        if reason not in self._logged and self._logger is not None:
             self._logged.add(reason)
             self._logger.warning("%s: rejected for %s%s (logged once; further ones are counted)",
                                  self.stage, reason, f": {detail}" if detail else "")

@@ -1,0 +1,231 @@
+"""Filter tuning: how many good poses a setting keeps against how many bad ones it lets through.
+
+Good poses are labelled hands (COCO files), multiplied by random similarity transforms (rotation,
+scale, position) so that a handful of labelled images gives hundreds of poses. Bad poses are the
+same hands corrupted the ways pose models fail (:mod:`hand_pose_refiner.corruption`). For each
+parameter of a grid, the spatial filter runs with that one value changed from the base config;
+the temporal filter's speed limit is swept on short synthetic sequences made from the labelled
+poses with single-frame spikes injected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from hand_pose_refiner.coco import load_coco
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.corruption import FRAME_CORRUPTIONS, corrupt, spike
+from hand_pose_refiner.filters.spatial import SpatialFilter
+from hand_pose_refiner.filters.stats import RejectionStats
+from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
+from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.metrics import rejection_precision_recall
+from hand_pose_refiner.skeleton import INTERPOLATED, NUM_KEYPOINTS, REJECTED
+
+SPATIAL_GRID: dict[str, tuple[float, ...]] = {
+    "bone_ratio_tolerance": (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0),
+    "max_backward_bend_deg": (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 130.0),
+    "max_bone_length_fraction": (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+}
+SPEED_GRID: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0)
+
+
+@dataclass(frozen=True)
+class LabelledPose:
+    """One labelled hand: keypoints (NaN where unlabelled) and the size of its image."""
+
+    keypoints: np.ndarray
+    image_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The filters' outcome with one parameter set to one value."""
+
+    parameter: str
+    value: float
+    kept_good: float  # fraction of good poses (or clean keypoints) accepted
+    let_through_bad: float  # fraction of bad poses (or spiked keypoints) accepted
+    let_through_by_kind: dict[str, float]
+    rejection_precision: float
+    rejection_recall: float
+
+
+def load_labelled_poses(files: Sequence[Path], tip_first_files: Sequence[Path] = (),
+                        min_labelled: int = 15) -> list[LabelledPose]:
+    """Every hand with at least ``min_labelled`` labelled keypoints in the COCO files."""
+    poses = []
+    for path, tip_first in [(p, False) for p in files] + [(p, True) for p in tip_first_files]:
+        for image in load_coco(path, tip_first=tip_first):
+            for keypoints in image.hands.keypoints:
+                if np.isfinite(keypoints).all(axis=-1).sum() >= min_labelled:
+                    poses.append(LabelledPose(keypoints.astype(np.float64),
+                                              (image.hands.image_width, image.hands.image_height)))
+    return poses
+
+
+def augment(poses: Sequence[LabelledPose], copies: int, rng: np.random.Generator) -> list[LabelledPose]:
+    """Each pose plus ``copies`` random similarity transforms of it that stay inside its image."""
+    result = list(poses)
+    for pose in poses:
+        width, height = pose.image_size
+        labelled = np.isfinite(pose.keypoints).all(axis=-1)
+        center = pose.keypoints[labelled].mean(axis=0)
+        for _ in range(copies):
+            angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.6, 1.4)
+            moved = (pose.keypoints - center) @ _rotation(angle).T * scale
+            low, high = np.nanmin(moved, axis=0), np.nanmax(moved, axis=0)
+            span = np.array([width, height]) - (high - low)
+            offset = -low + rng.uniform(0, np.maximum(span, 0))
+            result.append(LabelledPose(moved + offset, pose.image_size))
+    return result
+
+
+def _rotation(angle: float) -> np.ndarray:
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def _frame(pose: LabelledPose, keypoints: np.ndarray | None = None, stamp_ns: int = 0,
+           track_id: int = -1) -> FrameHands:
+    """A one-hand frame of confident keypoints (unlabelled ones MISSING)."""
+    points = pose.keypoints if keypoints is None else keypoints
+    labelled = np.isfinite(points).all(axis=-1)
+    return FrameHands(stamp_ns, pose.image_size[0], pose.image_size[1], points[None],
+                      keypoint_scores=np.where(labelled, 0.9, 0.0)[None],
+                      keypoint_states=np.where(labelled, 0, 3)[None], detection_scores=[0.9],
+                      track_ids=[track_id])
+
+
+def spatial_sweep(good: Sequence[LabelledPose], base: Config, rng: np.random.Generator,
+                  grid: dict[str, tuple[float, ...]] = SPATIAL_GRID) -> list[SweepPoint]:
+    """Spatial filter outcome for each value of each parameter in ``grid``."""
+    good_frames = [_frame(p) for p in good]
+    bad_frames = [(kind, _frame(p, corrupt(p.keypoints, kind, rng, p.image_size)))
+                  for p in good for kind in FRAME_CORRUPTIONS]
+    points = []
+    for parameter, values in grid.items():
+        for value in values:
+            config = replace(base.spatial_filter, **{parameter: value})
+            spatial = SpatialFilter(config, RejectionStats("tuning", logger=None))
+            kept_good = [len(spatial(f).accepted) == 1 for f in good_frames]
+            kept_bad = [len(spatial(f).accepted) == 1 for _, f in bad_frames]
+            points.append(_point(f"spatial_filter.{parameter}", value, kept_good, kept_bad,
+                                 [kind for kind, _ in bad_frames]))
+    return points
+
+
+def _point(parameter: str, value: float, kept_good: list[bool], kept_bad: list[bool],
+           kinds: list[str]) -> SweepPoint:
+    kept = np.array(kept_good + kept_bad)
+    bad = np.array([False] * len(kept_good) + [True] * len(kept_bad))
+    precision, recall = rejection_precision_recall(~kept, bad)
+    by_kind = {kind: float(np.mean([k for k, name in zip(kept_bad, kinds, strict=True) if name == kind]))
+               for kind in dict.fromkeys(kinds)}
+    return SweepPoint(parameter, float(value), float(np.mean(kept_good)), float(np.mean(kept_bad)),
+                      by_kind, precision, recall)
+
+
+def _sequence(pose: LabelledPose, rng: np.random.Generator, frames: int = 30
+              ) -> tuple[list[FrameHands], np.ndarray]:
+    """A hand drifting and turning at ~30 fps (irregular stamps), with single-frame spikes.
+
+    Returns the frames (track id 0) and a ``(frames, 21)`` mask of the spiked keypoints.
+    """
+    labelled = np.isfinite(pose.keypoints).all(axis=-1)
+    center = pose.keypoints[labelled].mean(axis=0)
+    stamps = np.cumsum(rng.uniform(0.025, 0.045, frames))
+    velocity, turn = rng.normal(0, 40, 2), rng.normal(0, 0.5)
+    spiked = np.zeros((frames, NUM_KEYPOINTS), bool)
+    result = []
+    for index, t in enumerate(stamps):
+        keypoints = (pose.keypoints - center) @ _rotation(turn * t).T + center + velocity * t
+        keypoints = keypoints + rng.normal(0, 0.5, keypoints.shape)
+        if 2 <= index < frames - 2 and rng.random() < 0.15:
+            corrupted = spike(keypoints, rng)
+            spiked[index] = np.any(corrupted != keypoints, axis=-1) & labelled
+            keypoints = corrupted
+        result.append(_frame(pose, keypoints, stamp_ns=round(t * 1e9), track_id=0))
+    return result, spiked
+
+
+def speed_sweep(good: Sequence[LabelledPose], base: Config, rng: np.random.Generator,
+                speeds: tuple[float, ...] = SPEED_GRID) -> list[SweepPoint]:
+    """Temporal filter outcome per keypoint speed limit: spikes caught against clean keypoints lost."""
+    sequences = [_sequence(p, rng) for p in good]
+    points = []
+    for speed in speeds:
+        config = replace(base.temporal_filter, max_keypoint_speed=speed, smoothing=False)
+        kept_clean: list[bool] = []
+        kept_spiked: list[bool] = []
+        for frames, spiked in sequences:
+            temporal = TemporalFilter(config, replace(base.tracking, min_hits=1), FilterMode.OFFLINE,
+                                      RejectionStats("tuning", logger=None))
+            out = temporal.process(frames)
+            for frame, spikes, original in zip(out, spiked, frames, strict=True):
+                if len(frame) == 0:
+                    continue
+                states = frame.keypoint_states[0]
+                flagged = (states == REJECTED) | (states == INTERPOLATED)
+                labelled = np.isfinite(original.keypoints[0]).all(axis=-1)
+                kept_spiked += (~flagged[spikes]).tolist()
+                kept_clean += (~flagged[labelled & ~spikes]).tolist()
+        points.append(_point("temporal_filter.max_keypoint_speed", speed, kept_clean, kept_spiked,
+                             ["spike"] * len(kept_spiked)))
+    return points
+
+
+def write_report(points: Sequence[SweepPoint], out_dir: Path) -> tuple[Path, Path]:
+    """``tune_filters.json`` and ``tune_filters.png`` (one trade-off curve per parameter)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out_dir / "tune_filters.json", out_dir / "tune_filters.png"
+    _atomic_write_text(json_path, json.dumps([asdict(p) for p in points], indent=2))
+    parameters = list(dict.fromkeys(p.parameter for p in points))
+    figure, axes = plt.subplots(1, len(parameters), figsize=(4.5 * len(parameters), 4.2), squeeze=False)
+    for axis, parameter in zip(axes[0], parameters, strict=True):
+        series = [p for p in points if p.parameter == parameter]
+        axis.plot([p.let_through_bad for p in series], [p.kept_good for p in series], marker="o")
+        for p in series:
+            axis.annotate(f"{p.value:g}", (p.let_through_bad, p.kept_good), fontsize=7,
+                          textcoords="offset points", xytext=(3, 3))
+        axis.set_xlabel("bad poses let through" if "spatial" in parameter else "spiked keypoints kept")
+        axis.set_ylabel("good poses kept" if "spatial" in parameter else "clean keypoints kept")
+        axis.set_title(parameter.split(".", 1)[1], fontsize=9)
+        axis.set_xlim(-0.02, 1.02)
+        axis.set_ylim(-0.02, 1.02)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".png", delete=False) as handle:
+        figure.savefig(handle.name, dpi=110)
+    os.replace(handle.name, png_path)
+    plt.close(figure)
+    return json_path, png_path
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def format_table(points: Sequence[SweepPoint]) -> str:
+    """A plain-text table of the sweep, one row per parameter value."""
+    kinds = list(dict.fromkeys(k for p in points for k in p.let_through_by_kind))
+    header = f"{'parameter':38s} {'value':>7s} {'kept':>6s} {'bad in':>6s} " + " ".join(
+        f"{k[:12]:>12s}" for k in kinds)
+    lines = [header, "-" * len(header)]
+    for p in points:
+        by_kind = " ".join(f"{p.let_through_by_kind.get(k, float('nan')):12.2f}" for k in kinds)
+        lines.append(f"{p.parameter:38s} {p.value:7g} {p.kept_good:6.2f} {p.let_through_bad:6.2f} {by_kind}")
+    return "\n".join(lines)
