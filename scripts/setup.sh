@@ -32,7 +32,8 @@ fi
 # built them; point them at this environment's own before CMake reads them.
 py_include=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 np_include=$("$py" -c 'import numpy; print(numpy.get_include())')
-grep -rlZ --include='*.cmake' -e '/opt/python/cp3' "$venv/share" 2>/dev/null \
+# (grep finds nothing once they are patched: a second run must not fail on that.)
+{ grep -rlZ --include='*.cmake' -e '/opt/python/cp3' "$venv/share" 2>/dev/null || true; } \
   | xargs -0 -r sed -i -E \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$np_include#g" \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$py_include#g"

@@ -28,7 +28,7 @@ from hand_pose_refiner.ros.images import numpy_to_compressed, numpy_to_image
 from hand_pose_refiner.ros.interfaces import MessageTypes
 
 PACKAGE = "hand_pose_refiner"
-MESSAGE_NAMES = ("HandPose", "HandPoseArray", "HandActivity")
+MESSAGE_NAMES = ("HandPose", "HandPoseArray", "HandActivity", "HandDetection", "HandDetectionArray")
 HAND_POSE_ARRAY = f"{PACKAGE}/msg/HandPoseArray"
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
