@@ -33,3 +33,23 @@ class AnnotationError(HandPoseRefinerError, ValueError):
 
 class InterfacesUnavailableError(HandPoseRefinerError, ImportError):
     """The generated ROS 2 message types (hand_pose_refiner.msg) cannot be imported."""
+
+
+class WeightsError(HandPoseRefinerError, ValueError):
+    """A model weight file is missing, truncated, corrupt or does not fit the network."""
+
+
+class ModelError(HandPoseRefinerError, RuntimeError):
+    """A hand model cannot run as asked (bad input batch, unavailable device, bad dataset)."""
+
+
+class ActivityCheckpointError(HandPoseRefinerError, ValueError):
+    """An activity model checkpoint is missing, corrupt, or not made for this configuration."""
+
+
+class ActivityClassMismatchError(ActivityCheckpointError):
+    """An activity model's class names differ from those the configuration asks for."""
+
+
+class ActivityLabelError(HandPoseRefinerError, ValueError):
+    """An activity annotation file (CSV) or a pose source it names is malformed."""

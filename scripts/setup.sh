@@ -24,6 +24,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log "installing pinned packages"
 "$py" -m pip install --quiet -r "$root/scripts/requirements.txt"
+"$py" -m pip install --quiet --no-deps -r "$root/scripts/requirements-nodeps.txt"
 if [ "${1:-}" = "--test" ]; then
   "$py" -m pip install --quiet -r "$root/scripts/requirements-test.txt"
 fi

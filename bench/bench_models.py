@@ -1,0 +1,94 @@
+"""Milliseconds per 640x480 frame: the torch port (detector + pose) beside MediaPipe itself.
+
+Frames with one and with two hands come from ../shared/data/bare_hand_clips, resized to 640x480.
+Both run detection on every frame (MediaPipe in static-image mode) on the same frames, in one run;
+MediaPipe is timed in a child process because its graph threads, once started, stall torch's
+CPU thread pool in the same process (seconds per frame), which would not be a fair comparison.
+Usage: python bench/bench_models.py [--repeats 30] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
+
+CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bare_hand_clips"
+
+
+def frames_with_hands(hands: int, count: int = 5) -> list[np.ndarray]:
+    """640x480 RGB frames in which the port finds exactly ``hands`` hands."""
+    detector = MediaPipeHandDetector(device="cpu")
+    estimator = MediaPipePoseEstimator(device="cpu")
+    found = []
+    for clip in sorted(CLIPS.glob("*.webm")):
+        capture = cv2.VideoCapture(str(clip))
+        index = 0
+        while len(found) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            index += 1
+            if index % 10:
+                continue
+            image = cv2.cvtColor(cv2.resize(frame, (640, 480)), cv2.COLOR_BGR2RGB)
+            if len(estimator.estimate([image], detector.detect([image]))[0]) == hands:
+                found.append(image)
+        capture.release()
+    return found
+
+
+def per_frame_ms(run: Callable[[np.ndarray], object], frames: list[np.ndarray], repeats: int) -> float:
+    for image in frames:  # warm-up
+        run(image)
+    times = []
+    for _ in range(repeats):
+        for image in frames:
+            start = time.perf_counter()
+            run(image)
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def mediapipe_ms(frames: list[np.ndarray], repeats: int) -> float:
+    """MediaPipe Hands (full model, 2 hands, static-image mode) per-frame time, in this process."""
+    import mediapipe as mp
+
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1) as hands:
+        return per_frame_ms(hands.process, frames, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    detector = MediaPipeHandDetector(device="cpu")
+    estimator = MediaPipePoseEstimator(device="cpu")
+
+    def port(image: np.ndarray) -> object:
+        with torch.inference_mode():
+            return estimator.estimate([image], detector.detect([image]))
+
+    print(f"torch {torch.__version__}, {args.threads} threads, median ms per frame (640x480)")
+    print(f"{'hands':>5}  {'port':>8}  {'MediaPipe':>9}  ratio")
+    for hands in (1, 2):
+        frames = frames_with_hands(hands)
+        ours = per_frame_ms(port, frames, args.repeats)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            theirs = pool.apply(mediapipe_ms, (frames, args.repeats))
+        print(f"{hands:>5}  {ours:8.2f}  {theirs:9.2f}  {ours / theirs:5.2f}x  ({len(frames)} frames)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""What every model backend provides: a hand detector and a pose estimator.
+
+Detection and pose estimation stay separate because backends pair them differently (MediaPipe:
+palm detector + landmark network on rotated crops; OpenMMLab: a box detector + top-down pose
+model), and because the refinement loop retrains each on its own. Both work on batches of RGB
+uint8 images, run CPU or CUDA, and can be fine-tuned on COCO keypoint data, saved and loaded.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hand_pose_refiner.coco import CocoImage
+from hand_pose_refiner.errors import ModelError
+from hand_pose_refiner.hands import FrameHands
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``/``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {name!r} requested but CUDA is not available")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ModelError(f"unknown torch device {name!r}") from exc
+
+
+@dataclass(eq=False)
+class Detections:
+    """Hands found in one image by a detector.
+
+    Attributes:
+        boxes: ``(n, 4)`` ``x_min, y_min, x_max, y_max`` in image pixels (for MediaPipe: the palm).
+        scores: ``(n,)`` detection confidence, 0..1, best first.
+        keypoints: ``(n, k, 2)`` keypoints the detector gives in image pixels (MediaPipe: 7 palm
+            keypoints, which fix the rotation of the hand crop); ``k`` may be 0.
+        image_width, image_height: size of the image the detections refer to.
+    """
+
+    boxes: FloatArray
+    scores: FloatArray
+    keypoints: FloatArray
+    image_width: int
+    image_height: int
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        count = self.boxes.shape[0]
+        keypoints = np.asarray(self.keypoints, np.float32)
+        self.keypoints = keypoints.reshape(count, -1, 2) if keypoints.size else np.zeros((count, 0, 2),
+                                                                                          np.float32)
+        if self.scores.shape[0] != count:
+            raise ValueError(f"{count} boxes but {self.scores.shape[0]} scores")
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def select(self, index: npt.ArrayLike) -> Detections:
+        """The detections picked by a boolean mask or index array (copies)."""
+        picked = np.asarray(index)
+        return replace(self, boxes=self.boxes[picked].copy(), scores=self.scores[picked].copy(),
+                       keypoints=self.keypoints[picked].copy())
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random image changes applied to training samples (each a probability or a range)."""
+
+    scale_range: tuple[float, float] = (0.75, 1.3)
+    max_rotation_deg: float = 30.0
+    flip_probability: float = 0.5
+    colour_probability: float = 0.8
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.4
+    hue_deg: float = 10.0
+    blur_probability: float = 0.2
+    max_blur_sigma: float = 1.5
+    glove_probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """How to fine-tune one network (CPU-sized defaults)."""
+
+    epochs: int = 5
+    batch_size: int = 8
+    learning_rate: float = 2e-5
+    # Train only the layers after the backbone: on a few hundred images, retraining everything
+    # lets the pre-trained features drift and the detector forgets hands it used to find.
+    freeze_backbone: bool = True
+    weight_decay: float = 1e-5
+    seed: int = 0
+    val_fraction: float = 0.2
+    samples_per_image: int = 1
+    checkpoint_dir: Path | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pck_alpha: float = 0.2
+
+
+@dataclass
+class EpochResult:
+    """Training loss and held-out metrics after one epoch."""
+
+    epoch: int
+    train_loss: float
+    metrics: dict[str, float]
+    checkpoint: Path | None
+
+
+@dataclass
+class FineTuneReport:
+    """What a fine-tuning run did: the baseline, each epoch, and the split it used."""
+
+    initial_loss: float
+    initial_metrics: dict[str, float]
+    epochs: list[EpochResult]
+    train_images: int
+    val_images: int
+
+    @property
+    def final_loss(self) -> float:
+        return self.epochs[-1].train_loss if self.epochs else self.initial_loss
+
+
+class HandDetector(ABC):
+    """Finds hands in whole images."""
+
+    name: str
+
+    @abstractmethod
+    def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """Detections for each RGB uint8 image ``(h, w, 3)`` of the batch."""
+
+    @abstractmethod
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
+        """Retrain on labelled images (hands with keypoints); held-out split for evaluation."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write the weights (safetensors, atomically)."""
+
+    @abstractmethod
+    def load(self, path: str | Path) -> None:
+        """Read weights written by :meth:`save`; refuses files that do not fit."""
+
+
+class PoseEstimator(ABC):
+    """Locates the 21 keypoints of each detected hand."""
+
+    name: str
+
+    @abstractmethod
+    def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
+                 stamps_ns: Sequence[int] | None = None) -> list[FrameHands]:
+        """Keypoints of every detected hand, in image pixels, one :class:`FrameHands` per image."""
+
+    @abstractmethod
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
+        """Retrain on labelled images; held-out split for evaluation."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write the weights (safetensors, atomically)."""
+
+    @abstractmethod
+    def load(self, path: str | Path) -> None:
+        """Read weights written by :meth:`save`; refuses files that do not fit."""

@@ -1,0 +1,117 @@
+"""The MediaPipe palm detector behind the :class:`HandDetector` interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hand_pose_refiner.coco import CocoImage
+from hand_pose_refiner.errors import ModelError
+from hand_pose_refiner.models.base import (
+    Detections,
+    FineTuneConfig,
+    FineTuneReport,
+    HandDetector,
+    resolve_device,
+)
+from hand_pose_refiner.models.mediapipe.anchors import (
+    decode_boxes,
+    generate_anchors,
+    scores_from_logits,
+    weighted_nms,
+)
+from hand_pose_refiner.models.mediapipe.geometry import crop, letterbox_roi
+from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, PalmDetectorNet
+from hand_pose_refiner.models.mediapipe.weights import load_weights, pretrained_weights, save_weights
+
+NETWORK = "palm_detection_full"
+
+
+def check_rgb(image: npt.NDArray[np.uint8], index: int) -> None:
+    """Refuse anything but an ``(h, w, 3)`` uint8 image: the networks were trained on RGB."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ModelError(f"image {index}: expected an (h, w, 3) uint8 RGB array, got "
+                         f"{image.dtype} {image.shape}")
+
+
+def letterbox(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The image scaled into the 192x192 input, aspect kept, zero padding (MediaPipe's way)."""
+    height, width = image.shape[:2]
+    return crop(image, letterbox_roi(width, height), INPUT_SIZE, border=cv2.BORDER_CONSTANT)
+
+
+def to_tensor(crops: Sequence[npt.NDArray[np.uint8]], device: torch.device) -> torch.Tensor:
+    """uint8 HWC crops -> float NCHW batch in 0..1 on ``device``."""
+    batch = torch.from_numpy(np.stack(crops)).to(device)
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class MediaPipeHandDetector(HandDetector):
+    """Palm detection (MediaPipe Hands, full model) in native torch.
+
+    ``checkpoint`` is a safetensors file from :meth:`save`; empty or None uses the pre-trained
+    weights converted from the MediaPipe wheel.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
+                 score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None) -> None:
+        self.device = resolve_device(device)
+        self.score_threshold = score_threshold
+        self.batch_size = batch_size
+        self.max_hands = max_hands
+        self.net = PalmDetectorNet()
+        self.name = "mediapipe/palm_detection_full"
+        self.load(checkpoint if checkpoint else pretrained_weights(NETWORK, self.net))
+        self.net.eval()
+        self.anchors = torch.from_numpy(generate_anchors()).to(self.device)
+
+    def load(self, path: str | Path) -> None:
+        load_weights(path, self.net, NETWORK)
+        self.net.to(self.device)
+        self.checkpoint = Path(path)
+
+    def save(self, path: str | Path) -> Path:
+        return save_weights(self.net.state_dict(), Path(path), NETWORK)
+
+    @torch.inference_mode()
+    def raw_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded boxes/keypoints (0..1 of the input) and scores of all anchors."""
+        regressions, logits = self.net(inputs)
+        return decode_boxes(regressions, self.anchors), scores_from_logits(logits)
+
+    def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        results: list[Detections] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            for offset, image in enumerate(chunk):
+                check_rgb(image, start + offset)
+            inputs = to_tensor([letterbox(image) for image in chunk], self.device)
+            decoded, scores = self.raw_outputs(inputs)
+            decoded_np, scores_np = decoded.cpu().numpy(), scores.cpu().numpy()
+            for image, rows, row_scores in zip(chunk, decoded_np, scores_np, strict=True):
+                results.append(self._postprocess(rows, row_scores, image.shape[1], image.shape[0]))
+        return results
+
+    def _postprocess(self, rows: npt.NDArray[np.float32], scores: npt.NDArray[np.float32],
+                     width: int, height: int) -> Detections:
+        keep = scores >= self.score_threshold
+        merged, merged_scores = weighted_nms(rows[keep], scores[keep])
+        if self.max_hands is not None:
+            merged, merged_scores = merged[:self.max_hands], merged_scores[:self.max_hands]
+        # Input coordinates (0..1 of the letterboxed square) -> image pixels.
+        side = max(width, height)
+        offset = np.array([(width - side) / 2, (height - side) / 2], np.float32)
+        points = merged.reshape(len(merged), merged.shape[1] // 2, 2) * side + offset
+        return Detections(boxes=points[:, :2].reshape(-1, 4), scores=merged_scores,
+                          keypoints=points[:, 2:], image_width=width, image_height=height)
+
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
+        from hand_pose_refiner.models.mediapipe.training import fine_tune_detector
+
+        return fine_tune_detector(self, dataset, config or FineTuneConfig(), val_dataset)

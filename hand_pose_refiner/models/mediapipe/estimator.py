@@ -1,0 +1,164 @@
+"""The MediaPipe hand landmark network behind the :class:`PoseEstimator` interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hand_pose_refiner.coco import CocoImage
+from hand_pose_refiner.hands import FrameHands, box_iou
+from hand_pose_refiner.models.base import (
+    Detections,
+    FineTuneConfig,
+    FineTuneReport,
+    PoseEstimator,
+    resolve_device,
+)
+from hand_pose_refiner.models.mediapipe.detector import check_rgb, to_tensor
+from hand_pose_refiner.models.mediapipe.geometry import crop, crop_to_image, rois_from_palms
+from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
+from hand_pose_refiner.models.mediapipe.weights import load_weights, pretrained_weights, save_weights
+from hand_pose_refiner.skeleton import Handedness
+
+NETWORK = "hand_landmark_full"
+BOX_ROI_SCALE = 1.5  # a detector without palm keypoints gives a hand box: crop around it
+
+
+@dataclass
+class CropPrediction:
+    """Landmark network output for ``n`` ROIs, landmarks still in crop pixels."""
+
+    rois: npt.NDArray[np.float32]
+    crop_landmarks: npt.NDArray[np.float32]  # (n, 21, 2), 0..224
+    presence: npt.NDArray[np.float32]  # (n,)
+    left_in_mirror: npt.NDArray[np.float32]  # (n,) sigmoid of the handedness head
+
+
+def associate(rois: npt.NDArray[np.float32], threshold: float = 0.5) -> npt.NDArray[np.intp]:
+    """Indices of the ROIs kept by MediaPipe's AssociationNormRectCalculator.
+
+    Two palm detections of one hand (e.g. one of them upside down) would give two crops of the
+    same hand; MediaPipe keeps one of each overlapping pair (IoU of the unrotated squares above
+    0.5), the one that comes later in the list, and so does the port.
+    """
+    kept: list[int] = []
+    for index, roi in enumerate(rois):
+        box = np.array([roi[0] - roi[2] / 2, roi[1] - roi[2] / 2, roi[0] + roi[2] / 2, roi[1] + roi[2] / 2],
+                       np.float32)
+        if kept:
+            others = rois[kept]
+            half = others[:, 2:3] / 2
+            boxes = np.concatenate([others[:, :2] - half, others[:, :2] + half], axis=1)
+            kept = [k for k, iou in zip(kept, box_iou(box, boxes)[0], strict=True) if iou <= threshold]
+        kept.append(index)
+    return np.asarray(kept, np.intp)
+
+
+def rois_from_detections(detections: Detections) -> npt.NDArray[np.float32]:
+    """Crop ROIs: MediaPipe's rotated palm ROI with 7 palm keypoints, else a square on the box."""
+    if len(detections) and detections.keypoints.shape[1] == 7:
+        return rois_from_palms(detections.boxes, detections.keypoints)
+    boxes = detections.boxes.astype(np.float64)
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * BOX_ROI_SCALE
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, size,
+                     np.zeros_like(size)], axis=-1).astype(np.float32)
+
+
+class MediaPipePoseEstimator(PoseEstimator):
+    """21 hand keypoints from rotated 224x224 crops (MediaPipe Hands, full model) in torch.
+
+    The network does not score single keypoints; each keypoint gets the hand presence score,
+    and 0 when it falls outside the image. MediaPipe labels handedness as if the image were
+    mirrored (a selfie camera); ``mirrored=False`` (a robot cell camera) swaps it back.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
+                 batch_size: int = 8, min_presence: float = 0.5, mirrored: bool = False) -> None:
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.min_presence = min_presence
+        self.mirrored = mirrored
+        self.net = HandLandmarkNet()
+        self.name = "mediapipe/hand_landmark_full"
+        self.load(checkpoint if checkpoint else pretrained_weights(NETWORK, self.net))
+        self.net.eval()
+
+    def load(self, path: str | Path) -> None:
+        load_weights(path, self.net, NETWORK)
+        self.net.to(self.device)
+        self.checkpoint = Path(path)
+
+    def save(self, path: str | Path) -> Path:
+        return save_weights(self.net.state_dict(), Path(path), NETWORK)
+
+    @torch.inference_mode()
+    def predict_crops(self, crops: Sequence[npt.NDArray[np.uint8]]) -> tuple[np.ndarray, ...]:
+        """Landmarks (crop pixels), presence and handedness for a list of 224x224 RGB crops."""
+        landmarks, presence, left = [], [], []
+        for start in range(0, len(crops), self.batch_size):
+            out = self.net(to_tensor(crops[start:start + self.batch_size], self.device))
+            landmarks.append(out.landmarks[..., :2].cpu().numpy())
+            presence.append(torch.sigmoid(out.presence_logit).cpu().numpy())
+            left.append(torch.sigmoid(out.handedness_logit).cpu().numpy())
+        if not crops:
+            return np.zeros((0, 21, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return np.concatenate(landmarks), np.concatenate(presence), np.concatenate(left)
+
+    def predict_rois(self, images: Sequence[npt.NDArray[np.uint8]],
+                     rois: Sequence[npt.NDArray[np.float32]]) -> list[CropPrediction]:
+        """Run the network on given ROIs (rows ``cx, cy, size, rotation``) of each image."""
+        crops, owners = [], []
+        for index, (image, image_rois) in enumerate(zip(images, rois, strict=True)):
+            check_rgb(image, index)
+            for roi in np.asarray(image_rois, np.float32).reshape(-1, 4):
+                crops.append(crop(image, roi, INPUT_SIZE))
+                owners.append(index)
+        landmarks, presence, left = self.predict_crops(crops)
+        owners_np = np.asarray(owners, np.intp)
+        return [CropPrediction(np.asarray(image_rois, np.float32).reshape(-1, 4),
+                               landmarks[owners_np == i], presence[owners_np == i],
+                               left[owners_np == i])
+                for i, image_rois in enumerate(rois)]
+
+    def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
+                 stamps_ns: Sequence[int] | None = None) -> list[FrameHands]:
+        kept = [associate(rois_from_detections(d)) for d in detections]
+        detections = [d.select(k) for d, k in zip(detections, kept, strict=True)]
+        rois = [rois_from_detections(d) for d in detections]
+        predictions = self.predict_rois(images, rois)
+        stamps = list(stamps_ns) if stamps_ns is not None else [0] * len(images)
+        return [self._frame(image, detection, prediction, stamp)
+                for image, detection, prediction, stamp in zip(images, detections, predictions, stamps,
+                                                               strict=True)]
+
+    def _frame(self, image: npt.NDArray[np.uint8], detection: Detections, prediction: CropPrediction,
+               stamp_ns: int) -> FrameHands:
+        height, width = image.shape[:2]
+        keep = prediction.presence >= self.min_presence
+        keypoints = crop_to_image(prediction.crop_landmarks[keep], prediction.rois[keep], INPUT_SIZE)
+        inside = ((keypoints[..., 0] >= 0) & (keypoints[..., 0] <= width - 1)
+                  & (keypoints[..., 1] >= 0) & (keypoints[..., 1] <= height - 1))
+        presence = prediction.presence[keep]
+        # sigmoid = P(MediaPipe says "Left"); MediaPipe assumes a mirrored image, so that is the
+        # probability of a right hand in a camera's unmirrored image.
+        right = prediction.left_in_mirror[keep] if not self.mirrored else 1 - prediction.left_in_mirror[keep]
+        handedness = np.where(right >= 0.5, int(Handedness.RIGHT), int(Handedness.LEFT))
+        return FrameHands(
+            stamp_ns, width, height, keypoints,
+            keypoint_scores=np.where(inside, presence[:, None], 0.0),
+            detection_scores=presence * detection.scores[keep] if len(detection) else presence,
+            handedness=handedness,
+            handedness_scores=np.maximum(right, 1 - right),
+            model_name=self.name,
+        )
+
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
+        from hand_pose_refiner.models.mediapipe.training import fine_tune_estimator
+
+        return fine_tune_estimator(self, dataset, config or FineTuneConfig(), val_dataset)

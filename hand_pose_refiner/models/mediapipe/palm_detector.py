@@ -1,0 +1,128 @@
+"""MediaPipe's full palm detection network (BlazePalm, 192x192 input) as a torch module.
+
+The layout mirrors ``palm_detection_full.tflite`` layer for layer: a stem, five stages of
+residual depthwise blocks (5x5 depthwise, 1x1 pointwise, PReLU), and a two-level feature
+pyramid whose heads score and regress 2016 SSD anchors (24x24 cells x 2 at stride 8, 12x12 x 6
+at stride 16). Keeping it a plain ``nn.Module`` makes it trainable with any torch optimiser.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from hand_pose_refiner.models.mediapipe.layers import Conv2dSame
+
+INPUT_SIZE = 192
+NUM_ANCHORS = 2016
+NUM_COORDS = 18  # box (x, y, w, h) + 7 palm keypoints (x, y)
+NUM_PALM_KEYPOINTS = 7
+
+
+class PalmBlock(nn.Module):
+    """Residual block: 5x5 depthwise + 1x1 pointwise, added to the (pooled, zero-padded) input."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.depthwise = Conv2dSame(in_channels, in_channels, 5, stride, groups=in_channels)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
+        self.act = nn.PReLU(out_channels)
+        self.stride = stride
+        self.extra_channels = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pointwise(self.depthwise(x))
+        if self.stride == 2:
+            x = functional.max_pool2d(x, 2)
+        if self.extra_channels:
+            x = functional.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return self.act(x + y)
+
+    def weight_layers(self) -> list[nn.Module]:
+        return [self.depthwise, self.pointwise, self.act]
+
+
+def _stage(in_channels: int, out_channels: int, repeats: int, downsample: bool) -> nn.Sequential:
+    blocks: list[nn.Module] = [PalmBlock(in_channels, in_channels) for _ in range(repeats)]
+    if downsample:
+        blocks.append(PalmBlock(in_channels, out_channels, stride=2))
+    return nn.Sequential(*blocks)
+
+
+class Upsample(nn.Module):
+    """x2 bilinear upsampling (half-pixel centres, as TFLite's RESIZE_BILINEAR), 1x1 conv, PReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.act = nn.PReLU(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.act(self.conv(x))
+
+
+class PalmDetectorNet(nn.Module):
+    """Image batch ``(B, 3, 192, 192)``, RGB in 0..1 -> anchor regressions and score logits.
+
+    Returns ``(regressions, logits)`` shaped ``(B, 2016, 18)`` and ``(B, 2016)``; regressions are
+    in input pixels relative to each anchor centre (see :mod:`.anchors`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = Conv2dSame(3, 32, 5, stride=2)
+        self.stem_act = nn.PReLU(32)
+        self.stage96 = _stage(32, 64, 4, downsample=True)  # 96x96 -> 48x48
+        self.stage48 = _stage(64, 128, 4, downsample=True)  # -> 24x24
+        self.stage24 = _stage(128, 256, 4, downsample=True)  # -> 12x12
+        self.stage12 = _stage(256, 256, 4, downsample=False)
+        self.down12 = PalmBlock(256, 256, stride=2)  # -> 6x6
+        self.stage6 = _stage(256, 256, 4, downsample=False)
+        self.up12 = Upsample(256, 256)
+        self.fpn12 = _stage(256, 256, 2, downsample=False)
+        self.cls12 = nn.Conv2d(256, 6, 1)
+        self.reg12 = nn.Conv2d(256, 6 * NUM_COORDS, 1)
+        self.up24 = Upsample(256, 128)
+        self.fpn24 = _stage(128, 128, 2, downsample=False)
+        self.cls24 = nn.Conv2d(128, 2, 1)
+        self.reg24 = nn.Conv2d(128, 2 * NUM_COORDS, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem_act(self.stem(x))
+        x = self.stage96(x)
+        x = self.stage48(x)
+        skip24 = self.stage24[:-1](x)
+        skip12 = self.stage12(self.stage24[-1](skip24))
+        x = self.stage6(self.down12(skip12))
+        p12 = self.fpn12(skip12 + self.up12(x))
+        p24 = self.fpn24(skip24 + self.up24(p12))
+        logits = torch.cat([_flatten(self.cls24(p24), 1), _flatten(self.cls12(p12), 1)], dim=1)
+        regressions = torch.cat([_flatten(self.reg24(p24), NUM_COORDS),
+                                 _flatten(self.reg12(p12), NUM_COORDS)], dim=1)
+        return regressions, logits[..., 0]
+
+    def weight_layers(self) -> list[nn.Module]:
+        """Layers with weights, in the order of the TFLite graph's operators."""
+        layers: list[nn.Module] = [self.stem, self.stem_act]
+        for stage in (self.stage96, self.stage48, self.stage24, self.stage12):
+            for block in stage:
+                layers += block.weight_layers()
+        layers += self.down12.weight_layers()
+        for block in self.stage6:
+            layers += block.weight_layers()
+        layers += [self.up12.conv, self.up12.act]
+        for block in self.fpn12:
+            layers += block.weight_layers()
+        layers += [self.cls12, self.reg12, self.up24.conv, self.up24.act]
+        for block in self.fpn24:
+            layers += block.weight_layers()
+        layers += [self.cls24, self.reg24]
+        return layers
+
+
+def _flatten(x: torch.Tensor, values: int) -> torch.Tensor:
+    """``(B, A*values, H, W)`` -> ``(B, H*W*A, values)`` in TFLite's (row, column, anchor) order."""
+    batch = x.shape[0]
+    return x.permute(0, 2, 3, 1).reshape(batch, -1, values)

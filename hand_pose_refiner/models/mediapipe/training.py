@@ -1,0 +1,464 @@
+"""Fine-tuning of the two MediaPipe networks on COCO keypoint data.
+
+Targets come from the 21 labelled keypoints alone, so any COCO hand dataset (or the refined
+labels this project produces) can retrain both networks:
+
+* landmark network: crops placed like MediaPipe's tracking ROI around the labelled hand, with
+  random scale, rotation, shift and mirror (handedness swapped), colour, blur and glove-like
+  skin recolouring; loss on keypoints (crop-normalised smooth L1), hand presence (positives and
+  background crops) and handedness where labelled.
+* palm detector: the whole image letterboxed after a random similarity transform; the target
+  palm is the square around the 7 palm keypoints (the convention of the pre-trained model), the
+  positive anchors are those near its centre at the matching stride; loss on anchor scores
+  (hard negatives mined) and on box and keypoint regressions of the positives.
+
+Each epoch writes a safetensors checkpoint (atomically) and evaluates a held-out split.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.nn import functional
+
+from hand_pose_refiner.coco import CocoImage
+from hand_pose_refiner.errors import ModelError
+from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
+from hand_pose_refiner.metrics import epe, pck
+from hand_pose_refiner.models.augment import change_appearance, draw_geometry
+from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport
+from hand_pose_refiner.models.mediapipe.anchors import decode_boxes
+from hand_pose_refiner.models.mediapipe.geometry import (
+    PALM_KEYPOINT_TO_HAND,
+    crop,
+    crop_to_image,
+    image_to_crop,
+    letterbox_roi,
+    rois_from_landmarks,
+)
+from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE as CROP_SIZE
+from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE as DETECTOR_SIZE
+from hand_pose_refiner.skeleton import Handedness
+
+if TYPE_CHECKING:
+    from hand_pose_refiner.models.mediapipe.detector import MediaPipeHandDetector
+    from hand_pose_refiner.models.mediapipe.estimator import MediaPipePoseEstimator
+
+MIN_LABELLED = 8  # hands with fewer labelled keypoints are not used for training
+NEGATIVE_FRACTION = 0.2  # share of landmark samples that are background crops
+
+
+@dataclass
+class _Hand:
+    image: int
+    keypoints: npt.NDArray[np.float32]  # (21, 2), NaN unlabelled
+    handedness: int
+
+
+def read_rgb(path: Path) -> npt.NDArray[np.uint8]:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ModelError(f"{path}: cannot read image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def split_dataset(dataset: Sequence[CocoImage], config: FineTuneConfig,
+                  val_dataset: Sequence[CocoImage] | None) -> tuple[list[CocoImage], list[CocoImage]]:
+    """Train and held-out images: the given validation set, or a seeded share of ``dataset``."""
+    if val_dataset is not None:
+        return list(dataset), list(val_dataset)
+    order = np.random.default_rng(config.seed).permutation(len(dataset))
+    count = max(1, round(len(dataset) * config.val_fraction)) if len(dataset) > 1 else 0
+    return [dataset[i] for i in order[count:]], [dataset[i] for i in order[:count]]
+
+
+def _hands(images: Sequence[CocoImage]) -> list[_Hand]:
+    hands = []
+    for index, item in enumerate(images):
+        for k in range(len(item.hands)):
+            points = item.hands.keypoints[k]
+            if np.isfinite(points).all(axis=1).sum() >= MIN_LABELLED:
+                hands.append(_Hand(index, points, int(item.hands.handedness[k])))
+    return hands
+
+
+def _seed(config: FineTuneConfig) -> np.random.Generator:
+    torch.manual_seed(config.seed)
+    return np.random.default_rng(config.seed)
+
+
+def trainable_parameters(net: torch.nn.Module, heads: tuple[str, ...],
+                         freeze_backbone: bool) -> list[torch.nn.Parameter]:
+    """All parameters, or only those of the top-level modules named in ``heads``."""
+    for name, parameter in net.named_parameters():
+        parameter.requires_grad_(not freeze_backbone or name.split(".")[0] in heads)
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+LANDMARK_HEADS = ("blocks", "last_expand", "last_depthwise", "handedness", "presence", "landmarks",
+                  "world_landmarks")
+DETECTOR_HEADS = ("up12", "fpn12", "cls12", "reg12", "up24", "fpn24", "cls24", "reg24")
+
+
+def _checkpoint(save: Callable[[Path], Path], config: FineTuneConfig, name: str,
+                epoch: int) -> Path | None:
+    if config.checkpoint_dir is None:
+        return None
+    return save(Path(config.checkpoint_dir) / f"{name}-epoch{epoch:03d}.safetensors")
+
+
+# --------------------------------------------------------------------------- landmark network
+
+
+def _landmark_sample(image: npt.NDArray[np.uint8], hand: _Hand, rng: np.random.Generator | None,
+                     config: FineTuneConfig) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """One crop, its keypoints in crop pixels, the presence and "left in mirror" targets."""
+    roi = rois_from_landmarks(hand.keypoints[None])[0].astype(np.float64)
+    right = {int(Handedness.RIGHT): 1.0, int(Handedness.LEFT): 0.0}.get(hand.handedness, math.nan)
+    flip = False
+    if rng is not None:
+        geometry = draw_geometry(rng, config.augment)
+        roi[0] += geometry.shift[0] * roi[2]
+        roi[1] += geometry.shift[1] * roi[2]
+        roi[2] /= geometry.scale
+        roi[3] += geometry.rotation
+        flip = geometry.flip
+    patch = crop(image, roi, CROP_SIZE)
+    points = image_to_crop(hand.keypoints[None], roi[None], CROP_SIZE)[0]
+    if flip:
+        patch = np.ascontiguousarray(patch[:, ::-1])
+        points[:, 0] = CROP_SIZE - 1 - points[:, 0]
+        right = 1.0 - right
+    if rng is not None:
+        patch = change_appearance(patch, rng, config.augment)
+    return patch, points, 1.0, right
+
+
+def _background_sample(image: npt.NDArray[np.uint8], hands: Sequence[_Hand],
+                       rng: np.random.Generator) -> npt.NDArray[np.uint8] | None:
+    """A crop away from every labelled hand (presence target 0), if the image has room."""
+    height, width = image.shape[:2]
+    for _ in range(10):
+        size = rng.uniform(0.2, 0.5) * min(width, height)
+        centre = rng.uniform([size / 2, size / 2], [width - size / 2, height - size / 2])
+        clear = all(np.nanmin(np.abs(h.keypoints - centre).max(axis=1)) > size * 0.75 for h in hands)
+        if clear:
+            return crop(image, np.array([*centre, size, rng.uniform(-np.pi, np.pi)]), CROP_SIZE)
+    return None
+
+
+def _landmark_loss(out_landmarks: torch.Tensor, presence_logit: torch.Tensor, left_logit: torch.Tensor,
+                   points: torch.Tensor, presence: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    mask = torch.isfinite(points).all(dim=-1) & (presence[:, None] > 0.5)
+    target = torch.nan_to_num(points) / CROP_SIZE
+    coords = functional.smooth_l1_loss(out_landmarks[..., :2] / CROP_SIZE, target, reduction="none",
+                                       beta=0.02)
+    coord_loss = (coords.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
+    presence_loss = functional.binary_cross_entropy_with_logits(presence_logit, presence)
+    known = torch.isfinite(right)
+    hand_loss = (functional.binary_cross_entropy_with_logits(left_logit[known], right[known])
+                 if known.any() else left_logit.sum() * 0)
+    return coord_loss + 0.1 * presence_loss + 0.05 * hand_loss
+
+
+def _landmark_batches(images: list[npt.NDArray[np.uint8]], hands: list[_Hand], config: FineTuneConfig,
+                      rng: np.random.Generator | None) -> list[tuple[torch.Tensor, ...]]:
+    """Batches of (crops, keypoints, presence, handedness); augmented when ``rng`` is given."""
+    samples = []
+    order = rng.permutation(len(hands) * config.samples_per_image) if rng is not None else \
+        np.arange(len(hands))
+    for index in order:
+        hand = hands[index % len(hands)]
+        samples.append(_landmark_sample(images[hand.image], hand, rng, config))
+        if rng is not None and rng.random() < NEGATIVE_FRACTION:
+            others = [h for h in hands if h.image == hand.image]
+            background = _background_sample(images[hand.image], others, rng)
+            if background is not None:
+                samples.append((background, np.full((21, 2), np.nan, np.float32), 0.0, math.nan))
+    batches = []
+    for start in range(0, len(samples), config.batch_size):
+        chunk = samples[start:start + config.batch_size]
+        crops = torch.from_numpy(np.stack([s[0] for s in chunk])).permute(0, 3, 1, 2).float() / 255
+        batches.append((crops, torch.from_numpy(np.stack([s[1] for s in chunk]).astype(np.float32)),
+                        torch.tensor([s[2] for s in chunk], dtype=torch.float32),
+                        torch.tensor([s[3] for s in chunk], dtype=torch.float32)))
+    return batches
+
+
+def _landmark_fit_loss(estimator: MediaPipePoseEstimator, batches: list[tuple[torch.Tensor, ...]]) -> float:
+    net, device = estimator.net, estimator.device
+    net.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for crops, points, presence, right in batches:
+            out = net(crops.to(device))
+            loss = _landmark_loss(out.landmarks, out.presence_logit, out.handedness_logit,
+                                  points.to(device), presence.to(device), right.to(device))
+            total += float(loss) * len(crops)
+            count += len(crops)
+    return total / max(count, 1)
+
+
+def evaluate_estimator(estimator: MediaPipePoseEstimator, images: Sequence[CocoImage],
+                       alpha: float = 0.2) -> dict[str, float]:
+    """PCK@alpha (box-normalised), EPE (pixels) and share of hands found present, on crops
+    placed from the labelled keypoints (so the score measures the pose network alone)."""
+    predicted, target, boxes, present = [], [], [], []
+    for item in images:
+        labelled = [k for k in range(len(item.hands))
+                    if np.isfinite(item.hands.keypoints[k]).all(axis=1).sum() >= MIN_LABELLED]
+        if not labelled:
+            continue
+        image = read_rgb(item.path)
+        truth = item.hands.keypoints[labelled]
+        rois = rois_from_landmarks(truth)
+        result = estimator.predict_rois([image], [rois])[0]
+        predicted.append(crop_to_image(result.crop_landmarks, rois, CROP_SIZE))
+        target.append(truth)
+        boxes.append(item.hands.boxes[labelled])
+        present.append(result.presence >= estimator.min_presence)
+    if not predicted:
+        return {"pck": math.nan, "epe": math.nan, "presence_rate": math.nan, "hands": 0.0}
+    pred, true = np.concatenate(predicted), np.concatenate(target)
+    return {"pck": pck(pred, true, np.concatenate(boxes), alpha), "epe": epe(pred, true),
+            "presence_rate": float(np.concatenate(present).mean()), "hands": float(len(true))}
+
+
+def fine_tune_estimator(estimator: MediaPipePoseEstimator, dataset: Sequence[CocoImage],
+                        config: FineTuneConfig, val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
+    """Retrain the landmark network; returns losses and held-out metrics per epoch."""
+    rng = _seed(config)
+    train, val = split_dataset(dataset, config, val_dataset)
+    hands = _hands(train)
+    if not hands:
+        raise ModelError(f"no training hand has {MIN_LABELLED} or more labelled keypoints")
+    images = [read_rgb(item.path) for item in train]
+    fit_batches = _landmark_batches(images, hands, config, None)
+    initial_loss = _landmark_fit_loss(estimator, fit_batches)
+    initial = evaluate_estimator(estimator, val, config.pck_alpha)
+    parameters = trainable_parameters(estimator.net, LANDMARK_HEADS, config.freeze_backbone)
+    optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    epochs = []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        estimator.net.train()
+        losses = []
+        for crops, points, presence, right in _landmark_batches(images, hands, config, rng):
+            device = estimator.device
+            out = estimator.net(crops.to(device))
+            loss = _landmark_loss(out.landmarks, out.presence_logit, out.handedness_logit,
+                                  points.to(device), presence.to(device), right.to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        estimator.net.eval()
+        metrics = evaluate_estimator(estimator, val, config.pck_alpha)
+        metrics["fit_loss"] = _landmark_fit_loss(estimator, fit_batches)
+        metrics["seconds"] = time.perf_counter() - started
+        epochs.append(EpochResult(epoch, float(np.mean(losses)), metrics,
+                                  _checkpoint(estimator.save, config, "hand_landmark", epoch)))
+    return FineTuneReport(initial_loss, initial, epochs, len(train), len(val))
+
+
+# --------------------------------------------------------------------------- palm detector
+
+
+PALM_BOX_SCALE = 0.85
+REG_WEIGHT = 10.0
+
+
+def palm_targets(keypoints: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Palm box ``(n, 4)`` and 7 palm keypoints ``(n, 7, 2)`` from 21 hand keypoints.
+
+    The pre-trained detector's box is the axis-aligned square around its own 7 palm keypoints
+    (side / keypoint extent = 1.0 +- 0.05 on real images); annotators place the wrist and thumb
+    base further out than the detector does (labelled extent / detected side = 1.2 on
+    ../shared/data/labelled_hands), hence the 0.85 factor that keeps the pre-trained framing.
+    """
+    palm = np.asarray(keypoints, np.float32).reshape(-1, 21, 2)[:, list(PALM_KEYPOINT_TO_HAND)]
+    low, high = np.nanmin(palm, axis=1), np.nanmax(palm, axis=1)
+    centre = (low + high) / 2
+    side = (high - low).max(axis=1, keepdims=True) * PALM_BOX_SCALE
+    return np.concatenate([centre - side / 2, centre + side / 2], axis=1), palm
+
+
+def _assign(anchors: npt.NDArray[np.float32], predicted: npt.NDArray[np.float32],
+            boxes: npt.NDArray[np.float32], ignore: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
+    """Target palm of every anchor: its index, -1 background, -2 ignored (0..1 input units).
+
+    The pre-trained model specialises its anchor slots by scale, so positives are chosen among
+    the anchors near the palm centre by how well their current box (``predicted``, decoded)
+    fits the target: IoU >= 0.5, else the best one. The other anchors around the palm, and those
+    inside ``ignore`` boxes (hands whose palm is not fully labelled), are left out of the loss
+    instead of being taught that a hand is background.
+    """
+    owner = np.full(len(anchors), -1, np.intp)
+    for box in ignore:  # doubled: the labelled keypoints may miss part of the hand
+        centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]).max()
+        owner[(np.abs(anchors - centre).max(axis=1) < half)
+              | (box_iou(box, predicted)[0] > 0.1)] = -2
+    for index, box in enumerate(boxes):
+        centre, side = (box[:2] + box[2:]) / 2, box[2] - box[0]
+        distance = np.abs(anchors - centre).max(axis=1)
+        owner[(distance < 0.75 * side) & (owner == -1)] = -2
+        candidates = np.flatnonzero(distance < max(0.5 * side, 1.0 / 24))
+        if candidates.size == 0:
+            candidates = np.array([int(distance.argmin())])
+        fit = box_iou(box, predicted[candidates])[0]
+        chosen = candidates[fit >= 0.5] if (fit >= 0.5).any() else candidates[[int(fit.argmax())]]
+        owner[chosen] = index
+    return owner
+
+
+def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32],
+                     rng: np.random.Generator | None,
+                     config: FineTuneConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """Letterboxed (and augmented) input and its hands' keypoints in 0..1 input units."""
+    height, width = image.shape[:2]
+    roi = letterbox_roi(width, height).astype(np.float64)
+    flip = False
+    if rng is not None:
+        geometry = draw_geometry(rng, config.augment, max_shift=0.1)
+        roi[0] += geometry.shift[0] * roi[2]
+        roi[1] += geometry.shift[1] * roi[2]
+        roi[2] /= geometry.scale
+        roi[3] = geometry.rotation
+        flip = geometry.flip
+    patch = crop(image, roi, DETECTOR_SIZE, border=cv2.BORDER_CONSTANT)
+    points = image_to_crop(hands, np.repeat(roi[None], len(hands), axis=0), DETECTOR_SIZE) \
+        if len(hands) else np.zeros((0, 21, 2), np.float32)
+    if flip:
+        patch = np.ascontiguousarray(patch[:, ::-1])
+        points[..., 0] = DETECTOR_SIZE - 1 - points[..., 0]
+    if rng is not None:
+        patch = change_appearance(patch, rng, config.augment)
+    return patch, points / DETECTOR_SIZE
+
+
+def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor,
+                   targets: list[npt.NDArray[np.float32]]) -> torch.Tensor:
+    anchors_np = anchors.cpu().numpy()
+    predicted = decode_boxes(regressions.detach(), anchors)[..., :4].cpu().numpy()
+    class_losses, reg_losses = [], []
+    for b, hands in enumerate(targets):
+        usable = np.isfinite(hands[:, list(PALM_KEYPOINT_TO_HAND)]).all(axis=(1, 2))
+        boxes, palm = palm_targets(hands[usable]) if usable.any() else (np.zeros((0, 4)), None)
+        owner = _assign(anchors_np, predicted[b], boxes, boxes_from_keypoints(hands[~usable]))
+        positive = torch.from_numpy(owner >= 0).to(logits.device)
+        negative = torch.from_numpy(owner == -1).to(logits.device)
+        bce = functional.binary_cross_entropy_with_logits(logits[b], positive.float(), reduction="none")
+        negatives = bce[negative]
+        hard = negatives.topk(min(len(negatives), max(3 * int(positive.sum()), 16))).values
+        class_losses.append((bce[positive].sum() + hard.sum()) / max(int(positive.sum()), 1))
+        if positive.any():
+            index = owner[owner >= 0]
+            centre = (boxes[index, :2] + boxes[index, 2:]) / 2
+            side = boxes[index, 2:3] - boxes[index, 0:1]
+            rows = np.concatenate([centre - anchors_np[owner >= 0], side, side,
+                                   (palm[index] - anchors_np[owner >= 0][:, None]).reshape(-1, 14)],
+                                  axis=1)
+            target = torch.from_numpy(rows.astype(np.float32)).to(regressions.device)
+            reg_losses.append(functional.smooth_l1_loss(regressions[b][positive] / DETECTOR_SIZE, target,
+                                               beta=0.01, reduction="sum") / len(index))
+    loss = torch.stack(class_losses).mean()
+    if reg_losses:
+        loss = loss + REG_WEIGHT * torch.stack(reg_losses).mean()
+    return loss
+
+
+def _detector_batches(images: list[npt.NDArray[np.uint8]], labels: list[CocoImage], config: FineTuneConfig,
+                      rng: np.random.Generator | None) -> list[tuple[torch.Tensor, list[np.ndarray]]]:
+    order = rng.permutation(len(images) * config.samples_per_image) if rng is not None else \
+        np.arange(len(images))
+    samples = [_detector_sample(images[i % len(images)], labels[i % len(images)].hands.keypoints,
+                                rng, config) for i in order]
+    batches = []
+    for start in range(0, len(samples), config.batch_size):
+        chunk = samples[start:start + config.batch_size]
+        inputs = torch.from_numpy(np.stack([s[0] for s in chunk])).permute(0, 3, 1, 2).float() / 255
+        batches.append((inputs, [s[1] for s in chunk]))
+    return batches
+
+
+def _detector_fit_loss(detector: MediaPipeHandDetector, batches: list[tuple[torch.Tensor, list]]) -> float:
+    detector.net.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for inputs, targets in batches:
+            regressions, logits = detector.net(inputs.to(detector.device))
+            total += float(_detector_loss(regressions, logits, detector.anchors, targets)) * len(inputs)
+            count += len(inputs)
+    return total / max(count, 1)
+
+
+def evaluate_detector(detector: MediaPipeHandDetector, images: Sequence[CocoImage]) -> dict[str, float]:
+    """Detection rate (labelled hands whose palm a detection covers with IoU >= 0.5), false
+    detections per image and mean IoU of the matched palm boxes."""
+    found, total, false, ious = 0, 0, 0, []
+    for item in images:
+        image = read_rgb(item.path)
+        detections = detector.detect([image])[0]
+        points = item.hands.keypoints
+        usable = np.isfinite(points[:, list(PALM_KEYPOINT_TO_HAND)]).all(axis=(1, 2))
+        boxes, _ = palm_targets(points[usable]) if usable.any() else (np.zeros((0, 4), np.float32), None)
+        matched = np.zeros(len(detections), bool)
+        for box in boxes:
+            total += 1
+            if not len(detections):
+                continue
+            overlap = box_iou(box, detections.boxes)[0]
+            best = int(overlap.argmax())
+            if overlap[best] >= 0.5:
+                found += 1
+                matched[best] = True
+                ious.append(float(overlap[best]))
+        false += int((~matched).sum())
+    return {"detection_rate": found / total if total else math.nan,
+            "false_per_image": false / max(len(images), 1),
+            "palm_iou": float(np.mean(ious)) if ious else math.nan, "hands": float(total)}
+
+
+def fine_tune_detector(detector: MediaPipeHandDetector, dataset: Sequence[CocoImage],
+                       config: FineTuneConfig, val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
+    """Retrain the palm detector; returns losses and held-out metrics per epoch."""
+    rng = _seed(config)
+    train, val = split_dataset(dataset, config, val_dataset)
+    if not _hands(train):
+        raise ModelError(f"no training hand has {MIN_LABELLED} or more labelled keypoints")
+    images = [read_rgb(item.path) for item in train]
+    fit_batches = _detector_batches(images, train, config, None)
+    initial_loss = _detector_fit_loss(detector, fit_batches)
+    initial = evaluate_detector(detector, val)
+    parameters = trainable_parameters(detector.net, DETECTOR_HEADS, config.freeze_backbone)
+    optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    epochs = []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        detector.net.train()
+        losses = []
+        for inputs, targets in _detector_batches(images, train, config, rng):
+            regressions, logits = detector.net(inputs.to(detector.device))
+            loss = _detector_loss(regressions, logits, detector.anchors, targets)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        detector.net.eval()
+        metrics = evaluate_detector(detector, val)
+        metrics["fit_loss"] = _detector_fit_loss(detector, fit_batches)
+        metrics["seconds"] = time.perf_counter() - started
+        epochs.append(EpochResult(epoch, float(np.mean(losses)), metrics,
+                                  _checkpoint(detector.save, config, "palm_detection", epoch)))
+    return FineTuneReport(initial_loss, initial, epochs, len(train), len(val))

@@ -1,0 +1,105 @@
+"""Fine-tuning both MediaPipe networks on a tiny real COCO dataset (labelled_hands)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hand_pose_refiner.coco import load_coco
+from hand_pose_refiner.models.augment import change_appearance, draw_geometry, recolour_skin, skin_mask
+from hand_pose_refiner.models.base import AugmentConfig, FineTuneConfig
+from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
+from hand_pose_refiner.models.mediapipe.training import palm_targets, read_rgb, split_dataset
+
+
+@pytest.fixture(scope="module")
+def labelled(shared_data):
+    root = shared_data / "labelled_hands"
+    return (load_coco(root / "onehand10k" / "test_onehand10k.json")
+            + load_coco(root / "rhd" / "test_rhd.json", tip_first=True))
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_landmark_fine_tuning_lowers_the_loss_and_keeps_held_out_pck(labelled, tmp_path):
+    estimator = MediaPipePoseEstimator(device="cpu")
+    config = FineTuneConfig(epochs=3, batch_size=8, samples_per_image=4, seed=1,
+                            checkpoint_dir=tmp_path,
+                            augment=AugmentConfig(glove_probability=0.3))
+    report = estimator.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
+    assert report.train_images == 5 and report.val_images == 2
+    final = report.epochs[-1].metrics
+    assert final["fit_loss"] < 0.8 * report.initial_loss
+    assert report.initial_metrics["pck"] >= 0.9
+    assert final["pck"] >= report.initial_metrics["pck"] - 0.1
+    assert final["epe"] < 2 * report.initial_metrics["epe"]
+    checkpoints = [epoch.checkpoint for epoch in report.epochs]
+    assert [c.name for c in checkpoints] == [f"hand_landmark-epoch{e:03d}.safetensors" for e in (1, 2, 3)]
+    reloaded = MediaPipePoseEstimator(checkpoints[-1], device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.net.state_dict().values(),
+                                                 estimator.net.state_dict().values(), strict=True))
+
+
+def test_detector_fine_tuning_lowers_the_loss_and_writes_checkpoints(labelled, tmp_path):
+    detector = MediaPipeHandDetector(device="cpu")
+    before = {name: p.clone() for name, p in detector.net.named_parameters()}
+    config = FineTuneConfig(epochs=2, batch_size=8, samples_per_image=3, seed=0, checkpoint_dir=tmp_path)
+    report = detector.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
+    assert report.epochs[-1].metrics["fit_loss"] < report.initial_loss
+    assert report.initial_metrics["detection_rate"] == 1.0  # the pre-trained model finds both
+    changed = {name for name, p in detector.net.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.split(".")[0] in ("up12", "fpn12", "cls12", "reg12", "up24", "fpn24",
+                                                  "cls24", "reg24") for name in changed)
+    assert report.epochs[-1].checkpoint.is_file()
+    MediaPipeHandDetector(report.epochs[-1].checkpoint, device="cpu")
+
+
+def test_split_is_seeded_and_disjoint(labelled):
+    config = FineTuneConfig(val_fraction=0.3, seed=3)
+    train, val = split_dataset(labelled, config, None)
+    again, _ = split_dataset(labelled, config, None)
+    assert [i.image_id for i in train] == [i.image_id for i in again]
+    assert not {i.image_id for i in train} & {i.image_id for i in val}
+    assert len(val) == 2
+
+
+def test_palm_targets_follow_the_labelled_palm(labelled):
+    hands = labelled[4].hands  # RHD 00111, every keypoint labelled
+    boxes, palm = palm_targets(hands.keypoints)
+    assert palm.shape == (1, 7, 2)
+    assert np.array_equal(palm[0, 0], hands.keypoints[0, 0])  # wrist
+    assert np.array_equal(palm[0, 2], hands.keypoints[0, 9])  # middle finger MCP
+    side = boxes[0, 2] - boxes[0, 0]
+    assert side == pytest.approx(boxes[0, 3] - boxes[0, 1])
+    centre = (boxes[0, :2] + boxes[0, 2:]) / 2
+    assert np.allclose(centre, (palm[0].min(axis=0) + palm[0].max(axis=0)) / 2, atol=1e-3)
+
+
+def test_augmentation_changes_appearance_and_recolours_skin(labelled):
+    image = read_rgb(labelled[0].path)
+    rng = np.random.default_rng(0)
+    gloved = recolour_skin(image, rng)
+    mask = skin_mask(image)
+    assert mask.mean() > 0.05
+    assert np.abs(gloved.astype(int) - image).sum(axis=-1)[mask].mean() > 20
+    assert np.array_equal(gloved[~mask & ~_dilate(mask)], image[~mask & ~_dilate(mask)])
+    config = AugmentConfig(colour_probability=1.0, blur_probability=1.0)
+    changed = change_appearance(image, rng, config)
+    assert changed.shape == image.shape and changed.dtype == np.uint8 and not np.array_equal(changed, image)
+    geometry = draw_geometry(np.random.default_rng(5), AugmentConfig())
+    assert 0.75 <= geometry.scale <= 1.3 and abs(geometry.rotation) <= math.radians(30)
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
