@@ -35,5 +35,14 @@ setup(
         "torch>=2.3",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"]},
-    entry_points={"console_scripts": ["hand-pose-refiner = hand_pose_refiner.cli:main"]},
+    entry_points={"console_scripts": [
+        "hand-pose-refiner = hand_pose_refiner.cli:main",
+        # The nodes (names as in hand_pose_refiner.ros.nodes.NODE_EXECUTABLES and CMakeLists.txt).
+        "hand_detector = hand_pose_refiner.ros.nodes.detector:main",
+        "hand_pose_estimator = hand_pose_refiner.ros.nodes.pose_estimator:main",
+        "spatial_filter = hand_pose_refiner.ros.nodes.spatial_filter:main",
+        "temporal_filter = hand_pose_refiner.ros.nodes.temporal_filter:main",
+        "activity_recognizer = hand_pose_refiner.ros.nodes.activity_recognizer:main",
+        "pose_overlay = hand_pose_refiner.ros.nodes.pose_overlay:main",
+    ]},
 )

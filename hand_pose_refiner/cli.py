@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hand_pose_refiner import __version__
+from hand_pose_refiner.activity.cli import add_commands as add_activity_commands
 from hand_pose_refiner.config import Config, commented_yaml, load_config
 from hand_pose_refiner.errors import HandPoseRefinerError
+from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -101,6 +103,14 @@ def _cmd_tune_filters(args: argparse.Namespace) -> int:
 _PROG = "hand-pose-refiner"
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.ros.runner import run_graph
+
+    if args.config is not None:
+        load_config(args.config)  # refuse a bad file before anything starts
+    return run_graph(args.nodes, args.config, args.namespace, args.image_topic)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
@@ -146,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     to_bag.add_argument("--fps", type=float, default=10.0, help="frame rate of the written stamps")
     to_bag.set_defaults(handler=_cmd_labels_to_bag)
 
+    run = commands.add_parser(
+        "run", help="run the ROS 2 node graph in one process (no launch system needed)",
+        description="Start the hand pose nodes in one process with a multi-threaded executor, "
+                    "configured and activated at once. Topics are relative to --namespace.")
+    _add_config_option(run)
+    run.add_argument("--namespace", default="", help="namespace of every node (one per camera)")
+    run.add_argument("--image-topic", default=None, help="camera image topic (default: topics.image)")
+    run.add_argument("--nodes", nargs="+", default=list(DEFAULT_GRAPH), choices=list(NODE_EXECUTABLES),
+                     metavar="NODE", help=f"nodes to start (default: {' '.join(DEFAULT_GRAPH)}; "
+                     f"all: {' '.join(NODE_EXECUTABLES)})")
+    run.set_defaults(handler=_cmd_run)
+
     tune = commands.add_parser(
         "tune-filters",
         help="sweep filter parameters on labelled hands: good poses kept vs bad poses let through",
@@ -161,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--augment", type=int, default=40, help="random transforms per labelled hand")
     tune.add_argument("--seed", type=int, default=0)
     tune.set_defaults(handler=_cmd_tune_filters)
+    add_activity_commands(commands)
     return parser
 
 

@@ -113,7 +113,8 @@ class TemporalFilterConfig:
                                          "hand sizes per second", min=0.0)
     max_gap_s: float = _setting(0.25, "longest gap, seconds, that is filled by interpolation",
                                 min=0.0, max=60.0)
-    online_delay_s: float = _setting(0.1, "look-ahead of the online (live) mode, seconds; 0 = none",
+    online_delay_s: float = _setting(0.0, "look-ahead of the online (live) mode, seconds: fills gaps "
+                                     "up to this long in live output, at the cost of as much latency",
                                      min=0.0, max=10.0)
     smoothing: bool = _setting(True, "One Euro smoothing of live output")
     one_euro_min_cutoff_hz: float = _setting(1.0, "One Euro minimum cut-off frequency, Hz",
@@ -132,6 +133,21 @@ class ActivityConfig:
     stride_frames: int = _setting(8, "poses between two windows", min=1, max=10000)
     publish_rate_hz: float = _setting(10.0, "HandActivity messages per second per track",
                                       min=0.01, max=1000.0)
+    class_names: tuple[str, ...] = _setting(
+        ("idle", "reach", "grasp", "screw", "insert", "hold"),
+        "activity classes, in the order of the model's outputs (must match the checkpoint)")
+    max_gap_s: float = _setting(0.5, "a pause between two poses of a track longer than this, "
+                                "seconds, starts a new window", min=0.0, max=3600.0)
+    min_valid_fraction: float = _setting(0.5, "skip windows with a smaller fraction of valid "
+                                         "keypoints (observed or interpolated)", min=0.0, max=1.0)
+
+    def __post_init__(self) -> None:
+        # A classifier needs two classes at least, and a name twice would make labels ambiguous.
+        if len(self.class_names) < 2 or any(not name.strip() for name in self.class_names):
+            raise ConfigError(f"activity.class_names = {list(self.class_names)!r}: needs at least two "
+                              f"non-empty class names")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ConfigError(f"activity.class_names = {list(self.class_names)!r}: lists a class twice")
 
 
 @dataclass(frozen=True)

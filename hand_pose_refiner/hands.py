@@ -213,6 +213,44 @@ class FrameHands:
 
 
 @dataclass(eq=False)
+class Detections:
+    """Hands found in one image by a detector.
+
+    Attributes:
+        boxes: ``(n, 4)`` ``x_min, y_min, x_max, y_max`` in image pixels (for MediaPipe: the palm).
+        scores: ``(n,)`` detection confidence, 0..1, best first.
+        keypoints: ``(n, k, 2)`` keypoints the detector gives in image pixels (MediaPipe: 7 palm
+            keypoints, which fix the rotation of the hand crop); ``k`` may be 0.
+        image_width, image_height: size of the image the detections refer to.
+    """
+
+    boxes: FloatArray
+    scores: FloatArray
+    keypoints: FloatArray
+    image_width: int
+    image_height: int
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        count = self.boxes.shape[0]
+        keypoints = np.asarray(self.keypoints, np.float32)
+        self.keypoints = keypoints.reshape(count, -1, 2) if keypoints.size else np.zeros((count, 0, 2),
+                                                                                          np.float32)
+        if self.scores.shape[0] != count:
+            raise ValueError(f"{count} boxes but {self.scores.shape[0]} scores")
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def select(self, index: npt.ArrayLike) -> Detections:
+        """The detections picked by a boolean mask or index array (copies)."""
+        picked = np.asarray(index)
+        return replace(self, boxes=self.boxes[picked].copy(), scores=self.scores[picked].copy(),
+                       keypoints=self.keypoints[picked].copy())
+
+
+@dataclass(eq=False)
 class HandTrack:
     """One tracked hand over ``t`` frames, oldest first.
 

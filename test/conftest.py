@@ -14,6 +14,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
 REPO = Path(__file__).resolve().parent.parent
+# The shipped Fast DDS profile (large shared-memory segment for images), kept on loopback.
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm_localhost.xml"))
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

@@ -59,6 +59,8 @@ def rosbags_message_types(store: Typestore) -> MessageTypes:
         Time=types["builtin_interfaces/msg/Time"],
         Image=types[IMAGE],
         CompressedImage=types[COMPRESSED_IMAGE],
+        HandDetection=types[f"{PACKAGE}/msg/HandDetection"],
+        HandDetectionArray=types[f"{PACKAGE}/msg/HandDetectionArray"],
     )
 
 

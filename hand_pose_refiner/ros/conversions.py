@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import Detections, FrameHands
 from hand_pose_refiner.ros.interfaces import MessageTypes
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
@@ -82,3 +82,35 @@ def message_to_frame_hands(message: Any) -> FrameHands:
         frame_id=str(message.header.frame_id),
         model_name=str(hands[0].model_name) if hands else "",
     )
+
+
+def detections_to_message(detections: Detections, stamp_ns: int, frame_id: str, model_name: str,
+                          types: MessageTypes) -> Any:
+    """A ``HandDetectionArray`` of one image's detections."""
+    items = []
+    for box, score, keypoints in zip(detections.boxes, detections.scores, detections.keypoints, strict=True):
+        items.append(types.HandDetection(
+            box_x_min=float(box[0]), box_y_min=float(box[1]), box_x_max=float(box[2]),
+            box_y_max=float(box[3]), score=float(score),
+            keypoints_x=np.ascontiguousarray(keypoints[:, 0], np.float32),
+            keypoints_y=np.ascontiguousarray(keypoints[:, 1], np.float32)))
+    return types.HandDetectionArray(header=header_message(types, stamp_ns, frame_id),
+                                    image_width=detections.image_width,
+                                    image_height=detections.image_height, model_name=model_name,
+                                    detections=items)
+
+
+def message_to_detections(message: Any) -> Detections:
+    """The detections of a ``HandDetectionArray`` (all must carry the same number of keypoints)."""
+    items = list(message.detections)
+    counts = {len(d.keypoints_x) for d in items} | {len(d.keypoints_y) for d in items}
+    if len(counts) > 1:
+        raise ValueError(f"detections carry different keypoint counts: {sorted(counts)}")
+    keypoint_count = counts.pop() if counts else 0
+    keypoints = np.array([np.column_stack([d.keypoints_x, d.keypoints_y]) for d in items],
+                         np.float32).reshape(len(items), keypoint_count, 2)
+    return Detections(
+        boxes=np.array([[d.box_x_min, d.box_y_min, d.box_x_max, d.box_y_max] for d in items],
+                       np.float32).reshape(-1, 4),
+        scores=np.array([d.score for d in items], np.float32),
+        keypoints=keypoints, image_width=int(message.image_width), image_height=int(message.image_height))

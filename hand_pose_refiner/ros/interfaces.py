@@ -28,6 +28,8 @@ class MessageTypes:
     Time: Any
     Image: Any
     CompressedImage: Any
+    HandDetection: Any
+    HandDetectionArray: Any
 
 
 def rclpy_message_types() -> MessageTypes:
@@ -37,9 +39,16 @@ def rclpy_message_types() -> MessageTypes:
         from sensor_msgs.msg import CompressedImage, Image
         from std_msgs.msg import Header
 
-        from hand_pose_refiner.msg import HandActivity, HandPose, HandPoseArray
+        from hand_pose_refiner.msg import (
+            HandActivity,
+            HandDetection,
+            HandDetectionArray,
+            HandPose,
+            HandPoseArray,
+        )
     except ImportError as exc:
         raise InterfacesUnavailableError(
             f"the ROS 2 message types cannot be imported ({exc}); {_HOW_TO_BUILD}"
         ) from exc
-    return MessageTypes(HandPose, HandPoseArray, HandActivity, Header, Time, Image, CompressedImage)
+    return MessageTypes(HandPose, HandPoseArray, HandActivity, Header, Time, Image, CompressedImage,
+                        HandDetection, HandDetectionArray)

@@ -1,0 +1,143 @@
+"""The activity subcommands of ``hand-pose-refiner``: synth-activity, train-activity, eval-activity.
+
+Registered by :func:`add_commands`, which ``hand_pose_refiner.cli.build_parser`` calls once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from hand_pose_refiner.config import Config, load_config
+
+_DEFAULT_TOPIC = "/hand_poses"
+
+
+def _add_sources_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="YAML config (default: the packaged config/assembly.yaml); its activity "
+                             "section gives the classes and the window")
+    parser.add_argument("--topic", default=_DEFAULT_TOPIC,
+                        help="HandPoseArray topic of rosbag sources (default: %(default)s)")
+    parser.add_argument("--filtered", action="store_true",
+                        help="the sources hold filtered, tracked poses already (e.g. the hand_poses "
+                             "topic); otherwise raw poses are run through the live filter chain")
+    parser.add_argument("--verbose", action="store_true", help="log the filters' rejection warnings")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    if not args.verbose:
+        logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
+    return load_config(args.config)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.activity.labels import write_annotations
+    from hand_pose_refiner.activity.synthetic import SyntheticSettings, generate_recording
+
+    settings = SyntheticSettings(clips_per_class=args.clips_per_class, noise=tuple(args.noise),
+                                 missing=tuple(args.missing))
+    segments = []
+    frames = 0
+    for seed in args.subjects:
+        recording, subject_segments = generate_recording(seed, settings)
+        recording.save(args.out / subject_segments[0].source)
+        segments.extend(subject_segments)
+        frames += len(recording)
+    labels = write_annotations(args.out / "labels.csv", segments)
+    print(f"wrote {len(args.subjects)} synthetic subjects ({frames} frames, {len(segments)} labelled "
+          f"clips) and {labels}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.activity.dataset import load_window_set
+    from hand_pose_refiner.activity.training import TrainSettings, evaluate, train_activity_model
+
+    config = _load(args)
+    started = time.perf_counter()
+    train = load_window_set(args.labels, config, args.train_stride, args.topic, not args.filtered)
+    print(f"{len(train)} labelled training windows ({time.perf_counter() - started:.1f} s): "
+          + ", ".join(f"{name} {count}" for name, count in train.class_counts().items()))
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                             seed=args.seed, threads=args.threads)
+    model, _ = train_activity_model(train, config.activity, settings)
+    path = model.save(args.out)
+    print(f"wrote {path}")
+    if args.val_labels:
+        val = load_window_set(args.val_labels, config, None, args.topic, not args.filtered)
+        print(f"validation: {evaluate(model, val).summary()}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.activity.dataset import load_window_set
+    from hand_pose_refiner.activity.model import ActivityModel
+    from hand_pose_refiner.activity.training import evaluate, plot_confusion, write_json
+    from hand_pose_refiner.errors import ActivityCheckpointError
+
+    config = _load(args)
+    checkpoint = args.checkpoint or config.activity.checkpoint
+    if not checkpoint:
+        raise ActivityCheckpointError("no checkpoint: give --checkpoint or set activity.checkpoint")
+    model = ActivityModel.load(checkpoint, config.activity)
+    windows = load_window_set(args.labels, config, args.stride, args.topic, not args.filtered)
+    evaluation = evaluate(model, windows)
+    print(evaluation.summary())
+    print("confusion (rows: true, columns: predicted): "
+          + "; ".join(f"{name}: {row.tolist()}" for name, row in zip(evaluation.class_names,
+                                                                     evaluation.confusion, strict=True)))
+    png = plot_confusion(evaluation, args.out / "confusion_matrix.png")
+    report = write_json({"checkpoint": str(checkpoint), **evaluation.as_dict()}, args.out / "metrics.json")
+    print(f"wrote {png} and {report}")
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the activity subcommands to the ``hand-pose-refiner`` parser."""
+    synth = subparsers.add_parser(
+        "synth-activity", help="generate the labelled synthetic activity benchmark (poses + labels.csv)",
+        description="Write one raw pose recording (.npz) per synthetic subject (generator seed) and a "
+                    "labels.csv annotating every clip; synthetic kinematic hands, not recordings.")
+    synth.add_argument("--out", type=Path, required=True, help="folder to write into")
+    synth.add_argument("--subjects", type=int, nargs="+", default=list(range(8)),
+                       help="generator seeds, one per subject (default: 0..7)")
+    synth.add_argument("--clips-per-class", type=int, default=6)
+    synth.add_argument("--noise", type=float, nargs=2, default=(0.0, 0.03), metavar=("LOW", "HIGH"),
+                       help="range of the keypoint noise sigma, palm sizes")
+    synth.add_argument("--missing", type=float, nargs=2, default=(0.0, 0.15), metavar=("LOW", "HIGH"),
+                       help="range of the fraction of dropped keypoints")
+    synth.set_defaults(handler=_cmd_synth)
+
+    train = subparsers.add_parser(
+        "train-activity", help="train the activity model on annotated pose sources",
+        description="Cut the annotated sources into windows as the live recogniser does, train the "
+                    "ST-GCN activity model on them, and write a safetensors checkpoint atomically.")
+    train.add_argument("labels", type=Path, nargs="+", help="annotation CSV files")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
+    _add_sources_options(train)
+    train.add_argument("--val-labels", type=Path, nargs="*", default=[],
+                       help="annotation files to report validation accuracy on")
+    train.add_argument("--epochs", type=int, default=15)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    train.add_argument("--train-stride", type=int, default=4,
+                       help="poses between training windows (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = subparsers.add_parser(
+        "eval-activity", help="top-1, recall per class and a confusion matrix on annotated sources",
+        description="Evaluate an activity checkpoint on annotated sources; writes "
+                    "confusion_matrix.png and metrics.json to --out.")
+    evaluate.add_argument("labels", type=Path, nargs="+", help="annotation CSV files")
+    evaluate.add_argument("--checkpoint", type=Path, default=None,
+                          help="checkpoint (default: activity.checkpoint of the config)")
+    evaluate.add_argument("--out", type=Path, default=Path("runs/eval_activity"), help="output folder")
+    evaluate.add_argument("--stride", type=int, default=None,
+                          help="poses between windows (default: activity.stride_frames)")
+    _add_sources_options(evaluate)
+    evaluate.set_defaults(handler=_cmd_eval)

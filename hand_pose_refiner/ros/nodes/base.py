@@ -1,0 +1,272 @@
+"""What every hand_pose_refiner node shares: lifecycle, parameters from the config schema,
+diagnostics, a latest-frame worker, and the ``main`` that runs a node on its own.
+
+Parameters are the config schema's keys (``spatial_filter.max_hands`` ...), declared with their
+defaults and help; a parameter file (``config/assembly.yaml``) or ``-p`` overrides them. Values
+are validated by the schema when the node is configured and whenever one is set at run time, so
+a wrong type or range is refused with the schema's message. Changes take effect at the next
+configure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, ParameterException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+
+from hand_pose_refiner.config import Config, ParameterSpec, config_from_ros_parameters, parameter_specs
+from hand_pose_refiner.errors import ConfigError
+from hand_pose_refiner.filters.stats import RejectionStats
+from hand_pose_refiner.resources import find_share_file
+from hand_pose_refiner.ros.diagnostics import StageMonitor, diagnostic_array
+
+Item = TypeVar("Item")
+FASTDDS_PROFILE = "config/fastdds_shm.xml"
+
+
+class LatestWorker(Generic[Item]):
+    """Processes the newest submitted item on its own thread; older unprocessed ones are dropped.
+
+    A camera can deliver faster than a model runs; queueing would only add latency, so a frame
+    that a newer one replaces before processing is counted as ``superseded`` and skipped.
+    """
+
+    def __init__(self, name: str, process: Callable[[Item], None], stats: RejectionStats,
+                 on_error: Callable[[BaseException], None]) -> None:
+        self._process = process
+        self._stats = stats
+        self._on_error = on_error
+        self._slot: Item | None = None
+        self._condition = threading.Condition()
+        self._running = True
+        self._busy = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Item) -> None:
+        with self._condition:
+            if self._slot is not None:
+                self._stats.reject("superseded", 1, "a newer frame arrived before this one was processed")
+            self._slot = item
+            self._condition.notify()
+
+    def idle(self) -> bool:
+        """Nothing waiting and nothing being processed."""
+        with self._condition:
+            return self._slot is None and not self._busy
+
+    def stop(self) -> None:
+        with self._condition:
+            self._running = False
+            self._condition.notify()
+        self._thread.join(timeout=5.0)
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                while self._running and self._slot is None:
+                    self._condition.wait()
+                if not self._running:
+                    return
+                item, self._slot, self._busy = self._slot, None, True
+            try:
+                self._process(item)
+            except Exception as exc:  # a bad frame must never stop the node
+                self._on_error(exc)
+            finally:
+                with self._condition:
+                    self._busy = False
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    bounds = []
+    if spec.choices:
+        bounds.append("choices: " + ", ".join(spec.choices))
+    if spec.min is not None:
+        bounds.append(f">= {spec.min:g}")
+    if spec.max is not None:
+        bounds.append(f"<= {spec.max:g}")
+    suffix = f" [{'; '.join(bounds)}]" if bounds else ""
+    return ParameterDescriptor(description=spec.help + suffix)
+
+
+class HandPoseNode(LifecycleNode):
+    """A lifecycle node whose parameters are the config schema, with diagnostics.
+
+    Subclasses implement :meth:`setup` (configure: create publishers and core objects from the
+    validated config), :meth:`start` / :meth:`stop` (activate / deactivate: subscriptions) and
+    :meth:`teardown` (cleanup).
+    """
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.stats = RejectionStats(node_name, logger=None)
+        self.monitor = StageMonitor(self.get_fully_qualified_name(), self.stats)
+        self.config: Config | None = None
+        self._declare_schema_parameters()
+        self.declare_parameter("autostart", False, ParameterDescriptor(
+            description="configure and activate on start (without a lifecycle manager)"))
+        self.declare_parameter("diagnostics_period_s", 1.0, ParameterDescriptor(
+            description="seconds between /diagnostics messages; 0 disables them"))
+        self.add_on_set_parameters_callback(self._validate_new_parameters)
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        period = float(self.get_parameter("diagnostics_period_s").value)
+        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics) if period > 0 else None
+        self._logged_reasons: set[str] = set()
+
+    # -- parameters ----------------------------------------------------------------------------
+
+    def _declare_schema_parameters(self) -> None:
+        for spec in parameter_specs():
+            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+            try:
+                self.declare_parameter(spec.name, default, _descriptor(spec))
+            except (InvalidParameterTypeException, ParameterException) as exc:
+                raise ConfigError(f"parameter {spec.name} of node {self.get_name()}: {exc}; expected "
+                                  f"{type(default).__name__} like {default!r}") from exc
+
+    def schema_parameters(self) -> dict[str, Any]:
+        """Current values of the schema parameters, as a flat ``section.key`` mapping."""
+        return {spec.name: self.get_parameter(spec.name).value for spec in parameter_specs()}
+
+    def _validate_new_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        values = self.schema_parameters()
+        for parameter in parameters:
+            if parameter.name in values:
+                values[parameter.name] = parameter.value
+        try:
+            config_from_ros_parameters(values, f"node {self.get_name()}")
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = config_from_ros_parameters(self.schema_parameters(), f"node {self.get_name()}")
+            self.setup(self.config)
+        except Exception as exc:
+            self.get_logger().error(f"cannot configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info("configured")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self.config is not None
+        self.start(self.config)
+        self.get_logger().info("active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.teardown()
+        self.config = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        self.teardown()
+        return super().on_shutdown(state)
+
+    def autostart(self) -> bool:
+        """Configure and activate when the ``autostart`` parameter is set; False on failure."""
+        if not self.get_parameter("autostart").value:
+            return True
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def setup(self, config: Config) -> None:
+        """Create publishers and core objects (configure)."""
+
+    def start(self, config: Config) -> None:
+        """Create subscriptions (activate)."""
+
+    def stop(self) -> None:
+        """Destroy subscriptions (deactivate)."""
+
+    def teardown(self) -> None:
+        """Release what :meth:`setup` created (cleanup)."""
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def drop(self, reason: str, detail: str = "") -> None:
+        """Count a dropped input and log the first one of each reason."""
+        self.stats.reject(reason, 1, detail)
+        if reason not in self._logged_reasons:
+            self._logged_reasons.add(reason)
+            self.get_logger().warning(f"dropped input ({reason}){': ' + detail if detail else ''}; "
+                                      f"further ones are counted on /diagnostics")
+
+    def report_error(self, exc: BaseException) -> None:
+        self.drop(f"error_{type(exc).__name__}", str(exc))
+
+    def _publish_diagnostics(self) -> None:
+        status = self.monitor.status(hardware_id=self.get_name())
+        self._diagnostics_publisher.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+
+def use_shipped_fastdds_profile() -> None:
+    """Point Fast DDS at the shipped profile (large shared-memory segment) unless the user chose one.
+
+    Must run before ``rclpy.init``: the participant reads it when it is created.
+    """
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        with contextlib.suppress(FileNotFoundError):
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file(FASTDDS_PROFILE))
+
+
+def run_nodes(factories: Sequence[Callable[[], HandPoseNode]], args: Sequence[str] | None = None) -> int:
+    """Create nodes, autostart them, and spin a multi-threaded executor until shutdown."""
+    use_shipped_fastdds_profile()
+    rclpy.init(args=args)
+    nodes: list[HandPoseNode] = []
+    try:
+        nodes = [factory() for factory in factories]
+        if not all(node.autostart() for node in nodes):
+            return 1
+        executor = MultiThreadedExecutor(num_threads=max(4, 2 * len(nodes)))
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except ConfigError as exc:
+        print(f"hand_pose_refiner: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.stop()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def main_for(node_class: Callable[[], HandPoseNode]) -> Callable[[], None]:
+    """A console-script ``main`` that runs one node class."""
+
+    def main() -> None:
+        sys.exit(run_nodes([node_class], sys.argv))
+
+    return main
+
+
+def elapsed_since(start: float) -> float:
+    return time.perf_counter() - start

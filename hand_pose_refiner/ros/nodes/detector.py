@@ -1,0 +1,122 @@
+"""``hand_detector``: camera images in, hand detections out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.errors import ImageError, ImageSizeError
+from hand_pose_refiner.images import to_rgb
+from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.msg import HandDetectionArray
+from hand_pose_refiner.ros.conversions import detections_to_message, stamp_ns_of
+from hand_pose_refiner.ros.images import compressed_to_numpy, image_to_numpy
+from hand_pose_refiner.ros.interfaces import rclpy_message_types
+from hand_pose_refiner.ros.nodes.base import HandPoseNode, LatestWorker, main_for
+from hand_pose_refiner.ros.qos import hands_qos, image_qos
+
+
+def decode_image_message(message: Any) -> tuple[Any, int]:
+    """RGB pixels and stamp of an Image or CompressedImage; raises ImageError on bad input."""
+    if isinstance(message, CompressedImage):
+        pixels = compressed_to_numpy(message)
+        encoding = "mono8" if pixels.ndim == 2 else ("bgra8" if pixels.shape[2] == 4 else "bgr8")
+    else:
+        pixels, encoding = image_to_numpy(message)
+    if pixels.size == 0:
+        raise ImageSizeError(f"empty image ({message.width if hasattr(message, 'width') else 0}x"
+                         f"{message.height if hasattr(message, 'height') else 0})")
+    return to_rgb(pixels, encoding), stamp_ns_of(message.header.stamp)
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A received camera image, decoded and checked: RGB pixels, stamp and optical frame."""
+
+    rgb: np.ndarray
+    stamp_ns: int
+    frame_id: str
+
+
+class ImageInput:
+    """The image subscription every image-consuming node shares.
+
+    Decodes and checks each image in the subscription callback (cheap next to a model), so bad
+    input is counted under its own reason however busy the node is, and hands the callback a
+    :class:`DecodedImage`.
+    """
+
+    def __init__(self, node: HandPoseNode, config: Config, callback: Any) -> None:
+        self._node = node
+        self._callback = callback
+        self._last_stamp_ns: int | None = None
+        topic = config.topics.image
+        message_type: type = Image
+        if config.topics.compressed_image:
+            topic, message_type = topic + "/compressed", CompressedImage
+        self.subscription = node.create_subscription(message_type, topic, self._on_image,
+                                                     image_qos(config.qos))
+
+    def _on_image(self, message: Any) -> None:
+        self._node.monitor.received()
+        stamp_ns = stamp_ns_of(message.header.stamp)
+        if self._last_stamp_ns is not None and stamp_ns <= self._last_stamp_ns:
+            self._node.drop("stamp_not_increasing",
+                            f"image stamp {stamp_ns} ns after {self._last_stamp_ns} ns")
+            return
+        try:
+            rgb, _ = decode_image_message(message)
+        except ImageError as exc:
+            self._node.drop(type(exc).__name__, str(exc))
+            return
+        self._last_stamp_ns = stamp_ns
+        self._callback(DecodedImage(rgb, stamp_ns, message.header.frame_id))
+
+    def destroy(self) -> None:
+        self._node.destroy_subscription(self.subscription)
+
+
+class HandDetectorNode(HandPoseNode):
+    """Runs the configured hand detector on every frame it can keep up with."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("hand_detector", **kwargs)
+        self._input: ImageInput | None = None
+        self._worker: LatestWorker[DecodedImage] | None = None
+
+    def setup(self, config: Config) -> None:
+        self.detector, _ = create_backend(config.models)
+        self.types = rclpy_message_types()
+        self.publisher = self.create_lifecycle_publisher(HandDetectionArray, config.topics.detections,
+                                                         hands_qos(config.qos))
+
+    def start(self, config: Config) -> None:
+        self._worker = LatestWorker("hand_detector", self._process, self.stats, self.report_error)
+        self._input = ImageInput(self, config, self._worker.submit)
+
+    def stop(self) -> None:
+        if self._input is not None:
+            self._input.destroy()
+            self._input = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    def _process(self, image: DecodedImage) -> None:
+        started = time.perf_counter()
+        (detections,) = self.detector.detect([image.rgb])
+        self.publisher.publish(detections_to_message(detections, image.stamp_ns, image.frame_id,
+                                                     self.detector.name, self.types))
+        self.monitor.published(time.perf_counter() - started)
+
+
+main = main_for(HandDetectorNode)
+
+
+if __name__ == "__main__":
+    main()

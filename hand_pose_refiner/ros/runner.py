@@ -1,0 +1,45 @@
+"""``hand-pose-refiner run``: the whole node graph in one process.
+
+The same node classes as the launch file, in one multi-threaded executor: no process hops, no
+launch system needed. Nodes are configured and activated at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hand_pose_refiner.ros.nodes import NODE_EXECUTABLES
+from hand_pose_refiner.ros.nodes.base import HandPoseNode, run_nodes
+
+
+def node_class(executable: str) -> type[HandPoseNode]:
+    """The node class behind an executable name (``hand_detector`` -> HandDetectorNode)."""
+    if executable not in NODE_EXECUTABLES:
+        raise ValueError(f"unknown node {executable!r}; known: {', '.join(NODE_EXECUTABLES)}")
+    module = importlib.import_module(f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[executable]}")
+    classes = [value for value in vars(module).values()
+               if isinstance(value, type) and issubclass(value, HandPoseNode) and value is not HandPoseNode
+               and value.__module__ == module.__name__]
+    return classes[0]
+
+
+def ros_arguments(config: Path | None, namespace: str, image_topic: str | None,
+                  extra: Sequence[str] = ()) -> list[str]:
+    """``--ros-args`` for every node: parameter file, namespace, autostart, image remapping."""
+    arguments = ["--ros-args", "-p", "autostart:=true"]
+    if config is not None:
+        arguments += ["--params-file", str(config)]
+    if namespace:
+        arguments += ["-r", f"__ns:={namespace if namespace.startswith('/') else '/' + namespace}"]
+    if image_topic:
+        arguments += ["-p", f"topics.image:={image_topic}"]
+    return arguments + list(extra)
+
+
+def run_graph(nodes: Sequence[str], config: Path | None, namespace: str = "",
+              image_topic: str | None = None) -> int:
+    """Run the named nodes in this process until Ctrl-C; returns an exit code."""
+    factories: list[Callable[[], HandPoseNode]] = [node_class(name) for name in nodes]
+    return run_nodes(factories, ["hand-pose-refiner", *ros_arguments(config, namespace, image_topic)])

@@ -1,0 +1,80 @@
+"""Hand pose graph of one camera: ``ros2 launch hand_pose_refiner assembly.launch.py``.
+
+Arguments (``ros2 launch hand_pose_refiner assembly.launch.py --show-args``):
+  camera_topic   camera image topic the graph subscribes to          (default: image_raw)
+  namespace      namespace of every node and relative topic            (default: none)
+  config_file    parameter file, the package's config/assembly.yaml    (default: packaged one)
+  nodes          comma-separated nodes to start                        (default: the four stages)
+  composition    true: all nodes in one process (hand-pose-refiner run) (default: false)
+
+Each node is a lifecycle node: the launch file configures it, and activates it once configured.
+Start one launch per camera with its own namespace.
+"""
+
+from __future__ import annotations
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+PACKAGE = "hand_pose_refiner"
+# Executable names: hand_pose_refiner.ros.nodes.NODE_EXECUTABLES (a test checks they agree).
+NODES = ("hand_detector", "hand_pose_estimator", "spatial_filter", "temporal_filter",
+         "activity_recognizer", "pose_overlay")
+DEFAULT_NODES = "hand_detector,hand_pose_estimator,spatial_filter,temporal_filter"
+
+
+def _lifecycle_node(executable: str, namespace: str, config_file: str, camera_topic: str) -> list:
+    node = LifecycleNode(
+        package=PACKAGE, executable=executable, name=executable, namespace=namespace,
+        parameters=[config_file, {"topics.image": camera_topic}], output="screen")
+    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                            transition_id=Transition.TRANSITION_CONFIGURE))
+    activate_when_configured = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
+    return [node, activate_when_configured, configure]
+
+
+def _graph(context: object) -> list:
+    namespace = LaunchConfiguration("namespace").perform(context)
+    config_file = LaunchConfiguration("config_file").perform(context)
+    camera_topic = LaunchConfiguration("camera_topic").perform(context)
+    listed = LaunchConfiguration("nodes").perform(context).split(",")
+    names = [name.strip() for name in listed if name.strip()]
+    unknown = sorted(set(names) - set(NODES))
+    if unknown:
+        raise ValueError(f"unknown nodes {unknown}; known: {', '.join(NODES)}")
+    if LaunchConfiguration("composition").perform(context).lower() in ("true", "1", "yes"):
+        arguments = ["run", "--config", config_file, "--image-topic", camera_topic, "--nodes", *names]
+        if namespace:
+            arguments += ["--namespace", namespace]
+        return [Node(package=PACKAGE, executable="hand-pose-refiner", name="hand_pose_graph",
+                     arguments=arguments, output="screen")]
+    actions: list = []
+    for name in names:
+        actions += _lifecycle_node(name, namespace, config_file, camera_topic)
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_config = [FindPackageShare(PACKAGE), "/config/assembly.yaml"]
+    return LaunchDescription([
+        DeclareLaunchArgument("camera_topic", default_value="image_raw",
+                              description="camera image topic (sensor_msgs/Image)"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the graph"),
+        DeclareLaunchArgument("config_file", default_value=default_config,
+                              description="parameter file (see config/assembly.yaml)"),
+        DeclareLaunchArgument("nodes", default_value=DEFAULT_NODES,
+                              description=f"comma-separated nodes to start, of: {', '.join(NODES)}"),
+        DeclareLaunchArgument("composition", default_value="false",
+                              description="run all nodes in one process"),
+        OpaqueFunction(function=_graph),
+    ])
