@@ -158,3 +158,14 @@ def test_zero_and_fifty_hands():
     assert len(result.accepted) == 2
     assert result.rejected_reasons.count("max_hands") == 48
     assert spatial.stats.rejections["max_hands"] == 48
+
+
+def test_hand_with_a_single_keypoint_is_rejected_not_raised():
+    lonely = np.full((21, 2), np.nan)
+    lonely[0] = (100.0, 100.0)
+    frame = good_frame(open_hand((300, 300)))
+    frame = FrameHands.concatenate([frame, frame.with_arrays(keypoints=lonely[None])])
+    spatial, result = run(frame)
+    assert result.rejected_reasons == ("min_keypoints",)
+    assert len(result.accepted) == 1
+    assert spatial.stats.rejections["non_finite_keypoint"] == 20
