@@ -34,37 +34,49 @@ from hand_pose_refiner.activity.training import (
 )
 from hand_pose_refiner.config import Config
 
-NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)  # sigma, palm sizes
-MISSING_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # fraction of keypoints dropped
+NOISE_LEVELS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2)  # sigma, palm sizes
+MISSING_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # fraction of keypoints dropped
 CURVE_NOISE = 0.01  # noise kept on while sweeping the missing fraction
 
 
 def windows_of(seeds, settings: SyntheticSettings, config: Config, stride: int,
-               noise: float | None = None, missing: float | None = None) -> tuple[WindowSet, int]:
-    """Labelled windows of some subjects, and how many annotated clips they had."""
+               noise: float | None = None, missing: float | None = None,
+               run_filters: bool = True) -> tuple[WindowSet, int]:
+    """Labelled windows of some subjects, and how many annotated clips they had.
+
+    ``run_filters=False`` feeds the raw poses, tracked by their true clip identity, straight to the
+    windows: the classifier alone, without what the filters keep out or fill in.
+    """
     sets, clips = [], 0
     for seed in seeds:
         recording, segments = generate_recording(seed, settings, noise, missing)
-        sets.append(labelled_windows(recording.frames(), segments, config, stride, source=f"subject {seed}"))
+        sets.append(labelled_windows(recording.frames(), segments, config, stride, run_filters,
+                                     source=f"subject {seed}"))
         clips += len(segments)
     return WindowSet.concatenate(sets), clips
 
 
-def plot_curve(levels, accuracies, coverage, xlabel: str, path: Path, title: str) -> None:
+def plot_curve(curve: dict[str, list[dict[str, float]]], xlabel: str, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(levels, accuracies, "o-", label="top-1 accuracy (classified windows)")
-    axes.plot(levels, coverage, "s--", label="windows classified / windows at zero corruption")
+    figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    styles = {"filtered": ("C0", "through the filter chain"), "raw": ("C1", "raw poses, true tracks")}
+    for mode, points in curve.items():
+        colour, name = styles[mode]
+        levels = [p["level"] for p in points]
+        reference = max(points[0]["windows"], 1)
+        axes.plot(levels, [p["top1"] for p in points], "o-", color=colour, label=f"top-1, {name}")
+        axes.plot(levels, [p["windows"] / reference for p in points], "s:", color=colour, alpha=0.6,
+                  label=f"windows left, {name}")
     axes.set_xlabel(xlabel)
-    axes.set_ylabel("fraction")
+    axes.set_ylabel("top-1 accuracy / fraction of windows left")
     axes.set_ylim(0, 1.05)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower left", fontsize=8)
-    axes.set_title(title, fontsize=10)
+    axes.legend(loc="lower left", fontsize=7)
+    axes.set_title(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -75,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/activity_synthetic"))
     parser.add_argument("--train-subjects", type=int, default=8)
-    parser.add_argument("--test-subjects", type=int, default=3)
+    parser.add_argument("--test-subjects", type=int, default=4)
     parser.add_argument("--clips-per-class", type=int, default=6)
     parser.add_argument("--curve-clips-per-class", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=12)
@@ -115,22 +127,22 @@ def main() -> None:
                    f"synthetic held-out subjects: top-1 {result.top1:.3f} ({result.windows} windows)")
 
     curve_settings = SyntheticSettings(clips_per_class=args.curve_clips_per_class)
-    curves: dict[str, list[dict[str, float]]] = {"noise": [], "missing": []}
+    curves: dict[str, dict[str, list[dict[str, float]]]] = {"noise": {}, "missing": {}}
     for kind, levels in (("noise", NOISE_LEVELS), ("missing", MISSING_LEVELS)):
-        for level in levels:
-            noise, missing = (level, 0.0) if kind == "noise" else (CURVE_NOISE, level)
-            windows, _ = windows_of(test_seeds, curve_settings, config, activity.stride_frames,
-                                    noise, missing)
-            point = evaluate(model, windows)
-            curves[kind].append({"level": level, "top1": point.top1, "windows": point.windows})
-            print(f"  {kind} {level:.2f}: top-1 {point.top1:.3f} on {point.windows} windows")
-    for kind, xlabel in (("noise", "keypoint noise sigma, palm sizes (missing 0)"),
-                         ("missing", f"fraction of keypoints missing (noise {CURVE_NOISE} palm sizes)")):
-        points = curves[kind]
-        reference = max(points[0]["windows"], 1)
-        plot_curve([p["level"] for p in points], [p["top1"] for p in points],
-                   [p["windows"] / reference for p in points], xlabel, args.out / f"accuracy_vs_{kind}.png",
-                   f"synthetic held-out subjects: accuracy vs {kind}")
+        for mode in ("filtered", "raw"):
+            points = curves[kind].setdefault(mode, [])
+            for level in levels:
+                noise, missing = (level, 0.0) if kind == "noise" else (CURVE_NOISE, level)
+                windows, _ = windows_of(test_seeds, curve_settings, config, activity.stride_frames,
+                                        noise, missing, run_filters=mode == "filtered")
+                point = evaluate(model, windows)
+                points.append({"level": level, "top1": point.top1, "windows": point.windows})
+                print(f"  {kind} {level:.2f} ({mode}): top-1 {point.top1:.3f} on {point.windows} windows")
+    plot_curve(curves["noise"], "keypoint noise sigma, palm sizes (no keypoints missing)",
+               args.out / "accuracy_vs_noise.png", "synthetic held-out subjects: accuracy vs keypoint noise")
+    plot_curve(curves["missing"], f"fraction of keypoints missing (noise sigma {CURVE_NOISE} palm sizes)",
+               args.out / "accuracy_vs_missing.png",
+               "synthetic held-out subjects: accuracy vs missing keypoints")
     write_json({"data": "synthetic (hand_pose_refiner.activity.synthetic), not recordings",
                 "train_subjects": train_seeds, "test_subjects": test_seeds,
                 "train_windows": len(train), "train_seconds": train_s, "losses": history.losses,

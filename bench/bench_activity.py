@@ -1,7 +1,9 @@
 """Inference time of the activity recogniser per window, on CPU.
 
 Goal: < 5 ms per window (features + model, batch of one) on the project's 2-core CPU machine.
-Also times the recogniser end to end (per pushed frame, two tracked hands).
+Also times the recogniser end to end (per pushed frame, two tracked hands). Single-threaded by
+default: with --threads 2 on a loaded 2-core machine, batch-one inference becomes far slower
+(threads wait for a core), which is why the recogniser should run with one torch thread.
 
     .venv/bin/python bench/bench_activity.py [--checkpoint runs/activity_synthetic/model.safetensors]
                                              [--threads 1] [--repeats 200]

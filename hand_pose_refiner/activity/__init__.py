@@ -5,6 +5,7 @@ and time) labels windows of one tracked hand's poses with an assembly activity. 
 
 * :mod:`~hand_pose_refiner.activity.features`: translation- and scale-normalised window features;
 * :mod:`~hand_pose_refiner.activity.model`: :class:`ActivityModel` and its safetensors checkpoints;
+* :mod:`~hand_pose_refiner.activity.windows`: per-track windowing, and how bad input is handled;
 * :mod:`~hand_pose_refiner.activity.recognizer`: :class:`ActivityRecognizer`, the online API;
 * :mod:`~hand_pose_refiner.activity.labels`: the CSV annotation format and pose sources;
 * :mod:`~hand_pose_refiner.activity.dataset`: labelled windows from annotated sources;

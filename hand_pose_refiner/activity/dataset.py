@@ -10,13 +10,13 @@ of the window's time; other windows (transitions, unlabelled time) are left out.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hand_pose_refiner.activity.features import IN_CHANNELS
 from hand_pose_refiner.activity.labels import (
     ActivitySegment,
     load_annotations,
@@ -105,7 +105,7 @@ def labelled_windows(frames: Sequence[FrameHands], segments: Sequence[ActivitySe
     class_names = config.activity.class_names
     stats = RejectionStats("activity dataset", None)
     if not frames:
-        return WindowSet.empty(class_names, config.activity.window_frames, 7)
+        return WindowSet.empty(class_names, config.activity.window_frames, IN_CHANNELS)
     origin_ns = min(frame.stamp_ns for frame in frames)
     filtered = filter_frames(frames, config) if run_filters else list(frames)
     windows = cut_windows(filtered, config, stride_frames, stats)
@@ -119,7 +119,7 @@ def labelled_windows(frames: Sequence[FrameHands], segments: Sequence[ActivitySe
         kept.append(window.features)
         labels.append(index[label])
     if not kept:
-        return WindowSet(WindowSet.empty(class_names, config.activity.window_frames, 7).features,
+        return WindowSet(WindowSet.empty(class_names, config.activity.window_frames, IN_CHANNELS).features,
                          np.zeros(0, np.int64), class_names, [], stats)
     return WindowSet(np.stack(kept), np.asarray(labels, np.int64), class_names, [source] * len(kept), stats)
 
@@ -139,10 +139,5 @@ def load_window_set(annotation_files: Sequence[str | Path], config: Config, stri
             sets.append(labelled_windows(frames, source_segments, config,
                                          stride_frames or config.activity.stride_frames, run_filters, source))
     if not sets:
-        return WindowSet.empty(class_names, config.activity.window_frames, 7)
+        return WindowSet.empty(class_names, config.activity.window_frames, IN_CHANNELS)
     return WindowSet.concatenate(sets)
-
-
-def quiet_filters() -> None:
-    """Silence the filters' once-per-reason warnings (synthetic noise triggers them on purpose)."""
-    logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)

@@ -148,7 +148,9 @@ class PoseRecording:
     """Raw poses of a recording as plain arrays: ``F`` frames of up to ``H`` hands.
 
     The project's own pose-source format (``.npz``, no pickles): what a pose model produced,
-    before any filter. A hand slot whose keypoints are all NaN is no hand.
+    before any filter. A hand slot whose keypoints are all NaN is no hand. ``track_ids`` is -1
+    (untracked) unless known; the synthetic generator sets the true identity of each clip's hand,
+    which lets a benchmark bypass the filters (``--filtered``) to measure the classifier alone.
     """
 
     stamps_ns: np.ndarray  # (F,) int64, strictly increasing
@@ -157,6 +159,7 @@ class PoseRecording:
     handedness: np.ndarray  # (F, H) uint8 Handedness values
     image_width: int = 0
     image_height: int = 0
+    track_ids: np.ndarray | None = None  # (F, H) int64; None = all -1
 
     def __post_init__(self) -> None:
         self.stamps_ns = np.asarray(self.stamps_ns, np.int64).reshape(-1)
@@ -164,14 +167,19 @@ class PoseRecording:
         self.keypoints = np.asarray(self.keypoints, np.float32)
         self.keypoint_scores = np.asarray(self.keypoint_scores, np.float32)
         self.handedness = np.asarray(self.handedness, np.uint8)
+        if self.track_ids is None:
+            self.track_ids = np.full(self.handedness.shape, -1, np.int64)
+        self.track_ids = np.asarray(self.track_ids, np.int64)
         if (self.keypoints.ndim != 4 or self.keypoints.shape[0] != frames
                 or self.keypoints.shape[2:] != (NUM_KEYPOINTS, 2)
                 or self.keypoint_scores.shape != self.keypoints.shape[:3]
-                or self.handedness.shape != self.keypoints.shape[:2]):
+                or self.handedness.shape != self.keypoints.shape[:2]
+                or self.track_ids.shape != self.keypoints.shape[:2]):
             raise ActivityLabelError(
                 f"pose recording arrays do not fit: stamps {self.stamps_ns.shape}, keypoints "
                 f"{self.keypoints.shape}, scores {self.keypoint_scores.shape}, handedness "
-                f"{self.handedness.shape} (expected (F,), (F, H, 21, 2), (F, H, 21), (F, H))")
+                f"{self.handedness.shape}, track ids {self.track_ids.shape} (expected (F,), "
+                f"(F, H, 21, 2), (F, H, 21), (F, H), (F, H))")
         if frames > 1 and not (np.diff(self.stamps_ns) > 0).all():
             raise ActivityLabelError("pose recording stamps must be strictly increasing")
 
@@ -179,7 +187,7 @@ class PoseRecording:
         return int(self.stamps_ns.shape[0])
 
     def frames(self) -> list[FrameHands]:
-        """One :class:`FrameHands` per frame (absent hand slots left out), untracked."""
+        """One :class:`FrameHands` per frame (absent hand slots left out)."""
         out = []
         present = np.isfinite(self.keypoints).any(axis=(2, 3))
         for index, stamp in enumerate(self.stamps_ns.tolist()):
@@ -190,7 +198,7 @@ class PoseRecording:
                                   detection_scores=np.full(count, 0.9, np.float32),
                                   handedness=self.handedness[index, hands],
                                   handedness_scores=np.full(count, 0.95, np.float32),
-                                  model_name="pose-recording"))
+                                  track_ids=self.track_ids[index, hands], model_name="pose-recording"))
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -198,6 +206,7 @@ class PoseRecording:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, stamps_ns=self.stamps_ns, keypoints=self.keypoints,
                             keypoint_scores=self.keypoint_scores, handedness=self.handedness,
+                            track_ids=self.track_ids,
                             image_size=np.array([self.image_width, self.image_height], np.int64))
         return _atomic_write(Path(path), buffer.getvalue())
 
@@ -207,8 +216,9 @@ class PoseRecording:
         try:
             with np.load(path, allow_pickle=False) as data:
                 width, height = (int(v) for v in data["image_size"])
+                track_ids = data["track_ids"] if "track_ids" in data.files else None
                 return cls(data["stamps_ns"], data["keypoints"], data["keypoint_scores"],
-                           data["handedness"], width, height)
+                           data["handedness"], width, height, track_ids)
         except (OSError, KeyError, ValueError) as exc:
             raise ActivityLabelError(f"{path}: not a readable pose recording (.npz): {exc}") from exc
 

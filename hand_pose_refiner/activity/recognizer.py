@@ -44,6 +44,12 @@ class ActivityRecognizer:
 
     The model must have been trained for ``config``'s classes and window length
     (:class:`~hand_pose_refiner.errors.ActivityClassMismatchError` otherwise, at construction).
+
+    Cost: about 1.4 ms per window on one CPU thread (``bench/bench_activity.py``). A window is too
+    small for torch's intra-op threads to pay off, and on a loaded CPU they hurt badly (23-350 ms
+    per window measured with 2 threads on the project's 2-core machine while other jobs ran), so
+    a process that runs only the recogniser should call ``torch.set_num_threads(1)``. It is not
+    done here because the setting is process-wide.
     """
 
     def __init__(self, config: ActivityConfig, model: ActivityModel) -> None:

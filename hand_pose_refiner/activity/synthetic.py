@@ -131,8 +131,8 @@ def _primitive(activity: str, t: np.ndarray, speed: float, rng: np.random.Genera
     pinch = np.zeros(n)
     spread = np.full(n, rng.uniform(0.6, 1.0))
     if activity == "idle":
-        position = position + drift * rng.uniform(0.005, 0.02)
-        curl += rng.uniform(0.15, 0.35) + 0.05 * _smooth_noise(rng, t, 0.4, 1)[:, 0]
+        position = position + drift * rng.uniform(0.005, 0.04)
+        curl += rng.uniform(0.1, 0.45) + 0.08 * _smooth_noise(rng, t, 0.4, 1)[:, 0]
         spread *= 0.5
     elif activity == "reach":
         period = rng.uniform(0.8, 1.3) / speed
@@ -153,13 +153,13 @@ def _primitive(activity: str, t: np.ndarray, speed: float, rng: np.random.Genera
         period = rng.uniform(1.0, 1.6) / speed
         phase = ((t + rng.uniform(0, period)) % period) / period
         closing = _min_jerk(phase / 0.4) - _min_jerk((phase - 0.6) / 0.35)
-        curl += 0.05 + rng.uniform(0.7, 0.9) * closing
+        curl += 0.05 + rng.uniform(0.45, 0.9) * closing
         approach = rng.normal(size=3) * 0.02
         position = position + np.outer(closing, approach) + drift * 0.005
         spread *= 1.0 - closing
     elif activity == "screw":
         frequency = rng.uniform(0.9, 1.8) * speed
-        amplitude = rng.uniform(0.5, 1.1)
+        amplitude = rng.uniform(0.3, 1.1)
         roll = roll + amplitude * np.sin(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
         pinch += rng.uniform(0.7, 1.0)
         curl += rng.uniform(0.25, 0.45)
@@ -172,14 +172,14 @@ def _primitive(activity: str, t: np.ndarray, speed: float, rng: np.random.Genera
         direction = np.array([rng.normal() * 0.3, rng.normal() * 0.3, -1.0])
         direction /= np.linalg.norm(direction)
         wiggle = np.sin(2 * np.pi * rng.uniform(3.0, 5.0) * t) * (depth > 0.9) * rng.uniform(0.002, 0.005)
-        position = position + np.outer(depth * rng.uniform(0.03, 0.08), direction)
+        position = position + np.outer(depth * rng.uniform(0.02, 0.08), direction)
         position[:, 0] += wiggle
         pinch += rng.uniform(0.8, 1.0)
         curl += rng.uniform(0.35, 0.55)
         spread *= 0.3
     elif activity == "hold":
-        position = position + drift * rng.uniform(0.005, 0.02)
-        curl += rng.uniform(0.75, 0.95) + 0.03 * _smooth_noise(rng, t, 0.5, 1)[:, 0]
+        position = position + drift * rng.uniform(0.005, 0.04)
+        curl += rng.uniform(0.6, 0.95) + 0.03 * _smooth_noise(rng, t, 0.5, 1)[:, 0]
         spread *= 0.1
     else:
         raise ValueError(f"unknown activity {activity!r}; known: {', '.join(ACTIVITIES)}")
@@ -347,15 +347,16 @@ def generate_recording(subject_seed: int, settings: SyntheticSettings = Syntheti
     rng.shuffle(order)
     origin_ns = 1_700_000_000_000_000_000 + subject_seed * 10_000_000_000
     offset_ns = 0
-    stamps, keypoints, scores, handedness, segments = [], [], [], [], []
+    stamps, keypoints, scores, handedness, track_ids, segments = [], [], [], [], [], []
     name = source or f"subject_{subject_seed:03d}.npz"
-    for activity in order:
+    for clip_index, activity in enumerate(order):
         clip = generate_clip(str(activity), rng, subject, settings, noise, missing)
         clip_stamps = clip.stamps_ns + offset_ns
         stamps.append(clip_stamps)
         keypoints.append(clip.keypoints)
         scores.append(clip.scores)
         handedness.append(np.full(clip_stamps.size, int(clip.handedness), np.uint8))
+        track_ids.append(np.full(clip_stamps.size, clip_index, np.int64))
         segments.append(ActivitySegment(name, clip_stamps[0] * 1e-9, clip_stamps[-1] * 1e-9,
                                         clip.handedness.name.lower(), clip.activity))
         offset_ns = int(clip_stamps[-1]) + round(_GAP_BETWEEN_CLIPS_S * 1e9)
@@ -365,7 +366,8 @@ def generate_recording(subject_seed: int, settings: SyntheticSettings = Syntheti
         keypoints=np.concatenate(keypoints)[:, None],
         keypoint_scores=np.concatenate(scores)[:, None],
         handedness=np.concatenate(handedness)[:, None],
-        image_width=settings.image_size[0], image_height=settings.image_size[1])
+        image_width=settings.image_size[0], image_height=settings.image_size[1],
+        track_ids=np.concatenate(track_ids)[:, None])
     return recording, segments
 
 
