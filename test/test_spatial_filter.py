@@ -169,3 +169,14 @@ def test_hand_with_a_single_keypoint_is_rejected_not_raised():
     assert result.rejected_reasons == ("min_keypoints",)
     assert len(result.accepted) == 1
     assert spatial.stats.rejections["non_finite_keypoint"] == 20
+
+
+def test_foreshortened_finger_segments_are_not_judged_for_joint_angle():
+    curled = curled_hand(degrees=30.0)
+    # the index fingertip seen end-on: its last segment shrinks to 2 px, pointing anywhere
+    foreshortened = curled.copy()
+    direction = (curled[8] - curled[7]) / np.linalg.norm(curled[8] - curled[7])
+    foreshortened[8] = curled[7] + 2.0 * np.array([direction[1], -direction[0]])
+    assert np.rad2deg(backward_bend(foreshortened[None], np.ones((1, 21), bool))[0]) > 50
+    _, result = run(good_frame(foreshortened))
+    assert len(result.accepted) == 1

@@ -33,6 +33,7 @@ from hand_pose_refiner.filters.anatomy import (
     BEND_JOINTS,
     BONE_RATIO_MAX,
     MCP_SPAN,
+    MIN_BEND_SEGMENT,
     PALM_BONES,
     PALM_LENGTH_PER_MCP_SPAN,
 )
@@ -95,12 +96,15 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
     return np.maximum(along, PALM_LENGTH_PER_MCP_SPAN * span)
 
 
-def backward_bend(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def backward_bend(keypoints: np.ndarray, valid: np.ndarray, palm_sizes: np.ndarray | None = None,
+                  min_segment: float = MIN_BEND_SEGMENT) -> np.ndarray:
     """Per hand, the largest bend (radians) of a finger PIP/DIP against the hand's flexion.
 
     The flexion direction in the image is the sign of the summed signed joint angles of the four
     fingers (a real hand curls all of them the same way); a joint turning the other way is bent
-    backwards. Returns 0 where it cannot be told.
+    backwards. With ``palm_sizes`` (pixels), a joint counts only where both finger segments beside
+    it are at least ``min_segment`` palm sizes long: the direction of a short, foreshortened
+    segment is mostly keypoint noise. Returns 0 where it cannot be told.
     """
     prev, joint, after = BEND_JOINTS[:, 0], BEND_JOINTS[:, 1], BEND_JOINTS[:, 2]
     first = keypoints[:, joint] - keypoints[:, prev]
@@ -109,6 +113,9 @@ def backward_bend(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
     dot = (first * second).sum(axis=-1)
     angles = np.arctan2(cross, dot)
     usable = valid[:, prev] & valid[:, joint] & valid[:, after]
+    if palm_sizes is not None:
+        shortest = np.minimum(np.hypot(*np.moveaxis(first, -1, 0)), np.hypot(*np.moveaxis(second, -1, 0)))
+        usable &= shortest >= min_segment * np.asarray(palm_sizes)[:, None]
     angles = np.where(usable, angles, 0.0)
     direction = np.sign(angles.sum(axis=1, keepdims=True))
     return np.clip(-(angles * direction), 0.0, None).max(axis=1, initial=0.0)
@@ -190,8 +197,7 @@ class SpatialFilter:
             if image_diagonal > 0:
                 large = min(large, config.max_hand_size_fraction * image_diagonal)
             fail(size > large, "hand_too_large")
-        needs_bones = {"bone_length", "bone_ratio"} & rules
-        if needs_bones:
+        if {"bone_length", "bone_ratio", "joint_angle"} & rules:
             delta = keypoints[:, BONES[:, 1]] - keypoints[:, BONES[:, 0]]
             lengths = np.hypot(delta[..., 0], delta[..., 1])
             bone_valid = valid[:, BONES[:, 0]] & valid[:, BONES[:, 1]]
@@ -201,15 +207,15 @@ class SpatialFilter:
             if image_diagonal > 0:
                 limit = min(limit, config.max_bone_length_fraction * image_diagonal)
             fail(lengths.max(axis=1) > limit, "bone_length")
+        if {"bone_ratio", "joint_angle"} & rules:
+            palm = palm_sizes(keypoints, valid, lengths, bone_valid)
         if "bone_ratio" in rules:
-            fail(self._bone_ratio_too_large(keypoints, valid, lengths, bone_valid), "bone_ratio")
+            fail(self._bone_ratio_too_large(lengths, palm), "bone_ratio")
         if "joint_angle" in rules:
-            fail(backward_bend(keypoints, valid) > self._max_backward_rad, "joint_angle")
+            fail(backward_bend(keypoints, valid, palm) > self._max_backward_rad, "joint_angle")
 
-    def _bone_ratio_too_large(self, keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
-                              bone_valid: np.ndarray) -> np.ndarray:
+    def _bone_ratio_too_large(self, lengths: np.ndarray, palm: np.ndarray) -> np.ndarray:
         """Hands with a bone longer than its anatomical maximum relative to the palm size."""
-        palm = palm_sizes(keypoints, valid, lengths, bone_valid)
         known = palm > 0
         result = np.zeros(len(lengths), bool)
         if known.any():
