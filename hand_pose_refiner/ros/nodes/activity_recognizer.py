@@ -74,7 +74,13 @@ class ActivityRecognizerNode(HandPoseNode):
             self.monitor.published(time.perf_counter() - started)
 
 
-main = main_for(ActivityRecognizerNode)
+def main() -> None:
+    """Run the node on its own. One torch thread: a window is tiny, and more threads only
+    contend with the other nodes for the cores (bench/bench_activity.py)."""
+    import torch
+
+    torch.set_num_threads(1)
+    main_for(ActivityRecognizerNode)()
 
 
 if __name__ == "__main__":
