@@ -67,6 +67,8 @@ def measure(label: str, commands: list[list[str]], frames: list[np.ndarray], typ
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--modes", nargs="+", default=["in-process", "multi-process"],
+                        choices=["in-process", "multi-process"])
     args = parser.parse_args()
     clip, _ = read_clip(CLIP, 300)
     clip = [cv2.resize(frame, (640, 480)) for frame in clip]
@@ -74,10 +76,12 @@ def main() -> None:
     frames = [clip[i % len(clip)] for i in range(count)]
     types = rclpy_message_types()
     config = str(REPO / "config/assembly.yaml")
-    measure("in-process runner", [["-m", "hand_pose_refiner.cli", "run", "--config", config]], frames, types)
+    if "in-process" in args.modes:
+        measure("in-process runner", [["-m", "hand_pose_refiner.cli", "run", "--config", config]], frames, types)
     node_commands = [["-m", f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[name]}", "--ros-args",
                       "--params-file", config, "-p", "autostart:=true"] for name in DEFAULT_GRAPH]
-    measure("multi-process graph", node_commands, frames, types)
+    if "multi-process" in args.modes:
+        measure("multi-process graph", node_commands, frames, types)
 
 
 if __name__ == "__main__":

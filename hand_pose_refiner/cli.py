@@ -12,6 +12,7 @@ from hand_pose_refiner import __version__
 from hand_pose_refiner.activity.cli import add_commands as add_activity_commands
 from hand_pose_refiner.config import Config, commented_yaml, load_config
 from hand_pose_refiner.errors import HandPoseRefinerError
+from hand_pose_refiner.refinement.cli import add_commands as add_refinement_commands
 from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
 
 Handler = Callable[[argparse.Namespace], int]
@@ -106,8 +107,6 @@ _PROG = "hand-pose-refiner"
 def _cmd_run(args: argparse.Namespace) -> int:
     from hand_pose_refiner.ros.runner import run_graph
 
-    if args.config is not None:
-        load_config(args.config)  # refuse a bad file before anything starts
     return run_graph(args.nodes, args.config, args.namespace, args.image_topic)
 
 
@@ -184,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=0)
     tune.set_defaults(handler=_cmd_tune_filters)
     add_activity_commands(commands)
+    add_refinement_commands(commands)
     return parser
 
 

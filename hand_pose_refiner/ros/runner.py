@@ -7,9 +7,11 @@ launch system needed. Nodes are configured and activated at once.
 from __future__ import annotations
 
 import importlib
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hand_pose_refiner.config import commented_yaml, load_config
 from hand_pose_refiner.ros.nodes import NODE_EXECUTABLES
 from hand_pose_refiner.ros.nodes.base import HandPoseNode, run_nodes
 
@@ -40,6 +42,13 @@ def ros_arguments(config: Path | None, namespace: str, image_topic: str | None,
 
 def run_graph(nodes: Sequence[str], config: Path | None, namespace: str = "",
               image_topic: str | None = None) -> int:
-    """Run the named nodes in this process until Ctrl-C; returns an exit code."""
+    """Run the named nodes in this process until Ctrl-C; returns an exit code.
+
+    The config file may be a plain mapping or a ROS parameter file: it is validated, then handed
+    to the nodes as a ROS parameter file written from the validated values.
+    """
     factories: list[Callable[[], HandPoseNode]] = [node_class(name) for name in nodes]
-    return run_nodes(factories, ["hand-pose-refiner", *ros_arguments(config, namespace, image_topic)])
+    with tempfile.TemporaryDirectory(prefix="hand_pose_refiner_") as folder:
+        parameters = Path(folder) / "parameters.yaml"
+        parameters.write_text(commented_yaml(load_config(config)))
+        return run_nodes(factories, ["hand-pose-refiner", *ros_arguments(parameters, namespace, image_topic)])

@@ -22,7 +22,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
@@ -233,7 +233,14 @@ def use_shipped_fastdds_profile() -> None:
 
 
 def run_nodes(factories: Sequence[Callable[[], HandPoseNode]], args: Sequence[str] | None = None) -> int:
-    """Create nodes, autostart them, and spin a multi-threaded executor until shutdown."""
+    """Create nodes, autostart them, and spin until shutdown.
+
+    The work is multi-threaded: each model node infers on its own :class:`LatestWorker` thread
+    (torch releases the GIL), while one executor thread runs the short ROS callbacks. rclpy's
+    MultiThreadedExecutor is not used on purpose: it re-polls callbacks that a busy callback
+    group cannot run yet, and that spinning starved inference (measured on the 4-node graph, 2
+    cores, 640x480 at 30 Hz: 20 of 300 frames detected against 300 of 300 with this setup).
+    """
     use_shipped_fastdds_profile()
     rclpy.init(args=args)
     nodes: list[HandPoseNode] = []
@@ -241,7 +248,7 @@ def run_nodes(factories: Sequence[Callable[[], HandPoseNode]], args: Sequence[st
         nodes = [factory() for factory in factories]
         if not all(node.autostart() for node in nodes):
             return 1
-        executor = MultiThreadedExecutor(num_threads=max(4, 2 * len(nodes)))
+        executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
         executor.spin()
