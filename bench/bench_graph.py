@@ -77,7 +77,8 @@ def main() -> None:
     types = rclpy_message_types()
     config = str(REPO / "config/assembly.yaml")
     if "in-process" in args.modes:
-        measure("in-process runner", [["-m", "hand_pose_refiner.cli", "run", "--config", config]], frames, types)
+        runner = [["-m", "hand_pose_refiner.cli", "run", "--config", config]]
+        measure("in-process runner", runner, frames, types)
     node_commands = [["-m", f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[name]}", "--ros-args",
                       "--params-file", config, "-p", "autostart:=true"] for name in DEFAULT_GRAPH]
     if "multi-process" in args.modes:

@@ -53,3 +53,11 @@ class ActivityClassMismatchError(ActivityCheckpointError):
 
 class ActivityLabelError(HandPoseRefinerError, ValueError):
     """An activity annotation file (CSV) or a pose source it names is malformed."""
+
+
+class InputError(HandPoseRefinerError, ValueError):
+    """A recording (bag, video, image folder) cannot be opened or is truncated or corrupt."""
+
+
+class RefinementStateError(HandPoseRefinerError, ValueError):
+    """A refinement run folder holds a state that does not fit the options it is resumed with."""

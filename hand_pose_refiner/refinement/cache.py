@@ -1,0 +1,144 @@
+"""Caches of decoded frames and of model predictions, keyed by input and model.
+
+Decoding a video and running the networks are the slow parts of a replay; the filters are fast.
+So each input is decoded once into a folder of JPEG frames (the exact pixels the models see and
+the dataset ships), and each (input, model, thresholds) gets its raw predictions stored once:
+re-running the filters with other settings then needs neither decoding nor inference.
+Every entry is written to a temporary name and renamed when complete, so a killed run never
+leaves a half entry that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from hand_pose_refiner.errors import InputError
+from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.models.base import HandDetector, PoseEstimator
+from hand_pose_refiner.refinement.atomic import atomic_write_json, commit_dir, fresh_partial_dir
+from hand_pose_refiner.refinement.inputs import InputSpec, fingerprint, read_frames
+from hand_pose_refiner.refinement.records import load_frames, save_frames
+
+JPEG_QUALITY = 95
+INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """One frame of a :class:`FrameStore`: its JPEG file, stamp and size."""
+
+    index: int
+    path: Path
+    stamp_ns: int
+    frame_id: str
+    width: int
+    height: int
+
+    def rgb(self) -> npt.NDArray[np.uint8]:
+        bgr = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError(f"{self.path}: cached frame cannot be read; delete the cache folder")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class FrameStore:
+    """The decoded frames of one input as JPEG files plus an index, built once."""
+
+    def __init__(self, root: Path, spec: InputSpec) -> None:
+        self.spec = spec
+        self.key = fingerprint(spec)
+        self.folder = root / "frames" / f"{spec.path.name}-{self.key}"
+
+    @property
+    def complete(self) -> bool:
+        return (self.folder / INDEX).is_file()
+
+    def build(self, progress: Callable[[int], None] | None = None) -> None:
+        """Decode the input into the store (raises InputError on a bad input; nothing kept)."""
+        if self.complete:
+            return
+        partial = fresh_partial_dir(self.folder)
+        rows = []
+        try:
+            for frame in read_frames(self.spec):
+                name = f"{frame.index:06d}.jpg"
+                ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
+                                        [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                if not ok:
+                    raise InputError(f"{self.spec.path}: frame {frame.index} cannot be encoded")
+                (partial / name).write_bytes(data.tobytes())
+                height, width = frame.rgb.shape[:2]
+                rows.append([name, frame.stamp_ns, frame.frame_id, width, height])
+                if progress is not None:
+                    progress(len(rows))
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if not rows:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise InputError(f"{self.spec.path}: no frames")
+        atomic_write_json(partial / INDEX, {"input": str(self.spec.path), "frames": rows}, indent=None)
+        commit_dir(self.folder, replace=True)
+
+    def frames(self) -> list[StoredFrame]:
+        rows = json.loads((self.folder / INDEX).read_text())["frames"]
+        return [StoredFrame(i, self.folder / name, int(stamp), str(frame_id), int(w), int(h))
+                for i, (name, stamp, frame_id, w, h) in enumerate(rows)]
+
+
+def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
+    """A hash of both networks' weights, names and thresholds: what their predictions depend on."""
+    digest = hashlib.sha256()
+    for model in (detector, estimator):
+        digest.update(model.name.encode())
+        for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored"):
+            digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
+        net = getattr(model, "net", None)
+        if net is not None:
+            for name, tensor in net.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            digest.update(str(getattr(model, "checkpoint", "")).encode())
+    return digest.hexdigest()[:16]
+
+
+class PredictionCache:
+    """Raw predictions (before any filter) per input and model, as npz files."""
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / "predictions"
+
+    def path(self, store: FrameStore, key: str) -> Path:
+        return self.folder / f"{store.folder.name}-{key}.npz"
+
+    def load(self, store: FrameStore, key: str) -> list[FrameHands] | None:
+        path = self.path(store, key)
+        return load_frames(path) if path.is_file() else None
+
+    def save(self, store: FrameStore, key: str, frames: list[FrameHands]) -> None:
+        save_frames(self.path(store, key), frames)
+
+
+def run_models(detector: HandDetector, estimator: PoseEstimator, frames: list[StoredFrame],
+               batch_size: int, progress: Callable[[int], None] | None = None) -> Iterator[FrameHands]:
+    """Detector then pose estimator over stored frames, in batches; one FrameHands per frame."""
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start:start + batch_size]
+        images = [frame.rgb() for frame in chunk]
+        stamps = [frame.stamp_ns for frame in chunk]
+        for frame, hands in zip(chunk, estimator.estimate(images, detector.detect(images), stamps),
+                                strict=True):
+            hands.frame_id = frame.frame_id
+            yield hands
+        if progress is not None:
+            progress(start + len(chunk))

@@ -1,0 +1,170 @@
+"""The ``replay`` and ``refine`` subcommands (registered by :func:`add_commands`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hand_pose_refiner.config import load_config
+from hand_pose_refiner.refinement.inputs import InputSpec
+
+EXIT_SOME_INPUTS_FAILED = 3
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                        help="rosbag2 (folder, .mcap, .db3), ROS 1 .bag, video file or folder of images")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="YAML config (default: the packaged config/assembly.yaml)")
+    parser.add_argument("--image-topic", default=None,
+                        help="image topic of the bags (default: the bag's only image topic)")
+    parser.add_argument("--fps", type=float, default=10.0, help="frame rate that stamps image folders")
+    parser.add_argument("--stills", action="store_true",
+                        help="image folders hold unrelated photographs: no tracking confirmation, "
+                             "no temporal filter on them")
+    parser.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
+    parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per input")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep decoded frames and model predictions here for the next run")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per model forward pass")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="torch device (default: models.device of the config)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared machine more threads spin "
+                             "against other jobs and run up to 10x slower)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def input_specs(args: argparse.Namespace) -> list[InputSpec]:
+    return [InputSpec(path, args.image_topic, args.fps, args.stills and path.is_dir(), args.stride,
+                      args.max_frames) for path in args.inputs]
+
+
+def _config(args: argparse.Namespace) -> Any:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    config = load_config(args.config)
+    if args.device is not None:
+        config = replace(config, models=replace(config.models, device=args.device))
+    return config
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.models import create_backend
+    from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = _config(args)
+    detector, estimator = create_backend(config.models)
+    options = ReplayOptions(cache_dir=args.cache_dir, write_bag=args.bag, batch_size=args.batch_size,
+                            progress=not args.quiet, overwrite=args.overwrite)
+    summary = replay(input_specs(args), args.out, config, detector, estimator, options)
+    totals = summary.as_dict()
+    print(f"wrote {args.out}: {totals['frames']} frames, {totals['accepted_hands']} accepted hands "
+          f"of {totals['raw_hands']} detected, detection rate {totals['detection_rate']:.3f}, "
+          f"{totals['frames_per_s']:.1f} frames/s")
+    for rule, count in totals["rejections"].items():
+        print(f"  rejected {count:6d}  {rule}")
+    for failed in summary.failed:
+        print(f"FAILED {failed.path}: {failed.error}", file=sys.stderr)
+    if summary.failed:
+        print(f"{len(summary.failed)} of {len(summary.inputs)} inputs could not be read (listed above); "
+              f"the others were written", file=sys.stderr)
+        return EXIT_SOME_INPUTS_FAILED
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``replay`` and ``refine`` on the main parser's subparsers."""
+    replay_parser = commands.add_parser(
+        "replay", help="run models and filters over recordings; write a COCO dataset and statistics",
+        description="Replay bags, videos or image folders through the detector, the pose estimator "
+                    "and the live filter chain (offline mode); write the frames, a COCO keypoint "
+                    "dataset of the filtered hands, raw and filtered predictions (JSON lines) and "
+                    "rejection statistics. Unreadable inputs are reported and skipped (exit 3).")
+    _add_input_options(replay_parser)
+    replay_parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")
+    replay_parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    replay_parser.add_argument("--bag", action="store_true",
+                               help="also write an MCAP rosbag2 with the images and the filtered hands")
+    replay_parser.set_defaults(handler=_cmd_replay)
+    refine_parser = commands.add_parser(
+        "refine", help="iterative self-supervised refinement on unlabelled recordings (resumable)",
+        description="Replay the recordings, keep the plausible hands as pseudo-labels, fine-tune the "
+                    "detector and the pose estimator on them, evaluate, repeat; stops early when the "
+                    "detection rate stops improving. Every step is checkpointed in RUN_DIR: running "
+                    "the same command again resumes. Writes RUN_DIR/report.html and report.json.")
+    _add_input_options(refine_parser)
+    refine_parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
+                               help="run folder (an existing one is resumed)")
+    refine_parser.add_argument("--check", type=Path, action="append", default=[], metavar="INPUT",
+                               help="a recording evaluated every round but not trained on "
+                                    "(no-regression check); repeatable")
+    refine_parser.add_argument("--labelled", type=Path, action="append", default=[], metavar="COCO",
+                               help="a labelled COCO file for PCK (base-first order); repeatable")
+    refine_parser.add_argument("--labelled-tip-first", type=Path, action="append", default=[],
+                               metavar="COCO", help="a labelled COCO file listing each finger tip "
+                                                    "first (RHD); repeatable")
+    refine_parser.add_argument("--iterations", type=int, default=3)
+    refine_parser.add_argument("--epochs", type=int, default=2,
+                               help="fine-tuning epochs per round and network")
+    refine_parser.add_argument("--train-batch-size", type=int, default=8)
+    refine_parser.add_argument("--samples-per-image", type=int, default=4,
+                               help="augmented samples drawn from each training image per epoch")
+    refine_parser.add_argument("--learning-rate", type=float, default=2e-5)
+    refine_parser.add_argument("--glove-probability", type=float, default=0.5,
+                               help="share of training samples with skin recoloured like a glove")
+    refine_parser.add_argument("--max-train-images", type=int, default=60,
+                               help="at most this many pseudo-labelled images per input and round")
+    refine_parser.add_argument("--patience", type=int, default=1,
+                               help="rounds without improvement before stopping")
+    refine_parser.add_argument("--seed", type=int, default=0)
+    refine_parser.add_argument("--grid-frames", type=int, default=16,
+                               help="frames in the before/after overlay grids (0: all)")
+    refine_parser.set_defaults(handler=_cmd_refine)
+
+
+def _cmd_refine(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
+    from hand_pose_refiner.refinement.replay import ReplayOptions
+    from hand_pose_refiner.refinement.report import write_report
+
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
+    config = _config(args)
+    checks = argparse.Namespace(**{**vars(args), "inputs": args.check})
+    options = RefineOptions(
+        targets=tuple(input_specs(args)), checks=tuple(input_specs(checks)),
+        labelled=tuple([LabelledSet(p) for p in args.labelled]
+                       + [LabelledSet(p, tip_first=True) for p in args.labelled_tip_first]),
+        iterations=args.iterations, epochs=args.epochs, batch_size=args.train_batch_size,
+        samples_per_image=args.samples_per_image, learning_rate=args.learning_rate,
+        glove_probability=args.glove_probability, max_train_images_per_input=args.max_train_images,
+        patience=args.patience, seed=args.seed)
+
+    def show(name: str, result: dict[str, Any]) -> None:
+        if name.endswith("/evaluate"):
+            pck = result.get("pck", {}).get("pck")
+            check = result.get("checks", {}).get("detection_rate")
+            rates = "".join(f", {Path(i['path']).parent.name}/{Path(i['path']).name} "
+                            f"{i['detection_rate']:.3f}"
+                            for i in result["targets"]["inputs"] if i["error"] is None)
+            print(f"{name}: detection rate {result['measure']:.3f}{rates}"
+                  + (f", checks {check:.3f}" if check is not None else "")
+                  + (f", PCK {pck:.3f}" if pck is not None else ""), flush=True)
+        elif name.endswith("/pseudo_labels"):
+            print(f"{name}: {result['accepted_hands']} pseudo-labelled hands in "
+                  f"{result['frames_with_hands']} of {result['frames']} frames", flush=True)
+
+    refinement = Refinement(args.out, options, config,
+                            ReplayOptions(batch_size=args.batch_size, progress=not args.quiet), on_step=show)
+    state = refinement.run()
+    html = write_report(args.out, args.grid_frames or None)
+    print(f"best iteration {state['best_iteration']} ({state['stopped_because']}); report: {html}")
+    return 0

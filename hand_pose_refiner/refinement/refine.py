@@ -1,0 +1,387 @@
+"""Iterative self-supervised refinement (arXiv 2307.03007), checkpointed step by step.
+
+Round ``k`` (1..iterations):
+
+1. ``iter{k}/pseudo_labels``: replay the target recordings with the models of round ``k-1`` at
+   the round's *candidate* thresholds (:data:`DEFAULT_SCHEDULE`): the filters keep only
+   anatomically and temporally plausible hands, which become a COCO dataset.
+2. ``iter{k}/detector`` and ``iter{k}/estimator``: fine-tune each network on those pseudo-labels
+   (CPU-sized: few epochs, small batches, glove-like recolouring among the augmentations).
+3. ``iter{k}/evaluate``: replay targets and check recordings with the new models at the
+   *reference* thresholds of the configuration (what the live nodes run), and score PCK on the
+   optional labelled sets. Round 0 evaluates the initial models the same way.
+
+The measure is the detection rate (frames with an accepted hand) on the targets at the
+reference thresholds. A round whose PCK on the labelled sets falls more than ``max_pck_drop``
+below the initial models', or whose detection rate on the check recordings falls more than
+``max_check_drop``, does not count as an improvement. The loop stops early after ``patience``
+rounds without improvement; the best round's models are the result.
+
+Bootstrapping (the initial model finds gloved hands in few frames): early rounds take every
+candidate the detector scores above a low threshold and the landmark network calls present at
+a low presence, but demand *more* anatomical plausibility than the live config (more valid
+keypoints, tighter bone ratios and joint angles); later rounds move the candidate thresholds
+towards the live ones as the models grow confident.
+
+Every step's result is appended to ``state.json`` (written atomically) after its files are in
+place, so a run killed at any point resumes from the last finished step: ``refine`` on an
+existing run folder skips what is recorded and redoes the step that was interrupted (its
+partial files are discarded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hand_pose_refiner.coco import CocoImage, load_coco
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.errors import RefinementStateError
+from hand_pose_refiner.metrics import pck
+from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.models.base import (
+    AugmentConfig,
+    FineTuneConfig,
+    FineTuneReport,
+    HandDetector,
+    PoseEstimator,
+)
+from hand_pose_refiner.refinement.atomic import atomic_write_json
+from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplayOptions, ReplaySummary, replay
+
+LOGGER = logging.getLogger("hand_pose_refiner.refine")
+STATE = "state.json"
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """One round's candidate thresholds and filter strictness for the pseudo-labels."""
+
+    detection_score_threshold: float
+    min_presence: float
+    min_hand_score: float
+    min_keypoint_score: float
+    min_keypoints: int
+    bone_ratio_tolerance: float
+    max_backward_bend_deg: float
+
+    def apply(self, config: Config) -> Config:
+        """The config with these thresholds (everything else as the live config)."""
+        return replace(
+            config,
+            models=replace(config.models, detection_score_threshold=self.detection_score_threshold),
+            spatial_filter=replace(config.spatial_filter, min_hand_score=self.min_hand_score,
+                                   min_keypoint_score=self.min_keypoint_score,
+                                   min_keypoints=self.min_keypoints,
+                                   bone_ratio_tolerance=self.bone_ratio_tolerance,
+                                   max_backward_bend_deg=self.max_backward_bend_deg))
+
+
+# Low candidate thresholds early, strict anatomy throughout (live config: min_keypoints 12,
+# bone_ratio_tolerance 1.6, max_backward_bend_deg 50, detection threshold 0.5, presence 0.5).
+DEFAULT_SCHEDULE: tuple[Thresholds, ...] = (
+    Thresholds(0.10, 0.20, 0.02, 0.15, 18, 1.3, 35.0),
+    Thresholds(0.20, 0.30, 0.05, 0.25, 17, 1.4, 40.0),
+    Thresholds(0.30, 0.40, 0.10, 0.30, 16, 1.5, 45.0),
+)
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """A COCO file with labelled hands, for PCK (``tip_first`` for RHD's finger order)."""
+
+    path: Path
+    tip_first: bool = False
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    """Everything a refinement run depends on (stored in the state to refuse a mismatched resume)."""
+
+    targets: tuple[InputSpec, ...]
+    checks: tuple[InputSpec, ...] = ()
+    labelled: tuple[LabelledSet, ...] = ()
+    iterations: int = 3
+    schedule: tuple[Thresholds, ...] = DEFAULT_SCHEDULE
+    epochs: int = 2
+    batch_size: int = 8
+    samples_per_image: int = 4
+    learning_rate: float = 2e-5
+    glove_probability: float = 0.5
+    max_train_images_per_input: int = 60
+    patience: int = 1
+    min_improvement: float = 0.005
+    max_pck_drop: float = 0.02
+    max_check_drop: float = 0.05
+    pck_alpha: float = 0.2
+    seed: int = 0
+    freeze_backbone: bool = True
+
+    def thresholds(self, iteration: int) -> Thresholds:
+        """The schedule entry of round ``iteration`` (1-based; the last one repeats)."""
+        return self.schedule[min(iteration, len(self.schedule)) - 1]
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the original (the iteration count may grow)."""
+        data = json.loads(json.dumps(asdict(self), default=str))
+        data.pop("iterations")
+        return data
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _finetune_summary(report: FineTuneReport) -> dict[str, Any]:
+    return {"initial_loss": report.initial_loss, "final_loss": report.final_loss,
+            "initial_metrics": report.initial_metrics,
+            "final_metrics": report.epochs[-1].metrics if report.epochs else {},
+            "train_images": report.train_images, "val_images": report.val_images}
+
+
+def _replay_summary(summary: ReplaySummary) -> dict[str, Any]:
+    data = summary.as_dict()
+    data["inputs"] = [{k: i[k] for k in ("path", "frames", "raw_hands", "accepted_hands", "frames_with_hands",
+                                         "detection_rate", "mean_keypoint_confidence", "error")}
+                      for i in data["inputs"]]
+    return data
+
+
+class Refinement:
+    """One run folder: runs the missing steps, in order, recording each one in ``state.json``."""
+
+    def __init__(self, run_dir: Path, options: RefineOptions, config: Config,
+                 replay_options: ReplayOptions | None = None,
+                 on_step: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.options = options
+        self.config = config
+        self.replay_options = replace(replay_options or ReplayOptions(), cache_dir=self.run_dir / "cache",
+                                      overwrite=True, write_bag=False)
+        self.on_step = on_step
+        self.state = self._load_state()
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any]:
+        path = self.run_dir / STATE
+        identity = self.options.identity()
+        if not path.is_file():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            state = {"format": STATE_FORMAT, "options": identity, "steps": []}
+            atomic_write_json(path, state)
+            return state
+        try:
+            state = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:  # cannot happen with atomic writes, unless edited by hand
+            raise RefinementStateError(f"{path}: not valid JSON: {exc}") from exc
+        if state.get("format") != STATE_FORMAT or state.get("options") != identity:
+            raise RefinementStateError(f"{path}: this run folder was made with other options; resume it "
+                                       f"with the same inputs and settings or choose a new folder")
+        return state
+
+    @property
+    def results(self) -> dict[str, dict[str, Any]]:
+        return {step["name"]: step["result"] for step in self.state["steps"]}
+
+    def _step(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``work`` unless the state records it finished; then record it (atomically)."""
+        done = self.results
+        if name in done:
+            return done[name]
+        LOGGER.info("refine step %s", name)
+        result = work()
+        self.state["steps"].append({"name": name, "result": result})
+        atomic_write_json(self.run_dir / STATE, self.state)
+        if self.on_step is not None:
+            self.on_step(name, result)
+        return result
+
+    # -- models -------------------------------------------------------------------------------
+
+    def model_paths(self, iteration: int) -> tuple[Path | None, Path | None]:
+        if iteration == 0:
+            base = self.config.models
+            return (Path(base.detector_checkpoint) if base.detector_checkpoint else None,
+                    Path(base.pose_checkpoint) if base.pose_checkpoint else None)
+        folder = self.run_dir / f"iter{iteration}"
+        return folder / "detector.safetensors", folder / "estimator.safetensors"
+
+    def models(self, iteration: int, thresholds: Thresholds | None = None,
+               detector_iteration: int | None = None) -> tuple[HandDetector, PoseEstimator]:
+        detector_path = self.model_paths(iteration if detector_iteration is None else detector_iteration)[0]
+        estimator_path = self.model_paths(iteration)[1]
+        models_config = replace(self.config.models, detector_checkpoint=str(detector_path or ""),
+                                pose_checkpoint=str(estimator_path or ""))
+        if thresholds is not None:
+            models_config = replace(models_config,
+                                    detection_score_threshold=thresholds.detection_score_threshold)
+        detector, estimator = create_backend(models_config)
+        if thresholds is not None and hasattr(estimator, "min_presence"):
+            estimator.min_presence = thresholds.min_presence
+        return detector, estimator
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Run (or resume) the loop; returns the final state (also in ``state.json``)."""
+        labelled = self._labelled()
+        self._step("iter0/evaluate", lambda: self._evaluate(0, labelled))
+        for k in range(1, self.options.iterations + 1):
+            if self.stop_reason(k - 1) is not None:
+                break
+            self._step(f"iter{k}/pseudo_labels", lambda k=k: self._pseudo_labels(k))
+            self._step(f"iter{k}/detector", lambda k=k: self._fine_tune(k, "detector", labelled))
+            self._step(f"iter{k}/estimator", lambda k=k: self._fine_tune(k, "estimator", labelled))
+            self._step(f"iter{k}/evaluate", lambda k=k: self._evaluate(k, labelled))
+        last = max(k for k in range(self.options.iterations + 1) if f"iter{k}/evaluate" in self.results)
+        self.state["finished"] = True
+        self.state["stopped_because"] = self.stop_reason(last) or "all iterations done"
+        self.state["best_iteration"] = self.best_iteration()
+        detector, estimator = self.model_paths(self.state["best_iteration"])
+        self.state["best_models"] = {"detector": str(detector or "pretrained"),
+                                     "estimator": str(estimator or "pretrained")}
+        atomic_write_json(self.run_dir / STATE, self.state)
+        return self.state
+
+    def _labelled(self) -> list[CocoImage]:
+        images: list[CocoImage] = []
+        for item in self.options.labelled:
+            images.extend(load_coco(item.path, tip_first=item.tip_first))
+        return images
+
+    def _pseudo_labels(self, k: int) -> dict[str, Any]:
+        thresholds = self.options.thresholds(k)
+        detector, estimator = self.models(k - 1, thresholds)
+        summary = replay(self.options.targets, self.run_dir / f"iter{k}" / "pseudo",
+                         thresholds.apply(self.config), detector, estimator, self.replay_options)
+        return {"thresholds": asdict(thresholds), **_replay_summary(summary)}
+
+    def training_set(self, k: int) -> list[CocoImage]:
+        """Pseudo-labelled images with at least one hand, at most N per input (evenly spread)."""
+        folder = self.run_dir / f"iter{k}" / "pseudo"
+        images = [item for item in load_coco(folder / ANNOTATIONS) if len(item.hands)]
+        by_input: dict[str, list[CocoImage]] = {}
+        for item in images:
+            by_input.setdefault(item.path.name.rsplit("_", 1)[0], []).append(item)
+        cap = self.options.max_train_images_per_input
+        chosen = []
+        for items in by_input.values():
+            picks = np.unique(np.linspace(0, len(items) - 1, min(cap, len(items))).round().astype(int))
+            chosen.extend(items[i] for i in picks)
+        return chosen
+
+    def _fine_tune(self, k: int, which: str, labelled: list[CocoImage]) -> dict[str, Any]:
+        # The detector of round k is trained from round k-1's; the estimator likewise.
+        detector, estimator = self.models(k - 1)
+        model = detector if which == "detector" else estimator
+        target = self.model_paths(k)[0 if which == "detector" else 1]
+        assert target is not None
+        train = self.training_set(k)
+        result: dict[str, Any] = {"train_images": len(train),
+                                  "train_hands": int(sum(len(item.hands) for item in train))}
+        if train:
+            config = FineTuneConfig(
+                epochs=self.options.epochs, batch_size=self.options.batch_size,
+                learning_rate=self.options.learning_rate, freeze_backbone=self.options.freeze_backbone,
+                seed=self.options.seed + k, samples_per_image=self.options.samples_per_image,
+                augment=AugmentConfig(glove_probability=self.options.glove_probability),
+                pck_alpha=self.options.pck_alpha)
+            report = model.fine_tune(train, config, val_dataset=labelled)
+            result.update(_finetune_summary(report))
+        else:
+            result["skipped"] = "no pseudo-labelled hands: the previous weights are kept"
+        model.save(target)
+        result["weights"] = str(target.relative_to(self.run_dir))
+        result["sha256"] = _file_hash(target)
+        return result
+
+    def _evaluate(self, k: int, labelled: list[CocoImage]) -> dict[str, Any]:
+        detector, estimator = self.models(k)
+        folder = self.run_dir / f"iter{k}"
+        targets = replay(self.options.targets, folder / "eval", self.config, detector, estimator,
+                         self.replay_options)
+        result: dict[str, Any] = {"targets": _replay_summary(targets), "measure": targets.detection_rate}
+        if self.options.checks:
+            checks = replay(self.options.checks, folder / "eval_checks", self.config, detector, estimator,
+                            self.replay_options)
+            result["checks"] = _replay_summary(checks)
+        if labelled:
+            result["pck"] = labelled_pck(detector, estimator, labelled, self.options.pck_alpha)
+        return result
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def acceptable(self, k: int) -> bool:
+        """Whether round ``k`` keeps the no-regression checks (labelled PCK, check recordings)."""
+        results, initial = self.results[f"iter{k}/evaluate"], self.results["iter0/evaluate"]
+        if "pck" in initial and results["pck"]["pck"] < initial["pck"]["pck"] - self.options.max_pck_drop:
+            return False
+        if "checks" in initial:
+            before, after = initial["checks"]["detection_rate"], results["checks"]["detection_rate"]
+            if after < before - self.options.max_check_drop:
+                return False
+        return True
+
+    def best_iteration(self) -> int:
+        rounds = [k for k in range(self.options.iterations + 1)
+                  if f"iter{k}/evaluate" in self.results and self.acceptable(k)]
+        return max(rounds, key=lambda k: (self.results[f"iter{k}/evaluate"]["measure"], -k))
+
+    def stop_reason(self, k: int) -> str | None:
+        """Why no round after ``k`` should run (None: go on)."""
+        if k == 0:
+            return None
+        best_before = max(self.results[f"iter{j}/evaluate"]["measure"] for j in range(k)
+                          if self.acceptable(j))
+        stale = 0
+        for j in range(1, k + 1):
+            measure = self.results[f"iter{j}/evaluate"]["measure"]
+            improved = self.acceptable(j) and measure >= max(
+                self.results[f"iter{i}/evaluate"]["measure"] for i in range(j) if self.acceptable(i)
+            ) + self.options.min_improvement
+            stale = 0 if improved else stale + 1
+        if stale >= self.options.patience:
+            return (f"no improvement of the detection rate for {stale} round(s) "
+                    f"(best before round {k}: {best_before:.3f})")
+        return None
+
+
+def labelled_pck(detector: HandDetector, estimator: PoseEstimator, images: Sequence[CocoImage],
+                 alpha: float = 0.2) -> dict[str, Any]:
+    """PCK@alpha of the whole pipeline on labelled images (as bench/pck_labelled_hands.py).
+
+    Each labelled hand is scored against the predicted hand closest to it; a hand not found
+    scores 0, so a detector that loses hands is penalised.
+    """
+    from hand_pose_refiner.models.mediapipe.training import read_rgb
+
+    predicted, target, boxes, found = [], [], [], 0
+    for item in images:
+        image = read_rgb(item.path)
+        hands = estimator.estimate([image], detector.detect([image]))[0]
+        for k in range(len(item.hands)):
+            truth = item.hands.keypoints[k]
+            guess = np.full_like(truth, np.nan)
+            if len(hands):
+                error = np.nanmean(np.linalg.norm(hands.keypoints - truth, axis=-1), axis=-1)
+                guess = hands.keypoints[int(np.argmin(error))]
+                found += 1
+            predicted.append(guess)
+            target.append(truth)
+            boxes.append(item.hands.boxes[k])
+    if not target:
+        return {"pck": math.nan, "hands": 0, "found": 0}
+    return {"pck": pck(np.stack(predicted), np.stack(target), np.stack(boxes), alpha), "hands": len(target),
+            "found": found, "alpha": alpha}
+

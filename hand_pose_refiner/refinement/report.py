@@ -1,0 +1,234 @@
+"""The report of a refinement run: report.json, report.html, metric plots and overlay grids.
+
+Numbers alone cannot tell a real hand from a wooden block that the filters let through, so the
+report puts the same frames side by side, drawn with the initial models' hands and with the
+best round's, for a person to check. Everything is derived from ``state.json`` and the replay
+folders, so the report can be rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hand_pose_refiner.drawing import draw_hands
+from hand_pose_refiner.refinement.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from hand_pose_refiner.refinement.records import hands_from_json
+from hand_pose_refiner.refinement.replay import PREDICTIONS
+
+TILE_WIDTH = 360
+PAIRS_PER_ROW = 2
+PAIRS_PER_GRID = 8
+
+
+def iteration_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluated round: rates, counts, rejections, confidence, PCK, training sizes."""
+    results = {step["name"]: step["result"] for step in state["steps"]}
+    rows = []
+    k = 0
+    while f"iter{k}/evaluate" in results:
+        evaluation = results[f"iter{k}/evaluate"]
+        targets = evaluation["targets"]
+        row: dict[str, Any] = {
+            "iteration": k,
+            "detection_rate": targets["detection_rate"],
+            "detection_rate_per_input": {i["path"]: i["detection_rate"] for i in targets["inputs"]},
+            "frames": targets["frames"],
+            "accepted_poses": targets["accepted_hands"],
+            "raw_detections": targets["raw_hands"],
+            "rejections": targets["rejections"],
+            "mean_keypoint_confidence": targets["mean_keypoint_confidence"],
+            "check_detection_rate": evaluation.get("checks", {}).get("detection_rate"),
+            "pck": evaluation.get("pck", {}).get("pck"),
+        }
+        if k > 0:
+            pseudo = results[f"iter{k}/pseudo_labels"]
+            row["pseudo_labels"] = {"thresholds": pseudo["thresholds"],
+                                    "accepted_hands": pseudo["accepted_hands"],
+                                    "frames_with_hands": pseudo["frames_with_hands"],
+                                    "rejections": pseudo["rejections"]}
+            for which in ("detector", "estimator"):
+                tuned = results[f"iter{k}/{which}"]
+                row[f"{which}_training"] = {key: tuned.get(key) for key in
+                                            ("train_images", "train_hands", "initial_loss", "final_loss",
+                                             "skipped")}
+        rows.append(row)
+        k += 1
+    return rows
+
+
+def _plot_metrics(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [r["iteration"] for r in rows]
+    figure, axes = plt.subplots(2, 2, figsize=(10, 7))
+    ax = axes[0, 0]
+    ax.plot(rounds, [r["detection_rate"] for r in rows], "o-", label="targets (all)")
+    for name in rows[0]["detection_rate_per_input"]:
+        ax.plot(rounds, [r["detection_rate_per_input"].get(name) for r in rows], ".--",
+                label=Path(name).name if Path(name).name != "gloved" else str(Path(name).parent.name))
+    if rows[0]["check_detection_rate"] is not None:
+        ax.plot(rounds, [r["check_detection_rate"] for r in rows], "s-", label="check recordings")
+    ax.set_title("detection rate (frames with an accepted hand)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    axes[0, 1].bar(rounds, [r["accepted_poses"] for r in rows])
+    axes[0, 1].set_title("accepted poses (targets, reference thresholds)")
+    axes[1, 0].plot(rounds, [r["mean_keypoint_confidence"] for r in rows], "o-")
+    axes[1, 0].set_title("mean keypoint confidence (observed keypoints)")
+    pck_values = [np.nan if r["pck"] is None else r["pck"] for r in rows]
+    axes[1, 1].plot(rounds, pck_values, "o-")
+    axes[1, 1].set_title("PCK@0.2 on the labelled sets")
+    axes[1, 1].set_ylim(0, 1.05)
+    for ax in axes.flat:
+        ax.set_xlabel("iteration")
+        ax.set_xticks(rounds)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _plot_rejections(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rules = sorted({rule for r in rows for rule in r["rejections"]})
+    figure, ax = plt.subplots(figsize=(10, 4))
+    bottom = np.zeros(len(rows))
+    for rule in rules:
+        counts = np.array([r["rejections"].get(rule, 0) for r in rows], float)
+        ax.bar([r["iteration"] for r in rows], counts, bottom=bottom, label=rule)
+        bottom += counts
+    ax.set_title("rejections per rule (targets, reference thresholds)")
+    ax.set_xlabel("iteration")
+    if rules:
+        ax.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _frames(replay_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (replay_dir / PREDICTIONS).read_text().splitlines()]
+
+
+def _tile(replay_dir: Path, line: dict[str, Any], caption: str) -> np.ndarray:
+    image = cv2.cvtColor(cv2.imread(str(replay_dir / line["file_name"])), cv2.COLOR_BGR2RGB)
+    hands = hands_from_json(line["filtered"], line["stamp_ns"], line["width"], line["height"])
+    drawn = draw_hands(image, hands)
+    height = round(drawn.shape[0] * TILE_WIDTH / drawn.shape[1])
+    tile = cv2.resize(drawn, (TILE_WIDTH, height), interpolation=cv2.INTER_AREA)
+    text = f"{caption}: {len(hands)} hand(s)"
+    cv2.rectangle(tile, (0, 0), (TILE_WIDTH, 18), (0, 0, 0), -1)
+    cv2.putText(tile, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def overlay_grids(before_dir: Path, after_dir: Path, out_dir: Path, max_frames: int | None = 16,
+                  label_after: str = "after") -> list[Path]:
+    """PNG grids of the same frames, before | after, ``PAIRS_PER_GRID`` frames per file."""
+    before, after = _frames(before_dir), _frames(after_dir)
+    count = len(before) if not max_frames else min(max_frames, len(before))
+    picks = np.unique(np.linspace(0, len(before) - 1, count).round().astype(int)) if before else []
+    paths = []
+    for page, start in enumerate(range(0, len(picks), PAIRS_PER_GRID)):
+        pairs = []
+        for index in picks[start:start + PAIRS_PER_GRID]:
+            name = Path(before[index]["file_name"]).stem
+            pair = [_tile(before_dir, before[index], f"{name} before"),
+                    _tile(after_dir, after[index], f"{name} {label_after}")]
+            height = max(t.shape[0] for t in pair)
+            pair = [np.pad(t, ((0, height - t.shape[0]), (0, 4), (0, 0))) for t in pair]
+            pairs.append(np.concatenate(pair, axis=1))
+        rows = []
+        for row_start in range(0, len(pairs), PAIRS_PER_ROW):
+            row = pairs[row_start:row_start + PAIRS_PER_ROW]
+            height = max(p.shape[0] for p in row)
+            row = [np.pad(p, ((0, height - p.shape[0] + 4), (0, 8), (0, 0))) for p in row]
+            while len(row) < PAIRS_PER_ROW:
+                row.append(np.zeros_like(row[0]))
+            rows.append(np.concatenate(row, axis=1))
+        grid = np.concatenate(rows, axis=0)
+        ok, data = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        if ok:
+            paths.append(atomic_write_bytes(out_dir / f"overlay_grid_{page + 1}.png", data.tobytes()))
+    return paths
+
+
+def write_report(run_dir: Path, grid_frames: int | None = 16) -> Path:
+    """Write report.json, report.html and the PNGs into ``run_dir``; returns the HTML path."""
+    state = json.loads((run_dir / "state.json").read_text())
+    rows = iteration_rows(state)
+    best = state.get("best_iteration", rows[-1]["iteration"] if rows else 0)
+    figures = run_dir / "report_figures"
+    figures.mkdir(exist_ok=True)
+    pngs: list[Path] = []
+    if rows:
+        _plot_metrics(rows, figures / "metrics.png")
+        _plot_rejections(rows, figures / "rejections.png")
+        pngs = [figures / "metrics.png", figures / "rejections.png"]
+    grids = overlay_grids(run_dir / "iter0" / "eval", run_dir / f"iter{best}" / "eval", figures, grid_frames,
+                          f"iter{best}") if rows else []
+    report = {"run_dir": str(run_dir), "iterations": rows, "best_iteration": best,
+              "best_models": state.get("best_models"), "stopped_because": state.get("stopped_because"),
+              "finished": state.get("finished", False), "options": state["options"],
+              "figures": [str(p.relative_to(run_dir)) for p in pngs + grids]}
+    atomic_write_json(run_dir / "report.json", report)
+    return atomic_write_text(run_dir / "report.html", _html(report, run_dir))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return html.escape(str(value))
+
+
+def _html(report: dict[str, Any], run_dir: Path) -> str:
+    head = ("<tr><th>iteration</th><th>detection rate (targets)</th><th>check recordings</th>"
+            "<th>accepted poses</th><th>mean keypoint confidence</th><th>PCK@0.2 labelled</th>"
+            "<th>pseudo-labels (hands / frames)</th><th>candidate thresholds (det, presence)</th>"
+            "<th>rejections per rule</th></tr>")
+    body = []
+    for row in report["iterations"]:
+        pseudo = row.get("pseudo_labels")
+        thresholds = pseudo["thresholds"] if pseudo else None
+        rejections = "<br>".join(f"{html.escape(k)}: {v}" for k, v in row["rejections"].items())
+        best = " (best)" if row["iteration"] == report["best_iteration"] else ""
+        body.append(
+            f"<tr><td>{row['iteration']}{best}</td>"
+            f"<td>{_fmt(row['detection_rate'])}</td><td>{_fmt(row['check_detection_rate'])}</td>"
+            f"<td>{row['accepted_poses']}</td><td>{_fmt(row['mean_keypoint_confidence'])}</td>"
+            f"<td>{_fmt(row['pck'])}</td>"
+            f"<td>{_fmt(pseudo['accepted_hands']) if pseudo else '–'} / "
+            f"{_fmt(pseudo['frames_with_hands']) if pseudo else '–'}</td>"
+            f"<td>{_fmt(thresholds['detection_score_threshold']) if thresholds else '–'}, "
+            f"{_fmt(thresholds['min_presence']) if thresholds else '–'}</td>"
+            f"<td style='font-size:small'>{rejections}</td></tr>")
+    images = "".join(f"<h3>{html.escape(name)}</h3><img src='{html.escape(name)}' style='max-width:100%'>"
+                     for name in report["figures"])
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Refinement report: {html.escape(run_dir.name)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:4px 8px;vertical-align:top}}</style></head><body>
+<h1>Self-supervised refinement: {html.escape(str(run_dir))}</h1>
+<p>Best iteration: <b>{report['best_iteration']}</b> ({html.escape(str(report['best_models']))}).
+Stopped because: {html.escape(str(report['stopped_because']))}.</p>
+<p>Detection rate: fraction of frames with at least one hand accepted by the live filter chain, at the
+live configuration's thresholds. It counts false positives as detections: check the overlay grids
+below (same frames, initial models left, best round right) for boxes that are not hands.</p>
+<table>{head}{''.join(body)}</table>
+{images}
+</body></html>
+"""

@@ -1,0 +1,126 @@
+"""The refinement loop: checkpointed steps, resume after a kill, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+import torch
+from conftest import REPO
+
+from hand_pose_refiner.cli import main
+from hand_pose_refiner.errors import RefinementStateError
+from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+
+
+@pytest.fixture(scope="module")
+def tiny_stills(shared_data, tmp_path_factory):
+    """Six real frames of a bare-hand clip, as an image folder."""
+    folder = tmp_path_factory.mktemp("stills")
+    clip = shared_data / "bare_hand_clips" / "hands2.webm"
+    for frame in read_frames(InputSpec(clip, stride=10, max_frames=6)):
+        cv2.imwrite(str(folder / f"f{frame.index}.jpg"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def refine_args(stills, shared_data, out, *extra):
+    labelled = shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json"
+    return ["refine", str(stills), "--stills", "--out", str(out), "--iterations", "2", "--epochs", "1",
+            "--train-batch-size", "4", "--samples-per-image", "1", "--device", "cpu", "--threads", "1",
+            "--quiet", "--patience", "2", "--labelled", str(labelled), *extra]
+
+
+def outcome(run_dir):
+    """What must not depend on interruptions: every step's result minus timings, and the weights."""
+    state = json.loads((run_dir / "state.json").read_text())
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()
+                    if k not in ("seconds", "frames_per_s", "out", "inference_seconds", "filter_seconds",
+                                 "sha256")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return [(s["name"], strip(s["result"])) for s in state["steps"]], state["best_iteration"]
+
+
+def same(a, b, tolerance=0.02):
+    """Equal structure, counts and names; floats (losses, PCK, confidences) within ``tolerance``.
+
+    Fine-tuning on CPU is not bit-reproducible from one process to the next, so weights trained
+    after the interruption may differ in the last bits from the uninterrupted run's.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and abs(a - b) <= tolerance * max(1.0, abs(a))
+    return a == b
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny_stills, shared_data,
+                                                                            tmp_path):
+    reference = tmp_path / "reference"
+    assert main(refine_args(tiny_stills, shared_data, reference)) == 0
+    expected = outcome(reference)
+    names = [name for name, _ in expected[0]]
+    assert names == ["iter0/evaluate", "iter1/pseudo_labels", "iter1/detector", "iter1/estimator",
+                     "iter1/evaluate", "iter2/pseudo_labels", "iter2/detector", "iter2/estimator",
+                     "iter2/evaluate"]
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "hand_pose_refiner.cli",
+                                *refine_args(tiny_stills, shared_data, killed)], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = killed / "state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if state_file.is_file() and len(json.loads(state_file.read_text())["steps"]) >= 2:
+            break
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    recorded = len(json.loads(state_file.read_text())["steps"])
+    assert 2 <= recorded < len(names), "killed mid-run"
+
+    assert main(refine_args(tiny_stills, shared_data, killed)) == 0
+    assert same(outcome(killed), expected)
+    before_kill = outcome(killed)[0][:recorded]
+    assert before_kill == expected[0][:recorded]  # steps finished before the kill: kept as they were
+    for name in ("report.html", "report.json", "report_figures/metrics.png",
+                 "report_figures/overlay_grid_1.png"):
+        assert (killed / name).is_file()
+    report = json.loads((killed / "report.json").read_text())
+    assert [row["iteration"] for row in report["iterations"]] == [0, 1, 2]
+    assert report["iterations"][0]["pck"] > 0.9 and report["iterations"][0]["detection_rate"] == 1.0
+    assert all("rejections" in row for row in report["iterations"])
+    assert not list(killed.rglob("*.partial"))
+
+    # Resuming a finished run does nothing new; resuming with other settings is refused.
+    finished = outcome(killed)
+    assert main(refine_args(tiny_stills, shared_data, killed)) == 0
+    assert outcome(killed) == finished
+    with pytest.raises(RefinementStateError):
+        from hand_pose_refiner.cli import build_parser
+
+        args = build_parser().parse_args(refine_args(tiny_stills, shared_data, killed, "--epochs", "2"))
+        args.handler(args)
