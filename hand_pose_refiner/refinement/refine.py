@@ -322,16 +322,22 @@ class Refinement:
 
     # -- decisions ----------------------------------------------------------------------------
 
-    def acceptable(self, k: int) -> bool:
-        """Whether round ``k`` keeps the no-regression checks (labelled PCK, check recordings)."""
+    def regression(self, k: int) -> str | None:
+        """Why round ``k`` fails the no-regression checks (labelled PCK, check recordings), if it does."""
         results, initial = self.results[f"iter{k}/evaluate"], self.results["iter0/evaluate"]
-        if "pck" in initial and results["pck"]["pck"] < initial["pck"]["pck"] - self.options.max_pck_drop:
-            return False
+        if "pck" in initial:
+            before, after = initial["pck"]["pck"], results["pck"]["pck"]
+            if after < before - self.options.max_pck_drop:
+                return f"PCK on the labelled images fell from {before:.3f} to {after:.3f}"
         if "checks" in initial:
             before, after = initial["checks"]["detection_rate"], results["checks"]["detection_rate"]
             if after < before - self.options.max_check_drop:
-                return False
-        return True
+                return f"detection rate on the check recordings fell from {before:.3f} to {after:.3f}"
+        return None
+
+    def acceptable(self, k: int) -> bool:
+        """Whether round ``k`` keeps the no-regression checks."""
+        return self.regression(k) is None
 
     def best_iteration(self) -> int:
         rounds = [k for k in range(self.options.iterations + 1)
@@ -352,8 +358,11 @@ class Refinement:
             ) + self.options.min_improvement
             stale = 0 if improved else stale + 1
         if stale >= self.options.patience:
+            rejected = [f"round {j}: {self.regression(j)}" for j in range(k - stale + 1, k + 1)
+                        if self.regression(j)]
             return (f"no improvement of the detection rate for {stale} round(s) "
-                    f"(best before round {k}: {best_before:.3f})")
+                    f"(best before round {k}: {best_before:.3f})"
+                    + (f"; rejected by the no-regression checks: {'; '.join(rejected)}" if rejected else ""))
         return None
 
 
