@@ -217,3 +217,27 @@ def test_launch_file_runs_where_launch_ros_imports():
 
     description = get_launch_description_from_python_launch_file(str(REPO / "launch/assembly.launch.py"))
     assert isinstance(description, LaunchDescription)
+
+
+def test_lifecycle_transitions_create_and_remove_subscriptions(rclpy_types):
+    rclpy = import_or_skip_ros("rclpy")
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from hand_pose_refiner.ros.nodes.spatial_filter import SpatialFilterNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = SpatialFilterNode(context=context)
+        topics = lambda: {s.topic_name for s in node.subscriptions}  # noqa: E731
+        assert "/hand_poses/raw" not in topics()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert "/hand_poses/raw" in topics()
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert "/hand_poses/raw" not in topics()
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert "/hand_poses/raw" in topics()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

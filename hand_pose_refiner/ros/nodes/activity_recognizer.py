@@ -38,7 +38,6 @@ class ActivityRecognizerNode(HandPoseNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("activity_recognizer", **kwargs)
-        self._subscription: Any = None
         self._last_published_ns: dict[int, int] = {}
 
     def setup(self, config: Config) -> None:
@@ -54,13 +53,7 @@ class ActivityRecognizerNode(HandPoseNode):
                                                          hands_qos(config.qos))
 
     def start(self, config: Config) -> None:
-        self._subscription = self.create_subscription(HandPoseArray, config.topics.poses,
-                                                      self._on_hands, hands_qos(config.qos))
-
-    def stop(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self.subscribe(HandPoseArray, config.topics.poses, self._on_hands, hands_qos(config.qos))
 
     def _on_hands(self, message: Any) -> None:
         self.monitor.received()

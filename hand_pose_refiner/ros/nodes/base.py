@@ -125,6 +125,7 @@ class HandPoseNode(LifecycleNode):
         period = float(self.get_parameter("diagnostics_period_s").value)
         self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics) if period > 0 else None
         self._logged_reasons: set[str] = set()
+        self._active_subscriptions: list[Any] = []  # not _subscriptions: rclpy's Node has one
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -199,12 +200,21 @@ class HandPoseNode(LifecycleNode):
         """Create subscriptions (activate)."""
 
     def stop(self) -> None:
-        """Destroy subscriptions (deactivate)."""
+        """Destroy the subscriptions made with :meth:`subscribe` (deactivate)."""
+        for subscription in self._active_subscriptions:
+            self.destroy_subscription(subscription)
+        self._active_subscriptions.clear()
 
     def teardown(self) -> None:
         """Release what :meth:`setup` created (cleanup)."""
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def subscribe(self, message_type: Any, topic: str, callback: Callable[[Any], None], qos: Any) -> Any:
+        """A subscription that :meth:`stop` destroys again (subscriptions live while active)."""
+        subscription = self.create_subscription(message_type, topic, callback, qos)
+        self._active_subscriptions.append(subscription)
+        return subscription
 
     def drop(self, reason: str, detail: str = "") -> None:
         """Count a dropped input and log the first one of each reason."""

@@ -59,8 +59,7 @@ class ImageInput:
         message_type: type = Image
         if config.topics.compressed_image:
             topic, message_type = topic + "/compressed", CompressedImage
-        self.subscription = node.create_subscription(message_type, topic, self._on_image,
-                                                     image_qos(config.qos))
+        node.subscribe(message_type, topic, self._on_image, image_qos(config.qos))
 
     def _on_image(self, message: Any) -> None:
         self._node.monitor.received()
@@ -76,9 +75,6 @@ class ImageInput:
             return
         self._last_stamp_ns = stamp_ns
         self._callback(DecodedImage(rgb, stamp_ns, message.header.frame_id))
-
-    def destroy(self) -> None:
-        self._node.destroy_subscription(self.subscription)
 
 
 class HandDetectorNode(HandPoseNode):
@@ -100,9 +96,8 @@ class HandDetectorNode(HandPoseNode):
         self._input = ImageInput(self, config, self._worker.submit)
 
     def stop(self) -> None:
-        if self._input is not None:
-            self._input.destroy()
-            self._input = None
+        super().stop()
+        self._input = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None

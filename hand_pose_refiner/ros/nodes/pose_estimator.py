@@ -26,7 +26,6 @@ class HandPoseEstimatorNode(HandPoseNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_pose_estimator", **kwargs)
         self._input: ImageInput | None = None
-        self._detections_subscription: Any = None
         self._worker: LatestWorker[tuple[Any, Any]] | None = None
 
     def setup(self, config: Config) -> None:
@@ -39,16 +38,12 @@ class HandPoseEstimatorNode(HandPoseNode):
     def start(self, config: Config) -> None:
         self._worker = LatestWorker("hand_pose_estimator", self._process, self.stats, self.report_error)
         self._input = ImageInput(self, config, self._on_image)
-        self._detections_subscription = self.create_subscription(
-            HandDetectionArray, config.topics.detections, self._on_detections, hands_qos(config.qos))
+        self.subscribe(HandDetectionArray, config.topics.detections, self._on_detections,
+                       hands_qos(config.qos))
 
     def stop(self) -> None:
-        if self._input is not None:
-            self._input.destroy()
-            self._input = None
-        if self._detections_subscription is not None:
-            self.destroy_subscription(self._detections_subscription)
-            self._detections_subscription = None
+        super().stop()
+        self._input = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None

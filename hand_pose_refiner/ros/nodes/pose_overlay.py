@@ -25,7 +25,6 @@ class PoseOverlayNode(HandPoseNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("pose_overlay", **kwargs)
         self._input: ImageInput | None = None
-        self._hands_subscription: Any = None
 
     def setup(self, config: Config) -> None:
         self.types = rclpy_message_types()
@@ -36,16 +35,11 @@ class PoseOverlayNode(HandPoseNode):
 
     def start(self, config: Config) -> None:
         self._input = ImageInput(self, config, self._on_image)
-        self._hands_subscription = self.create_subscription(HandPoseArray, config.topics.poses,
-                                                            self._on_hands, hands_qos(config.qos))
+        self.subscribe(HandPoseArray, config.topics.poses, self._on_hands, hands_qos(config.qos))
 
     def stop(self) -> None:
-        if self._input is not None:
-            self._input.destroy()
-            self._input = None
-        if self._hands_subscription is not None:
-            self.destroy_subscription(self._hands_subscription)
-            self._hands_subscription = None
+        super().stop()
+        self._input = None
 
     def _on_image(self, image: DecodedImage) -> None:
         pair = self.pairing.add_first(image.stamp_ns, image)

@@ -20,7 +20,6 @@ class SpatialFilterNode(HandPoseNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("spatial_filter", **kwargs)
-        self._subscription: Any = None
 
     def setup(self, config: Config) -> None:
         self.monitor.algorithm_stats = RejectionStats("spatial_filter", logger=None)
@@ -30,13 +29,7 @@ class SpatialFilterNode(HandPoseNode):
                                                          hands_qos(config.qos))
 
     def start(self, config: Config) -> None:
-        self._subscription = self.create_subscription(HandPoseArray, config.topics.raw_poses,
-                                                      self._on_hands, hands_qos(config.qos))
-
-    def stop(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self.subscribe(HandPoseArray, config.topics.raw_poses, self._on_hands, hands_qos(config.qos))
 
     def _on_hands(self, message: Any) -> None:
         self.monitor.received()

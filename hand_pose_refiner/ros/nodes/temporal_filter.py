@@ -25,7 +25,6 @@ class TemporalFilterNode(HandPoseNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("temporal_filter", **kwargs)
-        self._subscription: Any = None
 
     def setup(self, config: Config) -> None:
         self.monitor.algorithm_stats = RejectionStats("temporal_filter", logger=None)
@@ -37,13 +36,7 @@ class TemporalFilterNode(HandPoseNode):
                                                          hands_qos(config.qos))
 
     def start(self, config: Config) -> None:
-        self._subscription = self.create_subscription(HandPoseArray, config.topics.spatial_poses,
-                                                      self._on_hands, hands_qos(config.qos))
-
-    def stop(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self.subscribe(HandPoseArray, config.topics.spatial_poses, self._on_hands, hands_qos(config.qos))
 
     def _on_hands(self, message: Any) -> None:
         self.monitor.received()
