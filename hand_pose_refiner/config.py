@@ -47,6 +47,11 @@ class ModelsConfig:
                                min=1, max=1024)
     detection_score_threshold: float = _setting(0.5, "minimum detector score to crop a hand",
                                                 min=0.0, max=1.0)
+    landmark_tracking: bool = _setting(True, "live graph: crop each frame's hands where the previous "
+                                       "frame's landmarks were (MediaPipe's video mode) instead of "
+                                       "waiting for the detector, while max_hands hands are tracked")
+    landmark_tracking_max_gap_s: float = _setting(0.1, "longest time between frames over which "
+                                                  "landmarks are followed", min=0.0, max=10.0)
 
 
 SPATIAL_RULES = ("keypoint_score", "hand_score", "min_keypoints", "hand_size", "bone_length",

@@ -38,8 +38,8 @@ def assert_every_stage_delivers_hands(probe: GraphProbe, published: list[int]) -
         assert stamps[stage], f"nothing arrived on {stage}"
         assert set(stamps[stage]) <= set(published), f"{stage} carries stamps that were never published"
         assert stamps[stage] == sorted(stamps[stage]), f"{stage} out of order"
-    # every stage works on frames the previous stage delivered
-    assert set(stamps["raw"]) <= set(stamps["detections"])
+    # every stage works on frames the previous stage delivered (the pose estimator also on frames
+    # it follows from the previous landmarks, without waiting for their detections)
     assert set(stamps["spatial"]) == set(stamps["raw"])
     assert set(stamps["poses"]) <= set(stamps["spatial"])
     for stage in ("detections", "raw", "poses"):

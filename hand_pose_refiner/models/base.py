@@ -124,11 +124,19 @@ class PoseEstimator(ABC):
     """Locates the 21 keypoints of each detected hand."""
 
     name: str
+    # Whether estimate_tracked() can follow hands from the previous frame without detections.
+    tracks_landmarks: bool = False
 
     @abstractmethod
     def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
                  stamps_ns: Sequence[int] | None = None) -> list[FrameHands]:
         """Keypoints of every detected hand, in image pixels, one :class:`FrameHands` per image."""
+
+    def estimate_tracked(self, image: npt.NDArray[np.uint8], previous: FrameHands, stamp_ns: int,
+                         detections: Detections | None = None) -> FrameHands:
+        """Keypoints of the hands of ``previous`` (the last frame's output) in ``image``, plus of any
+        ``detections`` that are not one of them. Only backends with ``tracks_landmarks``."""
+        raise NotImplementedError(f"{self.name} cannot follow hands without detections")
 
     @abstractmethod
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,

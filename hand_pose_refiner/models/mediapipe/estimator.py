@@ -20,7 +20,12 @@ from hand_pose_refiner.models.base import (
     resolve_device,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb, to_tensor
-from hand_pose_refiner.models.mediapipe.geometry import crop, crop_to_image, rois_from_palms
+from hand_pose_refiner.models.mediapipe.geometry import (
+    crop,
+    crop_to_image,
+    rois_from_landmarks,
+    rois_from_palms,
+)
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
 from hand_pose_refiner.models.mediapipe.weights import load_weights, pretrained_weights, save_weights
 from hand_pose_refiner.skeleton import Handedness
@@ -135,6 +140,30 @@ class MediaPipePoseEstimator(PoseEstimator):
         return [self._frame(image, detection, prediction, stamp)
                 for image, detection, prediction, stamp in zip(images, detections, predictions, stamps,
                                                                strict=True)]
+
+    tracks_landmarks = True
+
+    def estimate_tracked(self, image: npt.NDArray[np.uint8], previous: FrameHands, stamp_ns: int,
+                         detections: Detections | None = None) -> FrameHands:
+        """MediaPipe's video mode: crop where the previous frame's landmarks were.
+
+        Each hand of ``previous`` gives a crop region from its landmarks; ``detections`` add
+        regions for new hands, and where a detection overlaps a followed hand the followed
+        region is kept (MediaPipe's association keeps the later of two overlapping regions).
+        A followed hand that is gone scores a low presence and drops out.
+        """
+        rois = rois_from_landmarks(previous.keypoints) if len(previous) else np.zeros((0, 4), np.float32)
+        scores = np.ones(len(rois), np.float32)
+        if detections is not None and len(detections):
+            candidates = np.concatenate([rois_from_detections(detections), rois])
+            candidate_scores = np.concatenate([detections.scores, scores])
+            kept = associate(candidates)
+            rois, scores = candidates[kept], candidate_scores[kept]
+        (prediction,) = self.predict_rois([image], [rois])
+        height, width = image.shape[:2]
+        regions = Detections(np.zeros((len(rois), 4), np.float32), scores, np.zeros((len(rois), 0, 2)),
+                             width, height)
+        return self._frame(image, regions, prediction, stamp_ns)
 
     def _frame(self, image: npt.NDArray[np.uint8], detection: Detections, prediction: CropPrediction,
                stamp_ns: int) -> FrameHands:

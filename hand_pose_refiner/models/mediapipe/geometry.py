@@ -22,6 +22,9 @@ PALM_KEYPOINT_TO_HAND: tuple[int, ...] = (0, 5, 9, 13, 17, 1, 2)
 PALM_ROI_SCALE = 2.6
 PALM_ROI_SHIFT_Y = -0.5
 LANDMARK_ROI_SCALE = 2.0
+# Keypoints MediaPipe's landmarks-to-ROI step uses: wrist, thumb CMC to IP, and the MCP and PIP of
+# each finger (hand_landmark_landmarks_to_roi.pbtxt).
+TRACKING_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
 LANDMARK_ROI_SHIFT_Y = -0.1
 
 
@@ -121,13 +124,17 @@ def rois_from_landmarks(keypoints: npt.ArrayLike, scale: float = LANDMARK_ROI_SC
     rois = np.zeros((points.shape[0], 4), np.float32)
     for i, hand in enumerate(points):
         finite = np.isfinite(hand).all(axis=1)
-        base = hand[[5, 9, 13]]
-        base = base[np.isfinite(base).all(axis=1)]
-        if not finite[0] or base.size == 0:
-            rotation = 0.0
+        # MediaPipe's HandLandmarksToRect: rotation from the wrist to the middle MCP averaged with
+        # the mean of the index and ring MCPs; the box of the palm and proximal joints only
+        # (fingertips would make the next crop too large and the hand drift in it).
+        if finite[[0, 5, 9, 13]].all():
+            target = ((hand[5] + hand[13]) / 2 + hand[9]) / 2
+            rotation = float(rotation_from(hand[0], target))
         else:
-            rotation = float(rotation_from(hand[0], base.mean(axis=0)))
-        pts = hand[finite]
+            rotation = 0.0
+        partial = np.zeros(21, bool)
+        partial[list(TRACKING_LANDMARKS)] = True
+        pts = hand[finite & partial] if (finite & partial).any() else hand[finite]
         centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
         cos, sin = math.cos(-rotation), math.sin(-rotation)
         local = (pts - centre) @ np.array([[cos, sin], [-sin, cos]])

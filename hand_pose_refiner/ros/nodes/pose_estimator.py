@@ -1,11 +1,20 @@
-"""``hand_pose_estimator``: image + detections of the same stamp in, raw ``HandPoseArray`` out."""
+"""``hand_pose_estimator``: image + detections of the same stamp in, raw ``HandPoseArray`` out.
+
+With ``models.landmark_tracking`` (and a backend that can), the node follows the hands of the
+previous frame as MediaPipe's video mode does: while ``spatial_filter.max_hands`` hands are
+followed, a new image is processed at once from the previous landmarks, without waiting for its
+detections (which are then not needed). That takes the detector off the latency path; a hand
+that is lost, or room for another hand, brings the detections back in.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from hand_pose_refiner.config import Config
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.msg import HandDetectionArray, HandPoseArray
 from hand_pose_refiner.ros.conversions import (
@@ -21,12 +30,14 @@ from hand_pose_refiner.ros.qos import hands_qos
 
 
 class HandPoseEstimatorNode(HandPoseNode):
-    """Estimates the 21 keypoints of every detected hand."""
+    """Estimates the 21 keypoints of every detected (or followed) hand."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_pose_estimator", **kwargs)
         self._input: ImageInput | None = None
-        self._worker: LatestWorker[tuple[Any, Any]] | None = None
+        self._worker: LatestWorker[tuple[DecodedImage, Any]] | None = None
+        self._previous: FrameHands | None = None  # the last published hands (worker thread writes)
+        self._followed_stamps: deque[int] = deque(maxlen=256)
 
     def setup(self, config: Config) -> None:
         _, self.estimator = create_backend(config.models)
@@ -34,8 +45,12 @@ class HandPoseEstimatorNode(HandPoseNode):
         self.pairing: StampPairing[Any, Any] = StampPairing(config.qos.pairing_queue_size, self.stats)
         self.publisher = self.create_lifecycle_publisher(HandPoseArray, config.topics.raw_poses,
                                                          hands_qos(config.qos))
+        self._follow = config.models.landmark_tracking and self.estimator.tracks_landmarks
+        self._follow_gap_ns = round(config.models.landmark_tracking_max_gap_s * 1e9)
+        self._max_hands = config.spatial_filter.max_hands
 
     def start(self, config: Config) -> None:
+        self._previous = None
         self._worker = LatestWorker("hand_pose_estimator", self._process, self.stats, self.report_error)
         self._input = ImageInput(self, config, self._on_image)
         self.subscribe(HandDetectionArray, config.topics.detections, self._on_detections,
@@ -48,22 +63,46 @@ class HandPoseEstimatorNode(HandPoseNode):
             self._worker.stop()
             self._worker = None
 
+    def _followable(self, stamp_ns: int) -> FrameHands | None:
+        """The previous hands if this frame may be processed from them alone."""
+        previous = self._previous
+        if (not self._follow or previous is None
+                or not 0 < stamp_ns - previous.stamp_ns <= self._follow_gap_ns):
+            return None
+        return previous
+
     def _on_image(self, image: DecodedImage) -> None:
+        previous = self._followable(image.stamp_ns)
+        if previous is not None and len(previous) >= self._max_hands and self._worker is not None:
+            self._followed_stamps.append(image.stamp_ns)
+            self._worker.submit((image, None))
+            return
         pair = self.pairing.add_first(image.stamp_ns, image)
         if pair is not None and self._worker is not None:
             self._worker.submit(pair)
 
     def _on_detections(self, message: Any) -> None:
-        pair = self.pairing.add_second(stamp_ns_of(message.header.stamp), message)
+        stamp_ns = stamp_ns_of(message.header.stamp)
+        if stamp_ns in self._followed_stamps:
+            return  # that frame was processed from the followed hands already
+        pair = self.pairing.add_second(stamp_ns, message)
         if pair is not None and self._worker is not None:
             self._worker.submit(pair)
 
     def _process(self, pair: tuple[DecodedImage, Any]) -> None:
         started = time.perf_counter()
         image, detections_message = pair
-        detections = message_to_detections(detections_message)
-        (hands,) = self.estimator.estimate([image.rgb], [detections], [image.stamp_ns])
+        detections = message_to_detections(detections_message) if detections_message is not None else None
+        previous = self._followable(image.stamp_ns)
+        if previous is not None and len(previous):
+            hands = self.estimator.estimate_tracked(image.rgb, previous, image.stamp_ns, detections)
+        elif detections is not None:
+            (hands,) = self.estimator.estimate([image.rgb], [detections], [image.stamp_ns])
+        else:  # followed hands went stale while this frame waited: nothing to crop
+            self.drop("nothing_to_follow", "no detections and no recent hands for this frame")
+            return
         hands.frame_id = image.frame_id
+        self._previous = hands if len(hands) else None
         self.publisher.publish(frame_hands_to_message(hands, self.types))
         self.monitor.published(time.perf_counter() - started)
 
