@@ -27,7 +27,7 @@ from hand_pose_refiner.models.mediapipe.anchors import (
 )
 from hand_pose_refiner.models.mediapipe.geometry import crop, letterbox_roi
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, PalmDetectorNet
-from hand_pose_refiner.models.mediapipe.weights import load_weights, pretrained_weights, save_weights
+from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
 
 NETWORK = "palm_detection_full"
 
@@ -51,12 +51,14 @@ def to_tensor(crops: Sequence[npt.NDArray[np.uint8]], device: torch.device) -> t
     return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-class MediaPipeHandDetector(HandDetector):
+class MediaPipeHandDetector(NetworkWeights, HandDetector):
     """Palm detection (MediaPipe Hands, full model) in native torch.
 
     ``checkpoint`` is a safetensors file from :meth:`save`; empty or None uses the pre-trained
     weights converted from the MediaPipe wheel.
     """
+
+    network = NETWORK
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
                  score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None) -> None:
@@ -66,17 +68,8 @@ class MediaPipeHandDetector(HandDetector):
         self.max_hands = max_hands
         self.net = PalmDetectorNet()
         self.name = "mediapipe/palm_detection_full"
-        self.load(checkpoint if checkpoint else pretrained_weights(NETWORK, self.net))
-        self.net.eval()
+        self.use_weights(checkpoint)
         self.anchors = torch.from_numpy(generate_anchors()).to(self.device)
-
-    def load(self, path: str | Path) -> None:
-        load_weights(path, self.net, NETWORK)
-        self.net.to(self.device)
-        self.checkpoint = Path(path)
-
-    def save(self, path: str | Path) -> Path:
-        return save_weights(self.net.state_dict(), Path(path), NETWORK)
 
     @torch.inference_mode()
     def raw_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

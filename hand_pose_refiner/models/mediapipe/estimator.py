@@ -27,7 +27,7 @@ from hand_pose_refiner.models.mediapipe.geometry import (
     rois_from_palms,
 )
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
-from hand_pose_refiner.models.mediapipe.weights import load_weights, pretrained_weights, save_weights
+from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
 from hand_pose_refiner.skeleton import Handedness
 
 NETWORK = "hand_landmark_full"
@@ -74,13 +74,15 @@ def rois_from_detections(detections: Detections) -> npt.NDArray[np.float32]:
                      np.zeros_like(size)], axis=-1).astype(np.float32)
 
 
-class MediaPipePoseEstimator(PoseEstimator):
+class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
     """21 hand keypoints from rotated 224x224 crops (MediaPipe Hands, full model) in torch.
 
     The network does not score single keypoints; each keypoint gets the hand presence score,
     and 0 when it falls outside the image. MediaPipe labels handedness as if the image were
     mirrored (a selfie camera); ``mirrored=False`` (a robot cell camera) swaps it back.
     """
+
+    network = NETWORK
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
                  batch_size: int = 8, min_presence: float = 0.5, mirrored: bool = False) -> None:
@@ -90,16 +92,7 @@ class MediaPipePoseEstimator(PoseEstimator):
         self.mirrored = mirrored
         self.net = HandLandmarkNet()
         self.name = "mediapipe/hand_landmark_full"
-        self.load(checkpoint if checkpoint else pretrained_weights(NETWORK, self.net))
-        self.net.eval()
-
-    def load(self, path: str | Path) -> None:
-        load_weights(path, self.net, NETWORK)
-        self.net.to(self.device)
-        self.checkpoint = Path(path)
-
-    def save(self, path: str | Path) -> Path:
-        return save_weights(self.net.state_dict(), Path(path), NETWORK)
+        self.use_weights(checkpoint)
 
     @torch.inference_mode()
     def predict_crops(self, crops: Sequence[npt.NDArray[np.uint8]]) -> tuple[np.ndarray, ...]:

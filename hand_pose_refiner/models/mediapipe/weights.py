@@ -224,3 +224,28 @@ def pretrained_weights(network: str, net: nn.Module) -> Path:
         state = state_dict_from_tflite(net, source)
         save_weights(state, target, network, {"source": source.name, "source_sha256": digest})
     return target
+
+
+class NetworkWeights:
+    """``load``/``save`` for a model class holding one network: ``net`` on ``device``.
+
+    ``network`` names the MediaPipe model file whose layout the weights follow; :meth:`use_weights`
+    loads ``checkpoint``, or the pre-trained weights converted from the wheel when it is empty.
+    """
+
+    network: str
+    net: nn.Module
+    device: torch.device
+    checkpoint: Path
+
+    def use_weights(self, checkpoint: str | Path | None) -> None:
+        self.load(checkpoint if checkpoint else pretrained_weights(self.network, self.net))
+        self.net.eval()
+
+    def load(self, path: str | Path) -> None:
+        load_weights(path, self.net, self.network)
+        self.net.to(self.device)
+        self.checkpoint = Path(path)
+
+    def save(self, path: str | Path) -> Path:
+        return save_weights(self.net.state_dict(), Path(path), self.network)
