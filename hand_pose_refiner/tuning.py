@@ -11,14 +11,13 @@ poses with single-frame spikes injected.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from hand_pose_refiner.atomic import atomic_write_text, atomic_write_with
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.corruption import FRAME_CORRUPTIONS, corrupt, spike
@@ -190,7 +189,7 @@ def write_report(points: Sequence[SweepPoint], out_dir: Path) -> tuple[Path, Pat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "tune_filters.json", out_dir / "tune_filters.png"
-    _atomic_write_text(json_path, json.dumps([asdict(p) for p in points], indent=2))
+    atomic_write_text(json_path, json.dumps([asdict(p) for p in points], indent=2))
     parameters = list(dict.fromkeys(p.parameter for p in points))
     figure, axes = plt.subplots(1, len(parameters), figsize=(4.5 * len(parameters), 4.2), squeeze=False)
     for axis, parameter in zip(axes[0], parameters, strict=True):
@@ -206,17 +205,9 @@ def write_report(points: Sequence[SweepPoint], out_dir: Path) -> tuple[Path, Pat
         axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".png", delete=False) as handle:
-        figure.savefig(handle.name, dpi=110)
-    os.replace(handle.name, png_path)
+    atomic_write_with(png_path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
     plt.close(figure)
     return json_path, png_path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def format_table(points: Sequence[SweepPoint]) -> str:

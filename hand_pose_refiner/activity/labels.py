@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hand_pose_refiner.atomic import atomic_write_bytes
 from hand_pose_refiner.errors import ActivityLabelError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS, Handedness
@@ -127,20 +126,9 @@ def write_annotations(path: str | Path, segments: Iterable[ActivitySegment]) -> 
     writer.writerow(COLUMNS)
     for item in segments:
         writer.writerow([item.source, f"{item.start_s:.6f}", f"{item.end_s:.6f}", item.hand, item.label])
-    return _atomic_write(Path(path), buffer.getvalue().encode())
+    return atomic_write_bytes(path, buffer.getvalue().encode())
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass
@@ -208,7 +196,7 @@ class PoseRecording:
                             keypoint_scores=self.keypoint_scores, handedness=self.handedness,
                             track_ids=self.track_ids,
                             image_size=np.array([self.image_width, self.image_height], np.int64))
-        return _atomic_write(Path(path), buffer.getvalue())
+        return atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> PoseRecording:

@@ -15,8 +15,6 @@ are stored in the file's metadata, so a checkpoint is self-describing and nothin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from hand_pose_refiner.activity.features import FEATURE_NAMES, IN_CHANNELS
+from hand_pose_refiner.atomic import atomic_write_with
 from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.errors import ActivityCheckpointError, ActivityClassMismatchError
 from hand_pose_refiner.skeleton import BONES, NUM_KEYPOINTS, WRIST
@@ -189,18 +188,9 @@ class ActivityModel(nn.Module):
         """Write the weights and metadata as safetensors, atomically (temp file + rename)."""
         from safetensors.torch import save_file
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in self.state_dict().items()}
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        try:
-            save_file(tensors, temp, metadata=self.metadata())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return path
+        metadata = self.metadata()
+        return atomic_write_with(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path, config: ActivityConfig | None = None) -> ActivityModel:

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from hand_pose_refiner.atomic import atomic_write_json, commit_dir, fresh_partial_dir
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.atomic import atomic_write_json, commit_dir, fresh_partial_dir
 from hand_pose_refiner.refinement.inputs import InputSpec, fingerprint, read_frames
 from hand_pose_refiner.refinement.records import load_frames, save_frames
 

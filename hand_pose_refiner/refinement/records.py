@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hand_pose_refiner.atomic import atomic_write_bytes
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.refinement.atomic import atomic_write_bytes
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
 _ARRAYS = ("keypoints", "keypoint_scores", "keypoint_states", "boxes", "detection_scores", "handedness",

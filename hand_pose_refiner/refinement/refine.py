@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from hand_pose_refiner.atomic import atomic_write_json
 from hand_pose_refiner.coco import CocoImage, load_coco
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import RefinementStateError
@@ -54,7 +55,6 @@ from hand_pose_refiner.models.base import (
     HandDetector,
     PoseEstimator,
 )
-from hand_pose_refiner.refinement.atomic import atomic_write_json
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplayOptions, ReplaySummary, replay
 

@@ -32,6 +32,12 @@ from typing import Any
 
 import cv2
 
+from hand_pose_refiner.atomic import (
+    atomic_write_json,
+    atomic_write_text,
+    commit_dir,
+    fresh_partial_dir,
+)
 from hand_pose_refiner.coco import build_coco
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import InputError
@@ -40,12 +46,6 @@ from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.atomic import (
-    atomic_write_json,
-    atomic_write_text,
-    commit_dir,
-    fresh_partial_dir,
-)
 from hand_pose_refiner.refinement.cache import FrameStore, PredictionCache, StoredFrame, model_key, run_models
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.records import hands_to_json

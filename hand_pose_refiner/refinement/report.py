@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hand_pose_refiner.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from hand_pose_refiner.drawing import draw_hands
-from hand_pose_refiner.refinement.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.replay import PREDICTIONS
 

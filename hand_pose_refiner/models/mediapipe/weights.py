@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hand_pose_refiner.atomic import atomic_write_with
 from hand_pose_refiner.errors import WeightsError
 
 FORMAT = "hand_pose_refiner"
@@ -148,19 +148,9 @@ def save_weights(state: dict[str, torch.Tensor], path: Path, network: str,
     """Write a safetensors file atomically (temp file + rename), so readers never see half a file."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "network": network, **(extra or {})}
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in state.items()}
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temp, metadata=metadata)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_with(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
 
 def load_weights(path: str | Path, net: nn.Module, network: str) -> None:
