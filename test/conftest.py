@@ -49,3 +49,13 @@ def rclpy_types():
     from hand_pose_refiner.ros.interfaces import rclpy_message_types
 
     return rclpy_message_types()
+
+
+@pytest.fixture
+def ros_context(rclpy_types):
+    """A private rclpy context for nodes created inside the test, shut down afterwards."""
+    rclpy = import_or_skip_ros("rclpy")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)

@@ -118,17 +118,11 @@ def test_node_publishes_the_activity_of_a_generated_sequence(trained_checkpoint,
     assert np.isclose(message.header.stamp.sec * 10**9 + message.header.stamp.nanosec, window_end)
 
 
-def test_node_without_a_checkpoint_refuses_to_configure(rclpy_types):
-    rclpy = import_or_skip_ros("rclpy")
+def test_node_without_a_checkpoint_refuses_to_configure(ros_context):
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from hand_pose_refiner.ros.nodes.activity_recognizer import ActivityRecognizerNode
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = ActivityRecognizerNode(context=context)
-        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
+    node = ActivityRecognizerNode(context=ros_context)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    node.destroy_node()

@@ -167,25 +167,19 @@ def test_wrong_parameter_type_is_refused_at_start():
     assert "spatial_filter.max_hands" in output and "int" in output
 
 
-def test_out_of_range_parameter_is_refused_at_run_time(rclpy_types):
-    rclpy = import_or_skip_ros("rclpy")
+def test_out_of_range_parameter_is_refused_at_run_time(ros_context):
     from rclpy.parameter import Parameter
 
     from hand_pose_refiner.ros.nodes.spatial_filter import SpatialFilterNode
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = SpatialFilterNode(context=context)
-        result = node.set_parameters([Parameter("spatial_filter.max_hands", value=0)])[0]
-        assert not result.successful
-        assert "spatial_filter.max_hands = 0: out of range, must be >= 1" in result.reason
-        wrong_type = node.set_parameters([Parameter("spatial_filter.max_hands", value="two")])[0]
-        assert not wrong_type.successful
-        assert node.set_parameters([Parameter("spatial_filter.max_hands", value=4)])[0].successful
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
+    node = SpatialFilterNode(context=ros_context)
+    result = node.set_parameters([Parameter("spatial_filter.max_hands", value=0)])[0]
+    assert not result.successful
+    assert "spatial_filter.max_hands = 0: out of range, must be >= 1" in result.reason
+    wrong_type = node.set_parameters([Parameter("spatial_filter.max_hands", value="two")])[0]
+    assert not wrong_type.successful
+    assert node.set_parameters([Parameter("spatial_filter.max_hands", value=4)])[0].successful
+    node.destroy_node()
 
 
 def launch_nodes() -> tuple[str, ...]:
@@ -219,25 +213,19 @@ def test_launch_file_runs_where_launch_ros_imports():
     assert isinstance(description, LaunchDescription)
 
 
-def test_lifecycle_transitions_create_and_remove_subscriptions(rclpy_types):
-    rclpy = import_or_skip_ros("rclpy")
+def test_lifecycle_transitions_create_and_remove_subscriptions(ros_context):
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from hand_pose_refiner.ros.nodes.spatial_filter import SpatialFilterNode
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = SpatialFilterNode(context=context)
-        topics = lambda: {s.topic_name for s in node.subscriptions}  # noqa: E731
-        assert "/hand_poses/raw" not in topics()
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert "/hand_poses/raw" in topics()
-        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        assert "/hand_poses/raw" not in topics()
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert "/hand_poses/raw" in topics()
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
+    node = SpatialFilterNode(context=ros_context)
+    topics = lambda: {s.topic_name for s in node.subscriptions}  # noqa: E731
+    assert "/hand_poses/raw" not in topics()
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert "/hand_poses/raw" in topics()
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert "/hand_poses/raw" not in topics()
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert "/hand_poses/raw" in topics()
+    node.destroy_node()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.spatial import SpatialFilter, SpatialResult
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
+from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter, process_stream
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.tracking import HandTracker
 
@@ -58,8 +58,4 @@ class PoseFilterPipeline:
 
     def process(self, frames: Iterable[FrameHands]) -> list[FrameHands]:
         """The whole sequence, filtered (push each frame, then flush)."""
-        released: list[FrameHands] = []
-        for frame in frames:
-            released.extend(self.push(frame))
-        released.extend(self.flush())
-        return released
+        return process_stream(self, frames)

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +44,23 @@ from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
 from hand_pose_refiner.skeleton import INTERPOLATED, MISSING, NUM_KEYPOINTS, REJECTED
 
 _NS = 1e-9
+
+
+class FrameStream(Protocol):
+    """A filter stage that takes frames one by one and may hold some back until flushed."""
+
+    def push(self, hands: FrameHands) -> list[FrameHands]: ...
+
+    def flush(self) -> list[FrameHands]: ...
+
+
+def process_stream(stage: FrameStream, frames: Iterable[FrameHands]) -> list[FrameHands]:
+    """Push every frame through ``stage``, then flush it: the whole sequence, filtered."""
+    released: list[FrameHands] = []
+    for frame in frames:
+        released.extend(stage.push(frame))
+    released.extend(stage.flush())
+    return released
 
 
 class FilterMode(str, Enum):
@@ -147,11 +165,7 @@ class TemporalFilter:
 
     def process(self, frames: Iterable[FrameHands]) -> list[FrameHands]:
         """Push every frame, then flush: the whole sequence filtered."""
-        released: list[FrameHands] = []
-        for frame in frames:
-            released.extend(self.push(frame))
-        released.extend(self.flush())
-        return released
+        return process_stream(self, frames)
 
     # -- arrival: the causal velocity check --------------------------------------------------
 

@@ -126,6 +126,7 @@ class HandPoseNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics) if period > 0 else None
         self._logged_reasons: set[str] = set()
         self._active_subscriptions: list[Any] = []  # not _subscriptions: rclpy's Node has one
+        self._active_workers: list[LatestWorker[Any]] = []
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -200,15 +201,24 @@ class HandPoseNode(LifecycleNode):
         """Create subscriptions (activate)."""
 
     def stop(self) -> None:
-        """Destroy the subscriptions made with :meth:`subscribe` (deactivate)."""
+        """Destroy what :meth:`subscribe` and :meth:`start_worker` made (deactivate)."""
         for subscription in self._active_subscriptions:
             self.destroy_subscription(subscription)
         self._active_subscriptions.clear()
+        for worker in self._active_workers:
+            worker.stop()
+        self._active_workers.clear()
 
     def teardown(self) -> None:
         """Release what :meth:`setup` created (cleanup)."""
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def start_worker(self, process: Callable[[Item], None]) -> LatestWorker[Item]:
+        """A :class:`LatestWorker` running ``process`` until :meth:`stop`."""
+        worker: LatestWorker[Item] = LatestWorker(self.get_name(), process, self.stats, self.report_error)
+        self._active_workers.append(worker)
+        return worker
 
     def subscribe(self, message_type: Any, topic: str, callback: Callable[[Any], None], qos: Any) -> Any:
         """A subscription that :meth:`stop` destroys again (subscriptions live while active)."""

@@ -17,7 +17,7 @@ from hand_pose_refiner.msg import HandDetectionArray
 from hand_pose_refiner.ros.conversions import detections_to_message, stamp_ns_of
 from hand_pose_refiner.ros.images import compressed_to_numpy, image_to_numpy
 from hand_pose_refiner.ros.interfaces import rclpy_message_types
-from hand_pose_refiner.ros.nodes.base import HandPoseNode, LatestWorker, main_for
+from hand_pose_refiner.ros.nodes.base import HandPoseNode, main_for
 from hand_pose_refiner.ros.qos import hands_qos, image_qos
 
 
@@ -82,8 +82,6 @@ class HandDetectorNode(HandPoseNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_detector", **kwargs)
-        self._input: ImageInput | None = None
-        self._worker: LatestWorker[DecodedImage] | None = None
 
     def setup(self, config: Config) -> None:
         self.detector, _ = create_backend(config.models)
@@ -92,15 +90,7 @@ class HandDetectorNode(HandPoseNode):
                                                          hands_qos(config.qos))
 
     def start(self, config: Config) -> None:
-        self._worker = LatestWorker("hand_detector", self._process, self.stats, self.report_error)
-        self._input = ImageInput(self, config, self._worker.submit)
-
-    def stop(self) -> None:
-        super().stop()
-        self._input = None
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
+        ImageInput(self, config, self.start_worker(self._process).submit)
 
     def _process(self, image: DecodedImage) -> None:
         started = time.perf_counter()

@@ -34,8 +34,7 @@ class HandPoseEstimatorNode(HandPoseNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_pose_estimator", **kwargs)
-        self._input: ImageInput | None = None
-        self._worker: LatestWorker[tuple[DecodedImage, Any]] | None = None
+        self._worker: LatestWorker[tuple[DecodedImage, Any]]  # made by start()
         self._previous: FrameHands | None = None  # the last published hands (worker thread writes)
         self._followed_stamps: deque[int] = deque(maxlen=256)
 
@@ -51,17 +50,10 @@ class HandPoseEstimatorNode(HandPoseNode):
 
     def start(self, config: Config) -> None:
         self._previous = None
-        self._worker = LatestWorker("hand_pose_estimator", self._process, self.stats, self.report_error)
-        self._input = ImageInput(self, config, self._on_image)
+        self._worker = self.start_worker(self._process)
+        ImageInput(self, config, self._on_image)
         self.subscribe(HandDetectionArray, config.topics.detections, self._on_detections,
                        hands_qos(config.qos))
-
-    def stop(self) -> None:
-        super().stop()
-        self._input = None
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
 
     def _followable(self, stamp_ns: int) -> FrameHands | None:
         """The previous hands if this frame may be processed from them alone."""
@@ -73,12 +65,12 @@ class HandPoseEstimatorNode(HandPoseNode):
 
     def _on_image(self, image: DecodedImage) -> None:
         previous = self._followable(image.stamp_ns)
-        if previous is not None and len(previous) >= self._max_hands and self._worker is not None:
+        if previous is not None and len(previous) >= self._max_hands:
             self._followed_stamps.append(image.stamp_ns)
             self._worker.submit((image, None))
             return
         pair = self.pairing.add_first(image.stamp_ns, image)
-        if pair is not None and self._worker is not None:
+        if pair is not None:
             self._worker.submit(pair)
 
     def _on_detections(self, message: Any) -> None:
@@ -86,7 +78,7 @@ class HandPoseEstimatorNode(HandPoseNode):
         if stamp_ns in self._followed_stamps:
             return  # that frame was processed from the followed hands already
         pair = self.pairing.add_second(stamp_ns, message)
-        if pair is not None and self._worker is not None:
+        if pair is not None:
             self._worker.submit(pair)
 
     def _process(self, pair: tuple[DecodedImage, Any]) -> None:

@@ -24,7 +24,6 @@ class PoseOverlayNode(HandPoseNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("pose_overlay", **kwargs)
-        self._input: ImageInput | None = None
 
     def setup(self, config: Config) -> None:
         self.types = rclpy_message_types()
@@ -34,12 +33,8 @@ class PoseOverlayNode(HandPoseNode):
         self.publisher = self.create_lifecycle_publisher(Image, config.topics.overlay, image_qos(config.qos))
 
     def start(self, config: Config) -> None:
-        self._input = ImageInput(self, config, self._on_image)
+        ImageInput(self, config, self._on_image)
         self.subscribe(HandPoseArray, config.topics.poses, self._on_hands, hands_qos(config.qos))
-
-    def stop(self) -> None:
-        super().stop()
-        self._input = None
 
     def _on_image(self, image: DecodedImage) -> None:
         pair = self.pairing.add_first(image.stamp_ns, image)
