@@ -59,3 +59,43 @@ def ros_context(rclpy_types):
     rclpy.init(context=context)
     yield context
     rclpy.shutdown(context=context)
+
+
+RTG_FOLDER = "hand_actions/rtg_object_size"
+RTG_TRAIN_PARTICIPANTS = ("P1", "P2", "P3", "P4", "P6", "P7")
+RTG_TEST_PARTICIPANTS = ("P5", "P8")
+
+
+@pytest.fixture(scope="session")
+def rtg_sequences(shared_data):
+    """All real reach-to-grasp recordings (loaded in place, about 0.5 s)."""
+    from hand_pose_refiner.activity.rtg_dataset import load_rtg_dataset
+
+    return load_rtg_dataset(shared_data / RTG_FOLDER)
+
+
+@pytest.fixture(scope="session")
+def small_reach_split(rtg_sequences):
+    """Ten real recordings of each of six participants to train on, six of two others to test on,
+    through the online filters."""
+    import logging
+
+    from hand_pose_refiner.activity.reach_training import prepare_sequence
+    from hand_pose_refiner.config import Config
+
+    logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
+    config = Config()
+
+    def first(participants: tuple[str, ...], count: int) -> list:
+        return [prepare_sequence(s, config) for p in participants
+                for s in [x for x in rtg_sequences if x.participant == p][:count]]
+
+    return first(RTG_TRAIN_PARTICIPANTS, 10), first(RTG_TEST_PARTICIPANTS, 6)
+
+
+@pytest.fixture(scope="session")
+def small_reach_model(small_reach_split):
+    """A small reach model trained on the training part of :func:`small_reach_split` (about 40 s)."""
+    from hand_pose_refiner.activity.reach_training import ReachTrainSettings, train_reach_model
+
+    return train_reach_model(small_reach_split[0], ReachTrainSettings(epochs=20, batch_size=4, hidden=32))

@@ -27,6 +27,17 @@ def _add_sources_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log the filters' rejection warnings")
 
 
+def _add_rtg_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rtg", type=Path, default=None, metavar="DIR",
+                        help="instead of annotation files: the reach-to-grasp recordings "
+                             "(e.g. ../shared/data/hand_actions/rtg_object_size); trains or evaluates the "
+                             "per-frame reach recogniser (phase, onset, time to grasp, grasp size)")
+    parser.add_argument("--participants", nargs="+", default=None, metavar="P",
+                        help="--rtg: only these participants (default: all)")
+    parser.add_argument("--max-sequences", type=int, default=None, metavar="N",
+                        help="--rtg: at most N sequences per participant (quick runs)")
+
+
 def _load(args: argparse.Namespace) -> Config:
     if not args.verbose:
         logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
@@ -52,16 +63,53 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rtg_prepared(args: argparse.Namespace, config: Config) -> list:
+    """The RtG recordings (``--rtg``) of the chosen participants, through the live filters."""
+    from hand_pose_refiner.activity.reach_training import prepare_sequences
+    from hand_pose_refiner.activity.rtg_dataset import StampCounts, load_rtg_dataset, participants_of
+
+    sequences = load_rtg_dataset(args.rtg, args.participants)
+    if args.max_sequences:
+        kept: dict[str, int] = {}
+        sequences = [s for s in sequences if kept.setdefault(s.participant, 0) < args.max_sequences
+                     and not kept.__setitem__(s.participant, kept[s.participant] + 1)]
+    counts = sum((s.stamp_counts for s in sequences), StampCounts())
+    print(f"{len(sequences)} sequences of {', '.join(participants_of(sequences))} "
+          f"({sum(len(s) for s in sequences)} frames); time stamps: {counts.repeated} repeated and "
+          f"{counts.corrupt} corrupt frames skipped, {counts.gaps} gaps over 50 ms bridged")
+    started = time.perf_counter()
+    prepared = prepare_sequences(sequences, config)
+    print(f"filtered online in {time.perf_counter() - started:.1f} s")
+    return prepared
+
+
+def _reach_settings(args: argparse.Namespace) -> object:
+    from hand_pose_refiner.activity.reach_training import ReachTrainSettings
+
+    return ReachTrainSettings(epochs=args.epochs or 20, seed=args.seed, threads=args.threads or 1)
+
+
+def _cmd_train_reach(args: argparse.Namespace, config: Config) -> int:
+    from hand_pose_refiner.activity.reach_training import train_reach_model
+
+    prepared = _rtg_prepared(args, config)
+    model = train_reach_model(prepared, _reach_settings(args), log=print)
+    print(f"wrote {model.save(args.out)}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from hand_pose_refiner.activity.dataset import load_window_set
     from hand_pose_refiner.activity.training import TrainSettings, evaluate, train_activity_model
 
     config = _load(args)
+    if _exactly_one_source(args):
+        return _cmd_train_reach(args, config)
     started = time.perf_counter()
     train = load_window_set(args.labels, config, args.train_stride, args.topic, not args.filtered)
     print(f"{len(train)} labelled training windows ({time.perf_counter() - started:.1f} s): "
           + ", ".join(f"{name} {count}" for name, count in train.class_counts().items()))
-    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+    settings = TrainSettings(epochs=args.epochs or 15, batch_size=args.batch_size, learning_rate=args.lr,
                              seed=args.seed, threads=args.threads)
     model, _ = train_activity_model(train, config.activity, settings)
     path = model.save(args.out)
@@ -72,6 +120,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exactly_one_source(args: argparse.Namespace) -> bool:
+    """True for ``--rtg``, False for annotation files; either is required, not both."""
+    if bool(args.rtg) == bool(args.labels):
+        raise SystemExit(f"{args.command}: give annotation CSV files or --rtg DIR (one of them)")
+    return bool(args.rtg)
+
+
+def _cmd_eval_reach(args: argparse.Namespace, config: Config) -> int:
+    from hand_pose_refiner.activity.reach_features import PHASE_NAMES
+    from hand_pose_refiner.activity.reach_training import leave_one_subject_out, plot_size_by_fraction
+    from hand_pose_refiner.activity.rtg_dataset import SIZE_NAMES
+    from hand_pose_refiner.activity.training import plot_confusion_matrix, write_json
+
+    prepared = _rtg_prepared(args, config)
+    result = leave_one_subject_out(prepared, _reach_settings(args), log=print)
+    for name, value in result.as_dict()["mean_of_folds"].items():
+        if not isinstance(value, dict):
+            print(f"mean of {len(result.folds)} folds: {name} {value:.3f}")
+    pooled = result.pooled
+    pngs = [plot_confusion_matrix(pooled.phase_confusion, PHASE_NAMES, args.out / "phase_confusion.png",
+                                  f"phase, all folds (macro-F1 {pooled.phase_macro_f1:.3f})"),
+            plot_confusion_matrix(pooled.size_confusion, SIZE_NAMES, args.out / "size_confusion.png",
+                                  "grasp size at reach end, all folds "
+                                  f"(top-1 {pooled.size_accuracy_at_end:.3f})"),
+            plot_size_by_fraction(result, args.out / "size_by_reach_fraction.png")]
+    report = write_json(result.as_dict(), args.out / "metrics.json")
+    print(f"wrote {', '.join(map(str, pngs))} and {report}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from hand_pose_refiner.activity.dataset import load_window_set
     from hand_pose_refiner.activity.model import ActivityModel
@@ -79,6 +157,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from hand_pose_refiner.errors import ActivityCheckpointError
 
     config = _load(args)
+    if _exactly_one_source(args):
+        return _cmd_eval_reach(args, config)
     checkpoint = args.checkpoint or config.activity.checkpoint
     if not checkpoint:
         raise ActivityCheckpointError("no checkpoint: give --checkpoint or set activity.checkpoint")
@@ -112,15 +192,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     synth.set_defaults(handler=_cmd_synth)
 
     train = subparsers.add_parser(
-        "train-activity", help="train the activity model on annotated pose sources",
+        "train-activity", help="train the activity model on annotated pose sources (or the reach model)",
         description="Cut the annotated sources into windows as the live recogniser does, train the "
-                    "ST-GCN activity model on them, and write a safetensors checkpoint atomically.")
-    train.add_argument("labels", type=Path, nargs="+", help="annotation CSV files")
+                    "ST-GCN activity model on them, and write a safetensors checkpoint atomically. "
+                    "With --rtg: train the per-frame reach recogniser on the reach-to-grasp recordings.")
+    train.add_argument("labels", type=Path, nargs="*", help="annotation CSV files")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
     _add_sources_options(train)
+    _add_rtg_options(train)
     train.add_argument("--val-labels", type=Path, nargs="*", default=[],
                        help="annotation files to report validation accuracy on")
-    train.add_argument("--epochs", type=int, default=15)
+    train.add_argument("--epochs", type=int, default=None, help="default: 15 (window model), 20 (--rtg)")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     train.add_argument("--train-stride", type=int, default=4,
@@ -132,12 +214,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval-activity", help="top-1, recall per class and a confusion matrix on annotated sources",
         description="Evaluate an activity checkpoint on annotated sources; writes "
-                    "confusion_matrix.png and metrics.json to --out.")
-    evaluate.add_argument("labels", type=Path, nargs="+", help="annotation CSV files")
+                    "confusion_matrix.png and metrics.json to --out. With --rtg: leave-one-subject-out "
+                    "evaluation of the reach recogniser (one model trained per held-out participant); "
+                    "writes metrics.json, phase_confusion.png, size_confusion.png and "
+                    "size_by_reach_fraction.png to --out.")
+    evaluate.add_argument("labels", type=Path, nargs="*", help="annotation CSV files")
     evaluate.add_argument("--checkpoint", type=Path, default=None,
                           help="checkpoint (default: activity.checkpoint of the config)")
     evaluate.add_argument("--out", type=Path, default=Path("runs/eval_activity"), help="output folder")
     evaluate.add_argument("--stride", type=int, default=None,
                           help="poses between windows (default: activity.stride_frames)")
     _add_sources_options(evaluate)
+    _add_rtg_options(evaluate)
+    evaluate.add_argument("--epochs", type=int, default=None,
+                          help="--rtg: training epochs per fold (default 20)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     evaluate.set_defaults(handler=_cmd_eval)

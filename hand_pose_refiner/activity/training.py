@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from hand_pose_refiner.activity.dataset import WindowSet
 from hand_pose_refiner.activity.model import DEFAULT_CHANNELS, DEFAULT_STRIDES, ActivityModel
+from hand_pose_refiner.atomic import atomic_write_text
 from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.errors import ModelError
 
@@ -173,7 +174,14 @@ def evaluation_from_predictions(truth: np.ndarray, predicted: np.ndarray,
 
 
 def plot_confusion(evaluation: Evaluation, path: str | Path, title: str = "") -> Path:
-    """Row-normalised confusion matrix as a PNG (counts written in the cells)."""
+    """Row-normalised confusion matrix of an evaluation as a PNG (counts written in the cells)."""
+    return plot_confusion_matrix(evaluation.confusion, evaluation.class_names, path,
+                                 title or f"top-1 {evaluation.top1:.3f} ({evaluation.windows} windows)")
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | Path,
+                          title: str) -> Path:
+    """Row-normalised confusion matrix (rows: truth) as a PNG, with the counts in the cells."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,21 +189,20 @@ def plot_confusion(evaluation: Evaluation, path: str | Path, title: str = "") ->
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    confusion = evaluation.confusion
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    k = len(evaluation.class_names)
+    k = len(class_names)
     figure, axes = plt.subplots(figsize=(1.1 * k + 2.5, 1.0 * k + 2.0))
     image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(k), evaluation.class_names, rotation=45, ha="right")
-    axes.set_yticks(range(k), evaluation.class_names)
+    axes.set_xticks(range(k), class_names, rotation=45, ha="right")
+    axes.set_yticks(range(k), class_names)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     for i in range(k):
         for j in range(k):
             axes.text(j, i, str(confusion[i, j]), ha="center", va="center",
                       color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
-    axes.set_title(title or f"top-1 {evaluation.top1:.3f} ({evaluation.windows} windows)")
+    axes.set_title(title)
     figure.colorbar(image, ax=axes, fraction=0.046, label="recall")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -204,7 +211,8 @@ def plot_confusion(evaluation: Evaluation, path: str | Path, title: str = "") ->
 
 
 def write_json(data: object, path: str | Path) -> Path:
+    """Write a metrics report (atomically: a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path

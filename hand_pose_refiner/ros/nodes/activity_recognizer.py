@@ -1,8 +1,14 @@
 """``activity_recognizer``: tracked hands in, one ``HandActivity`` per track out.
 
-Publishes each track's newest decision at most ``activity.publish_rate_hz`` times per second.
-Needs a trained model (``activity.checkpoint``, see ``hand-pose-refiner train-activity``);
-configuring without one fails with a message saying so.
+Two kinds of model, told apart by the checkpoint (``activity.checkpoint``):
+
+* a window classifier (``hand-pose-refiner train-activity``): each track's newest window
+  decision, at most ``activity.publish_rate_hz`` times per second;
+* a reach recogniser (``hand-pose-refiner train-activity --rtg``): a decision per pose with the
+  reach fields (onset event, time to grasp, grasp size). Rate-limited the same way, except that
+  a message carrying an onset event is always published: a controller must not miss it.
+
+Configuring without a checkpoint fails with a message saying how to train one.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from hand_pose_refiner.activity.model import ActivityModel
+from hand_pose_refiner.activity.reach import FORMAT as REACH_FORMAT
+from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, ReachResult, checkpoint_format
+from hand_pose_refiner.activity.reach_features import PHASE_NAMES
 from hand_pose_refiner.activity.recognizer import ActivityRecognizer, ActivityResult
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import ConfigError
@@ -30,7 +39,21 @@ def activity_message(result: ActivityResult, frame_id: str, types: MessageTypes)
         label=result.label, confidence=float(result.confidence), class_names=list(result.class_names),
         class_scores=np.asarray(result.scores, np.float32).tolist(),
         window_start=time_message(types, result.window_start_ns),
-        window_end=time_message(types, result.window_end_ns))
+        window_end=time_message(types, result.window_end_ns), time_to_grasp=float("nan"))
+
+
+def reach_message(result: ReachResult, size_names: tuple[str, ...], frame_id: str,
+                  types: MessageTypes) -> Any:
+    """A ``HandActivity`` for one reach decision (the phase is the label, the pose its window)."""
+    return types.HandActivity(
+        header=header_message(types, result.stamp_ns, frame_id), track_id=int(result.track_id),
+        label=result.label, confidence=float(result.phase_scores[result.phase]),
+        class_names=list(PHASE_NAMES), class_scores=np.asarray(result.phase_scores, np.float32).tolist(),
+        window_start=time_message(types, result.stamp_ns), window_end=time_message(types, result.stamp_ns),
+        onset=bool(result.onset), reach_start=time_message(types, result.reach_start_ns or 0),
+        time_to_grasp=float(result.time_to_grasp_s), grasp_size=result.grasp_size,
+        grasp_size_names=list(size_names),
+        grasp_size_scores=np.asarray(result.size_scores, np.float32).tolist())
 
 
 class ActivityRecognizerNode(HandPoseNode):
@@ -44,9 +67,14 @@ class ActivityRecognizerNode(HandPoseNode):
         if not config.activity.checkpoint:
             raise ConfigError("activity.checkpoint is empty: train a model with "
                               "`hand-pose-refiner train-activity` and set its path")
-        model = ActivityModel.load(config.activity.checkpoint, config.activity)
-        self.recognizer = ActivityRecognizer(config.activity, model)
-        self.monitor.algorithm_stats = self.recognizer.stats
+        self.recognizer: ActivityRecognizer | ReachRecognizer
+        if checkpoint_format(config.activity.checkpoint) == REACH_FORMAT:
+            self.recognizer = ReachRecognizer(ReachModel.load(config.activity.checkpoint))
+        else:
+            model = ActivityModel.load(config.activity.checkpoint, config.activity)
+            self.recognizer = ActivityRecognizer(config.activity, model)
+        if isinstance(self.recognizer, ActivityRecognizer):
+            self.monitor.algorithm_stats = self.recognizer.stats
         self.types = rclpy_message_types()
         self._min_interval_ns = round(1e9 / config.activity.publish_rate_hz)
         self.publisher = self.create_lifecycle_publisher(HandActivity, config.topics.activity,
@@ -58,13 +86,24 @@ class ActivityRecognizerNode(HandPoseNode):
     def _on_hands(self, message: Any) -> None:
         self.monitor.received()
         started = time.perf_counter()
+        frame_id = message.header.frame_id
         for result in self.recognizer.push(message_to_frame_hands(message)):
-            last = self._last_published_ns.get(result.track_id)
-            if last is not None and result.window_end_ns - last < self._min_interval_ns:
-                continue
-            self._last_published_ns[result.track_id] = result.window_end_ns
-            self.publisher.publish(activity_message(result, message.header.frame_id, self.types))
-            self.monitor.published(time.perf_counter() - started)
+            if isinstance(result, ReachResult):
+                if self._due(result.track_id, result.stamp_ns, force=result.onset):
+                    self.publisher.publish(reach_message(result, self.recognizer.size_names, frame_id,
+                                                         self.types))
+                    self.monitor.published(time.perf_counter() - started)
+            elif self._due(result.track_id, result.window_end_ns):
+                self.publisher.publish(activity_message(result, frame_id, self.types))
+                self.monitor.published(time.perf_counter() - started)
+
+    def _due(self, track_id: int, stamp_ns: int, force: bool = False) -> bool:
+        """Whether a track's decision at ``stamp_ns`` may be published under the rate limit."""
+        last = self._last_published_ns.get(track_id)
+        if not force and last is not None and stamp_ns - last < self._min_interval_ns:
+            return False
+        self._last_published_ns[track_id] = stamp_ns
+        return True
 
 
 def main() -> None:

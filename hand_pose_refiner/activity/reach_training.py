@@ -1,0 +1,492 @@
+"""Training and evaluating the reach recogniser on labelled recordings (e.g. the RtG dataset).
+
+Recordings first pass through the live filter chain (online mode, the node's config), then
+:class:`~hand_pose_refiner.activity.reach_features.ReachFeatures`, exactly as live poses do; the
+prepared feature streams are reused by every fold. Evaluation runs the trained network over each
+test recording and the *same* decision rules as the online :class:`ReachRecognizer` (onset
+event, size said once confident), then scores every labelled frame: a frame without a filtered
+pose (rejected, or an unusable stamp) keeps the previous decision, and frames before the first
+decision count as idle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from hand_pose_refiner.activity.reach import ReachDecider, ReachModel, ReachOutput, ReachSettings
+from hand_pose_refiner.activity.reach_features import (
+    GRASP_MOVE,
+    NUM_FEATURES,
+    PHASE_NAMES,
+    REACH,
+    ReachFeatures,
+    frame_hand_features,
+)
+from hand_pose_refiner.activity.rtg_dataset import UNLABELLED, RtgSequence, StampCounts
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
+from hand_pose_refiner.filters.temporal import FilterMode
+
+FRACTIONS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+@dataclass(frozen=True)
+class PreparedSequence:
+    """One recording after the filters: a feature row per filtered pose, and its labels.
+
+    ``rows`` index the recording's frames (``sequence.time_s``) that produced a filtered pose.
+    """
+
+    sequence: RtgSequence
+    features: npt.NDArray[np.float32]
+    rows: npt.NDArray[np.int64]
+    filter_stats: dict[str, dict[str, dict[str, int]]]
+
+    @property
+    def phase(self) -> npt.NDArray[np.uint8]:
+        return self.sequence.phase[self.rows]
+
+    @property
+    def time_to_grasp_s(self) -> npt.NDArray[np.float32]:
+        return (self.sequence.end_s - self.sequence.time_s[self.rows]).astype(np.float32)
+
+
+def prepare_sequence(sequence: RtgSequence, config: Config) -> PreparedSequence:
+    """Run one recording's usable frames through the online filters and the feature code."""
+    pipeline = PoseFilterPipeline(config, FilterMode.ONLINE)
+    index_of_stamp: dict[int, int] = {}
+    features: dict[int, ReachFeatures] = {}
+    rows, vectors = [], []
+
+    def take(frames: Sequence) -> None:
+        for frame in frames:
+            if len(frame) == 0:
+                continue
+            hand = int(np.argmax(frame.keypoint_scores.sum(axis=1)))
+            track = features.setdefault(int(frame.track_ids[hand]), ReachFeatures())
+            rows.append(index_of_stamp[frame.stamp_ns])
+            vectors.append(frame_hand_features(frame, hand, track))
+
+    for index, frame in sequence.frames():
+        index_of_stamp[frame.stamp_ns] = index
+        take(pipeline.push(frame))
+    take(pipeline.flush())
+    return PreparedSequence(
+        sequence,
+        np.array(vectors, np.float32).reshape(-1, NUM_FEATURES),
+        np.array(rows, np.int64),
+        pipeline.stats.as_dict(),
+    )
+
+
+def prepare_sequences(
+    sequences: Sequence[RtgSequence], config: Config, progress: Callable[[int, int], None] | None = None
+) -> list[PreparedSequence]:
+    prepared = []
+    for number, sequence in enumerate(sequences, 1):
+        prepared.append(prepare_sequence(sequence, config))
+        if progress is not None:
+            progress(number, len(sequences))
+    return prepared
+
+
+@dataclass(frozen=True)
+class ReachTrainSettings:
+    """How to train the reach model (defaults: about 70 s per 600 recordings on one CPU thread).
+
+    The jitters shift the palm's image position and scale its size per recording: camera
+    placement and distance differ between people, and the model must not learn them.
+    """
+
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    hidden: int = 64
+    seed: int = 0
+    threads: int = 1
+    time_loss_weight: float = 2.0
+    size_loss_weight: float = 1.0
+    # Size is learnt from the reach (and this long after it): the grasp-and-move frames are far
+    # more numerous and would teach the head what a hand holding the part looks like instead.
+    size_after_s: float = 0.0
+    position_jitter: float = 0.1
+    scale_jitter: float = 0.2
+
+
+def _batch(
+    prepared: Sequence[PreparedSequence], rng: np.random.Generator | None, settings: ReachTrainSettings
+) -> tuple[torch.Tensor, ...]:
+    length = max(len(p.rows) for p in prepared)
+    features = np.zeros((len(prepared), length, NUM_FEATURES), np.float32)
+    phase = np.full((len(prepared), length), -100, np.int64)
+    time_to_grasp = np.zeros((len(prepared), length), np.float32)
+    size = np.full((len(prepared), length), -100, np.int64)
+    for i, item in enumerate(prepared):
+        count = len(item.rows)
+        rows = item.features.copy()
+        if rng is not None:  # camera placement and distance differ between people
+            tail = 3 * 21
+            present = rows[:, tail + 2] > 0
+            rows[present, tail : tail + 2] += rng.uniform(-1, 1, 2) * settings.position_jitter
+            rows[present, tail + 2] *= np.exp(rng.uniform(-1, 1) * settings.scale_jitter)
+        features[i, :count] = rows
+        labels = item.phase.astype(np.int64)
+        phase[i, :count] = np.where(labels == UNLABELLED, -100, labels)
+        time_to_grasp[i, :count] = np.where(labels == REACH, item.time_to_grasp_s, np.nan)
+        times = item.sequence.time_s[item.rows]
+        sized = (labels == REACH) | (
+            (labels == GRASP_MOVE) & (times <= item.sequence.end_s + settings.size_after_s)
+        )
+        size[i, :count] = np.where(sized, item.sequence.object_size, -100)
+    return (
+        torch.from_numpy(features),
+        torch.from_numpy(phase),
+        torch.from_numpy(time_to_grasp),
+        torch.from_numpy(size),
+    )
+
+
+def train_reach_model(
+    train: Sequence[PreparedSequence],
+    settings: ReachTrainSettings,
+    size_names: Sequence[str] = ("S", "M", "L"),
+    log: Callable[[str], None] | None = None,
+) -> ReachModel:
+    """Train phase, time-to-grasp and size heads together on whole recordings."""
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(max(1, settings.threads))
+    rng = np.random.default_rng(settings.seed)
+    model = ReachModel(size_names, settings.hidden)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
+    steps = settings.epochs * int(np.ceil(len(train) / settings.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.learning_rate, total_steps=steps)
+    counts = np.bincount(np.concatenate([p.phase[p.phase != UNLABELLED] for p in train]), minlength=3)
+    phase_loss = nn.CrossEntropyLoss(
+        weight=torch.tensor(np.sqrt(counts.sum() / np.maximum(counts, 1)), dtype=torch.float32),
+        ignore_index=-100,
+    )
+    size_loss = nn.CrossEntropyLoss(ignore_index=-100)
+    model.train()
+    for epoch in range(settings.epochs):
+        order = rng.permutation(len(train))
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            features, phase, time_to_grasp, size = _batch(
+                [train[i] for i in order[start : start + settings.batch_size]], rng, settings
+            )
+            phase_logits, predicted_time, size_logits = model(features)
+            reach = torch.isfinite(time_to_grasp)
+            loss = phase_loss(phase_logits.reshape(-1, len(PHASE_NAMES)), phase.reshape(-1))
+            if reach.any():
+                loss = loss + settings.time_loss_weight * nn.functional.smooth_l1_loss(
+                    predicted_time[reach], time_to_grasp[reach], beta=0.05
+                )
+            loss = loss + settings.size_loss_weight * size_loss(
+                size_logits.reshape(-1, len(size_names)), size.reshape(-1)
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach())
+        if log is not None:
+            batches = np.ceil(len(order) / settings.batch_size)
+            log(f"epoch {epoch + 1}/{settings.epochs}: loss {total / batches:.4f}")
+    return model.eval()
+
+
+@dataclass
+class SequencePrediction:
+    """Decisions for every frame of one recording (held over frames without a filtered pose)."""
+
+    sequence: RtgSequence
+    phase: npt.NDArray[np.uint8]
+    time_to_grasp_s: npt.NDArray[np.float32]
+    size_scores: npt.NDArray[np.float32]
+    onset_times_s: list[float] = field(default_factory=list)
+    said_size: str = ""
+    said_size_time_s: float = float("nan")
+    raw_time_to_grasp_s: npt.NDArray[np.float32] | None = None
+
+
+@torch.no_grad()
+def predict_sequence(
+    model: ReachModel, prepared: PreparedSequence, settings: ReachSettings | None = None
+) -> SequencePrediction:
+    """Run the network over one prepared recording and apply the online decision rules."""
+    sequence = prepared.sequence
+    count = len(sequence)
+    prediction = SequencePrediction(
+        sequence,
+        np.zeros(count, np.uint8),
+        np.full(count, np.nan, np.float32),
+        np.full((count, len(model.size_names)), 1 / len(model.size_names), np.float32),
+    )
+    if len(prepared.rows) == 0:
+        return prediction
+    phase_logits, time_to_grasp, size_logits = model(torch.from_numpy(prepared.features)[None])
+    phase_p = torch.softmax(phase_logits[0], -1).numpy()
+    size_p = torch.softmax(size_logits[0], -1).numpy()
+    ttg = time_to_grasp[0].numpy()
+    decider = ReachDecider(model.size_names, settings or ReachSettings())
+    row_of_frame = np.full(count, -1)
+    row_of_frame[prepared.rows] = np.arange(len(prepared.rows))
+    held = np.maximum.accumulate(row_of_frame)  # the newest decision at or before each frame
+    decisions = []
+    for row, frame in enumerate(prepared.rows):
+        stamp_ns = sequence.stamp_ns(int(frame))
+        decision = decider.decide(stamp_ns, ReachOutput(phase_p[row], size_p[row], float(ttg[row])))
+        decisions.append(decision)
+        if decision.onset:
+            prediction.onset_times_s.append(float(sequence.time_s[frame]))
+        if decision.grasp_size and not prediction.said_size:
+            prediction.said_size, prediction.said_size_time_s = (
+                decision.grasp_size,
+                float(sequence.time_s[frame]),
+            )
+    phases = np.array([d.phase for d in decisions], np.uint8)
+    ttgs = np.array([d.time_to_grasp_s for d in decisions], np.float32)
+    known = held >= 0
+    prediction.phase[known] = phases[held[known]]
+    prediction.time_to_grasp_s[known] = ttgs[held[known]]
+    prediction.size_scores[known] = size_p[held[known]]
+    prediction.raw_time_to_grasp_s = np.where(known, ttg[np.maximum(held, 0)], np.nan).astype(np.float32)
+    return prediction
+
+
+@dataclass(frozen=True)
+class ReachScores:
+    """What one fold (or the mean of folds) measured; times in milliseconds."""
+
+    phase_macro_f1: float
+    phase_f1: tuple[float, ...]
+    phase_confusion: npt.NDArray[np.int64]
+    onset_median_delay_ms: float
+    onset_missed: int
+    false_onsets_per_sequence: float
+    time_to_grasp_median_error_ms: float
+    size_accuracy_at_end: float
+    size_accuracy_by_fraction: tuple[float, ...]
+    size_said_fraction: float
+    size_said_accuracy: float
+    size_said_median_reach_fraction: float
+    size_confusion: npt.NDArray[np.int64]
+    sequences: int
+    frames: int
+    stamp_counts: StampCounts
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "phase_macro_f1": self.phase_macro_f1,
+            "phase_f1": dict(zip(PHASE_NAMES, self.phase_f1, strict=True)),
+            "phase_confusion": self.phase_confusion.tolist(),
+            "onset_median_delay_ms": self.onset_median_delay_ms,
+            "onset_missed": self.onset_missed,
+            "false_onsets_per_sequence": self.false_onsets_per_sequence,
+            "time_to_grasp_median_error_ms_at_half_reach": self.time_to_grasp_median_error_ms,
+            "size_accuracy_at_reach_end": self.size_accuracy_at_end,
+            "size_accuracy_by_reach_fraction": dict(
+                zip(map(str, FRACTIONS), self.size_accuracy_by_fraction, strict=True)
+            ),
+            "size_said_fraction_of_sequences": self.size_said_fraction,
+            "size_said_accuracy": self.size_said_accuracy,
+            "size_said_median_reach_fraction": self.size_said_median_reach_fraction,
+            "size_confusion": self.size_confusion.tolist(),
+            "sequences": self.sequences,
+            "frames": self.frames,
+            "stamps": {
+                "repeated": self.stamp_counts.repeated,
+                "corrupt": self.stamp_counts.corrupt,
+                "gaps_over_50ms": self.stamp_counts.gaps,
+            },
+        }
+
+
+def _frame_at(sequence: RtgSequence, time_s: float) -> int:
+    """The last usable frame at or before ``time_s`` (the first usable frame if none is)."""
+    usable = np.flatnonzero(sequence.usable)
+    position = np.searchsorted(sequence.time_s[usable], time_s, side="right") - 1
+    return int(usable[max(position, 0)])
+
+
+def confusion(truth: npt.ArrayLike, predicted: npt.ArrayLike, classes: int) -> npt.NDArray[np.int64]:
+    """``(classes, classes)`` counts, rows the truth, columns the prediction."""
+    matrix = np.zeros((classes, classes), np.int64)
+    np.add.at(matrix, (np.asarray(truth, np.int64), np.asarray(predicted, np.int64)), 1)
+    return matrix
+
+
+def f1_scores(matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    tp = np.diag(matrix).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = 2 * tp / (matrix.sum(axis=0) + matrix.sum(axis=1))
+    return np.nan_to_num(f1)
+
+
+def score_predictions(
+    predictions: Sequence[SequencePrediction], onset_tolerance_s: float = 0.3
+) -> ReachScores:
+    """Score a fold's predictions.
+
+    Onsets: the first onset event from ``onset_tolerance_s`` before the labelled onset up to the
+    labelled end of the reach is the detection (its delay is measured); every other onset event
+    of the recording is a false onset; a recording without a detection has a missed onset.
+    """
+    truths, guesses = [], []
+    delays, false_onsets, missed = [], 0, 0
+    ttg_errors = []
+    size_truth, size_end = [], []
+    by_fraction = np.zeros(len(FRACTIONS))
+    said, said_right, said_fraction = 0, 0, []
+    for prediction in predictions:
+        sequence = prediction.sequence
+        labelled = sequence.phase != UNLABELLED
+        truths.append(sequence.phase[labelled])
+        guesses.append(prediction.phase[labelled])
+        onsets = np.array(prediction.onset_times_s)
+        window = (onsets >= sequence.onset_s - onset_tolerance_s) & (onsets <= sequence.end_s)
+        if window.any():
+            delays.append(onsets[window][0] - sequence.onset_s)
+            false_onsets += len(onsets) - 1
+        else:
+            missed += 1
+            false_onsets += len(onsets)
+        duration = sequence.end_s - sequence.onset_s
+        half = _frame_at(sequence, sequence.onset_s + 0.5 * duration)
+        if prediction.raw_time_to_grasp_s is not None and np.isfinite(prediction.raw_time_to_grasp_s[half]):
+            ttg_errors.append(
+                abs(prediction.raw_time_to_grasp_s[half] - (sequence.end_s - sequence.time_s[half]))
+            )
+        size_truth.append(sequence.object_size)
+        size_end.append(int(np.argmax(prediction.size_scores[_frame_at(sequence, sequence.end_s)])))
+        for k, fraction in enumerate(FRACTIONS):
+            frame = _frame_at(sequence, sequence.onset_s + fraction * duration)
+            by_fraction[k] += int(np.argmax(prediction.size_scores[frame])) == sequence.object_size
+        if prediction.said_size:
+            said += 1
+            said_right += prediction.said_size == ("S", "M", "L")[sequence.object_size]
+            said_fraction.append((prediction.said_size_time_s - sequence.onset_s) / max(duration, 1e-6))
+    phase_matrix = confusion(np.concatenate(truths), np.concatenate(guesses), len(PHASE_NAMES))
+    phase_f1 = f1_scores(phase_matrix)
+    count = len(predictions)
+    return ReachScores(
+        float(phase_f1.mean()),
+        tuple(float(v) for v in phase_f1),
+        phase_matrix,
+        float(np.median(delays) * 1e3) if delays else float("nan"),
+        missed,
+        false_onsets / max(count, 1),
+        float(np.median(ttg_errors) * 1e3) if ttg_errors else float("nan"),
+        float(np.mean(np.array(size_end) == np.array(size_truth))) if count else float("nan"),
+        tuple(float(v) for v in by_fraction / max(count, 1)),
+        said / max(count, 1),
+        said_right / max(said, 1),
+        float(np.median(said_fraction)) if said_fraction else float("nan"),
+        confusion(size_truth, size_end, 3),
+        count,
+        int(sum(len(t) for t in truths)),
+        sum((p.sequence.stamp_counts for p in predictions), StampCounts()),
+    )
+
+
+@dataclass
+class CrossValidation:
+    """Leave-one-subject-out results: one :class:`ReachScores` per held-out participant."""
+
+    folds: dict[str, ReachScores]
+    pooled: ReachScores
+    seconds: float
+
+    def mean(self, name: str) -> float:
+        return float(np.nanmean([getattr(scores, name) for scores in self.folds.values()]))
+
+    def mean_by_fraction(self) -> npt.NDArray[np.float64]:
+        return np.mean([scores.size_accuracy_by_fraction for scores in self.folds.values()], axis=0)
+
+    def as_dict(self) -> dict[str, object]:
+        names = (
+            "phase_macro_f1",
+            "onset_median_delay_ms",
+            "false_onsets_per_sequence",
+            "time_to_grasp_median_error_ms",
+            "size_accuracy_at_end",
+        )
+        return {
+            "protocol": "leave-one-subject-out",
+            "seconds": self.seconds,
+            "mean_of_folds": {name: self.mean(name) for name in names}
+            | {
+                "size_accuracy_by_reach_fraction": dict(
+                    zip(map(str, FRACTIONS), self.mean_by_fraction().tolist(), strict=True)
+                )
+            },
+            "pooled": self.pooled.as_dict(),
+            "folds": {participant: scores.as_dict() for participant, scores in self.folds.items()},
+        }
+
+
+def leave_one_subject_out(
+    prepared: Sequence[PreparedSequence],
+    settings: ReachTrainSettings,
+    decisions: ReachSettings | None = None,
+    log: Callable[[str], None] | None = None,
+) -> CrossValidation:
+    """Train on all participants but one, test on that one; every participant once."""
+    from hand_pose_refiner.activity.rtg_dataset import participants_of
+
+    started = time.perf_counter()
+    folds: dict[str, ReachScores] = {}
+    everything: list[SequencePrediction] = []
+    for participant in participants_of([p.sequence for p in prepared]):
+        train = [p for p in prepared if p.sequence.participant != participant]
+        test = [p for p in prepared if p.sequence.participant == participant]
+        model = train_reach_model(train, settings)
+        predictions = [predict_sequence(model, p, decisions) for p in test]
+        everything.extend(predictions)
+        folds[participant] = score_predictions(predictions)
+        if log is not None:
+            log(f"{participant}: {summary(folds[participant])}")
+    return CrossValidation(folds, score_predictions(everything), time.perf_counter() - started)
+
+
+def summary(scores: ReachScores) -> str:
+    return (
+        f"phase macro-F1 {scores.phase_macro_f1:.3f}, onset delay {scores.onset_median_delay_ms:.0f} ms "
+        f"(missed {scores.onset_missed}, false {scores.false_onsets_per_sequence:.3f}/seq), time to grasp "
+        f"error {scores.time_to_grasp_median_error_ms:.0f} ms, size at reach end "
+        f"{scores.size_accuracy_at_end:.3f} ({scores.sequences} sequences)"
+    )
+
+
+def plot_size_by_fraction(result: CrossValidation, path: str | Path) -> Path:
+    """Grasp-size accuracy against the fraction of the reach seen, per fold and their mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for scores in result.folds.values():
+        axes.plot(FRACTIONS, scores.size_accuracy_by_fraction, color="0.75", linewidth=1)
+    axes.plot(FRACTIONS, result.mean_by_fraction(), color="C0", linewidth=2.5, label="mean of folds")
+    axes.axhline(1 / 3, color="C3", linestyle="--", label="chance")
+    axes.set_xlabel("fraction of the reach seen")
+    axes.set_ylabel("grasp size top-1")
+    axes.set_ylim(0, 1)
+    axes.set_title("grasp size, leave-one-subject-out (grey: single folds)")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,202 @@
+"""The reach recogniser on the real reach-to-grasp recordings: loader, bad stamps, model, training."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from hand_pose_refiner.activity.reach import FORMAT, ReachModel, ReachRecognizer, checkpoint_format
+from hand_pose_refiner.activity.reach_features import IDLE, NUM_FEATURES, REACH
+from hand_pose_refiner.activity.reach_training import (
+    predict_sequence,
+    prepare_sequence,
+    score_predictions,
+)
+from hand_pose_refiner.activity.rtg_dataset import (
+    UNLABELLED,
+    StampCounts,
+    check_stamps,
+    load_rtg_dataset,
+)
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.errors import ActivityCheckpointError, ActivityLabelError
+from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
+from hand_pose_refiner.filters.temporal import FilterMode
+from hand_pose_refiner.skeleton import OBSERVED
+
+
+@pytest.fixture(scope="module")
+def sequences(rtg_sequences):
+    logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
+    return rtg_sequences
+
+
+@pytest.fixture(scope="module")
+def by_name(sequences):
+    return {s.name: s for s in sequences}
+
+
+def test_loader_reads_every_sequence_with_its_labels(sequences):
+    assert len(sequences) == 715
+    assert sorted({s.participant for s in sequences}) == [f"P{i}" for i in range(1, 9)]
+    assert np.bincount([s.object_size for s in sequences]).tolist() == [239, 238, 238]
+    assert sum(len(s) for s in sequences) == 246_727
+    for s in sequences[:50]:
+        reach = s.phase == REACH
+        assert reach.any()
+        assert np.all(s.time_s[reach] >= s.onset_s) and np.all(s.time_s[reach] <= s.end_s)
+        assert np.all(s.phase[s.time_s < s.onset_s] == IDLE)
+
+
+def test_zero_keypoints_are_missing_not_the_image_corner(sequences):
+    # In these recordings OpenPose lost the whole hand when it lost any point (1,932 frames).
+    lost = [(s, int(i)) for s in sequences
+            for i in np.flatnonzero(~np.isfinite(s.keypoints[..., 0]).all(axis=1))]
+    assert len(lost) == 1932
+    assert all(np.isnan(s.keypoints[i]).all() and not s.scores[i].any() for s, i in lost)
+    assert not any((s.keypoints == 0).all(axis=-1).any() for s in sequences)  # no point left at (0, 0)
+    usable_lost = [(s, i) for s, i in lost if s.usable[i]]
+    assert all(len(s.frame(i)) == 0 for s, i in usable_lost[:200])  # a lost hand is no hand
+    sequence, index = next((s, i) for s in sequences for i in range(len(s)) if s.usable[i])
+    frame = sequence.frame(index)
+    assert len(frame) == 1 and np.all(frame.keypoint_states[0] == OBSERVED)
+    points = frame.keypoints[0]
+    assert np.allclose(frame.boxes[0], [*points.min(axis=0), *points.max(axis=0)])
+
+
+def test_stamp_problems_of_the_recordings_are_counted(sequences, by_name):
+    total = sum((s.stamp_counts for s in sequences), StampCounts())
+    assert total == StampCounts(repeated=571, corrupt=1, gaps=345)
+    corrupt = by_name["P4_S_07"]
+    assert corrupt.time_s[-1] < 0 and not corrupt.usable[-1] and corrupt.phase[-1] == UNLABELLED
+    assert corrupt.stamp_counts.corrupt == 1
+    # every usable stamp is strictly after the previous usable one
+    for s in sequences:
+        assert np.all(np.diff(s.time_s[s.usable]) > 0)
+
+
+def test_check_stamps_rules():
+    usable, counts = check_stamps(np.array([0.0, 0.016, 0.016, 0.1, -5.0, np.nan, 0.09, 0.12]))
+    assert usable.tolist() == [True, True, False, True, False, False, False, True]
+    assert counts == StampCounts(repeated=1, corrupt=3, gaps=1)
+
+
+def test_loader_refuses_a_folder_without_the_data(tmp_path):
+    with pytest.raises(ActivityLabelError, match=r"right_hand\.npz"):
+        load_rtg_dataset(tmp_path)
+
+
+def _with_repeats_and_gaps(sequences):
+    return next(s for s in sequences if s.stamp_counts.repeated and s.stamp_counts.gaps)
+
+
+def test_bad_stamps_of_real_frames_pass_the_online_filters_without_a_crash(sequences, by_name):
+    """Repeated stamps, gaps over 50 ms and the corrupt negative stamp, on the real frames."""
+    config = Config()
+    for sequence in (by_name["P4_S_07"], _with_repeats_and_gaps(sequences)):
+        prepared = prepare_sequence(sequence, config)
+        assert len(prepared.rows) > 0.9 * sequence.usable.sum()
+        assert np.all(sequence.usable[prepared.rows])  # unusable frames are never fed
+        assert np.all(np.diff(prepared.rows) > 0)
+        # the filters never saw a non-increasing stamp: the loader took those out
+        assert "non_monotonic_stamp" not in prepared.filter_stats["temporal_filter"]["rejections"]
+    # fed raw, a repeated stamp is dropped and counted by the filter chain itself
+    sequence = _with_repeats_and_gaps(sequences)
+    repeat = int(np.flatnonzero(np.diff(sequence.time_s) == 0)[0]) + 1
+    pipeline = PoseFilterPipeline(config, FilterMode.ONLINE)
+    for index in range(repeat + 1):
+        pipeline.push(sequence.frame(index))
+    assert pipeline.stats.temporal.as_dict()["rejections"]["non_monotonic_stamp"] == 1
+
+
+def test_predictions_cover_every_frame_including_unusable_ones(by_name):
+    sequence = by_name["P4_S_07"]
+    prepared = prepare_sequence(sequence, Config())
+    prediction = predict_sequence(_untrained_model(), prepared)
+    assert prediction.phase.shape == (len(sequence),)
+    last_row = prepared.rows[-1]
+    # the corrupt last frame holds the decision of the last usable one
+    assert prediction.phase[-1] == prediction.phase[last_row]
+    scores = score_predictions([prediction])
+    assert scores.frames == len(sequence) - 1  # the unlabelled frame is not scored
+    assert scores.stamp_counts.corrupt == 1
+
+
+def _untrained_model() -> ReachModel:
+    torch.manual_seed(0)
+    return ReachModel(hidden=16, levels=3).eval()
+
+
+def test_streaming_steps_equal_the_whole_sequence_pass():
+    torch.manual_seed(1)
+    model = ReachModel(hidden=24, levels=4).eval()
+    features = np.random.default_rng(0).normal(size=(80, NUM_FEATURES)).astype(np.float32)
+    with torch.no_grad():
+        phase, time_to_grasp, size = model(torch.from_numpy(features)[None])
+    state = None
+    for t, row in enumerate(features):
+        output, state = model.step(row, state)
+        assert np.allclose(output.phase, torch.softmax(phase[0, t], 0).numpy(), atol=1e-5)
+        assert np.allclose(output.size, torch.softmax(size[0, t], 0).numpy(), atol=1e-5)
+        assert output.time_to_grasp_s == pytest.approx(float(time_to_grasp[0, t]), abs=1e-5)
+
+
+def test_model_is_causal():
+    model = _untrained_model()
+    features = torch.randn(1, 60, NUM_FEATURES)
+    changed = features.clone()
+    changed[0, 40:] += 5.0
+    with torch.no_grad():
+        before, after = model(features)[0], model(changed)[0]
+    assert torch.allclose(before[0, :40], after[0, :40])
+    assert not torch.allclose(before[0, 40:], after[0, 40:])
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path):
+    model = _untrained_model()
+    path = model.save(tmp_path / "reach.safetensors")
+    assert checkpoint_format(path) == FORMAT
+    loaded = ReachModel.load(path)
+    assert loaded.size_names == model.size_names and loaded.receptive_field == model.receptive_field
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[name])
+    with pytest.raises(ActivityCheckpointError, match="not found"):
+        ReachModel.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(ActivityCheckpointError, match=r"junk\.safetensors"):
+        ReachModel.load(tmp_path / "junk.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "other.safetensors"), metadata={"format": "x/1"})
+    with pytest.raises(ActivityCheckpointError, match="format 'x/1'"):
+        ReachModel.load(tmp_path / "other.safetensors")
+
+
+@pytest.mark.slow
+def test_a_small_model_learns_the_phases_of_unseen_people(small_reach_split, small_reach_model, tmp_path):
+    test = small_reach_split[1]
+    model = small_reach_model
+    scores = score_predictions([predict_sequence(model, p) for p in test])
+    assert scores.phase_macro_f1 > 0.75, scores.as_dict()
+    assert scores.onset_missed <= 2
+    assert scores.time_to_grasp_median_error_ms < 250
+    # the online recogniser, fed the same filtered frames, says what the evaluation measured
+    path = model.save(tmp_path / "reach.safetensors")
+    recognizer = ReachRecognizer(ReachModel.load(path))
+    prepared = test[0]
+    sequence = prepared.sequence
+    pipeline = PoseFilterPipeline(Config(), FilterMode.ONLINE)
+    online = {}
+    for _, frame in sequence.frames():
+        for filtered in pipeline.push(frame):
+            for result in recognizer.push(filtered):
+                online[result.stamp_ns] = result
+    offline = predict_sequence(model, prepared)
+    stamps = [sequence.stamp_ns(int(row)) for row in prepared.rows]
+    assert [online[s].phase for s in stamps] == offline.phase[prepared.rows].tolist()
+    onsets = [float(sequence.time_s[row])
+              for row, stamp in zip(prepared.rows, stamps, strict=True) if online[stamp].onset]
+    assert onsets == offline.onset_times_s
