@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -200,3 +201,32 @@ def test_a_small_model_learns_the_phases_of_unseen_people(small_reach_split, sma
     onsets = [float(sequence.time_s[row])
               for row, stamp in zip(prepared.rows, stamps, strict=True) if online[stamp].onset]
     assert onsets == offline.onset_times_s
+
+
+@pytest.mark.slow
+def test_eval_activity_runs_leave_one_subject_out_on_the_recordings(shared_data, tmp_path):
+    from hand_pose_refiner.cli import main
+
+    out = tmp_path / "eval"
+    data = shared_data / "hand_actions/rtg_object_size"
+    code = main(["eval-activity", "--rtg", str(data), "--participants", "P2", "P3", "P4",
+                 "--max-sequences", "4", "--epochs", "2", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["protocol"] == "leave-one-subject-out"
+    assert sorted(report["folds"]) == ["P2", "P3", "P4"]
+    assert all(fold["sequences"] == 4 for fold in report["folds"].values())
+    assert report["pooled"]["sequences"] == 12
+    assert set(report["mean_of_folds"]) >= {"phase_macro_f1", "onset_median_delay_ms", "size_accuracy_at_end",
+                                            "time_to_grasp_median_error_ms",
+                                            "size_accuracy_by_reach_fraction"}
+    for name in ("phase_confusion.png", "size_confusion.png", "size_by_reach_fraction.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_activity_wants_exactly_one_kind_of_source(shared_data, tmp_path, capsys):
+    from hand_pose_refiner.cli import main
+
+    assert main(["eval-activity", "--out", str(tmp_path)]) == 2
+    assert "one of them" in capsys.readouterr().err
+    assert main(["eval-activity", "labels.csv", "--rtg", str(shared_data), "--out", str(tmp_path)]) == 2

@@ -123,7 +123,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _exactly_one_source(args: argparse.Namespace) -> bool:
     """True for ``--rtg``, False for annotation files; either is required, not both."""
     if bool(args.rtg) == bool(args.labels):
-        raise SystemExit(f"{args.command}: give annotation CSV files or --rtg DIR (one of them)")
+        from hand_pose_refiner.errors import ActivityLabelError
+
+        raise ActivityLabelError("give annotation CSV files or --rtg DIR (one of them)")
     return bool(args.rtg)
 
 
