@@ -70,9 +70,8 @@ def _rtg_prepared(args: argparse.Namespace, config: Config) -> list:
 
     sequences = load_rtg_dataset(args.rtg, args.participants)
     if args.max_sequences:
-        kept: dict[str, int] = {}
-        sequences = [s for s in sequences if kept.setdefault(s.participant, 0) < args.max_sequences
-                     and not kept.__setitem__(s.participant, kept[s.participant] + 1)]
+        sequences = [s for p in participants_of(sequences)
+                     for s in [x for x in sequences if x.participant == p][:args.max_sequences]]
     counts = sum((s.stamp_counts for s in sequences), StampCounts())
     print(f"{len(sequences)} sequences of {', '.join(participants_of(sequences))} "
           f"({sum(len(s) for s in sequences)} frames); time stamps: {counts.repeated} repeated and "

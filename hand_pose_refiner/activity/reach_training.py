@@ -30,7 +30,7 @@ from hand_pose_refiner.activity.reach_features import (
     ReachFeatures,
     frame_hand_features,
 )
-from hand_pose_refiner.activity.rtg_dataset import UNLABELLED, RtgSequence, StampCounts
+from hand_pose_refiner.activity.rtg_dataset import SIZE_NAMES, UNLABELLED, RtgSequence, StampCounts
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.temporal import FilterMode
@@ -373,7 +373,7 @@ def score_predictions(
             by_fraction[k] += int(np.argmax(prediction.size_scores[frame])) == sequence.object_size
         if prediction.said_size:
             said += 1
-            said_right += prediction.said_size == ("S", "M", "L")[sequence.object_size]
+            said_right += prediction.said_size == SIZE_NAMES[sequence.object_size]
             said_fraction.append((prediction.said_size_time_s - sequence.onset_s) / max(duration, 1e-6))
     phase_matrix = confusion(np.concatenate(truths), np.concatenate(guesses), len(PHASE_NAMES))
     phase_f1 = f1_scores(phase_matrix)
