@@ -68,6 +68,9 @@ LOGGER = logging.getLogger("hand_pose_refiner.replay")
 # 64 frames: 2 s at 30 frames/s, well beyond the reach of the default filters at a cut
 # (tracking.max_missed_s 0.5 s, temporal_filter.max_gap_s 0.25 s, tracking.min_hits 2 frames).
 DEFAULT_OVERLAP_FRAMES = 64
+# What a distributed replay cuts long recordings into: 1 minute at 30 frames/s, so the overlap
+# costs 7% more filtering and decoding, and a shard's frames fit a worker's memory.
+DEFAULT_SEGMENT_FRAMES = 1800
 ANNOTATIONS = "annotations.json"
 PREDICTIONS = "predictions.jsonl"
 
