@@ -14,6 +14,14 @@ from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.refinement.inputs import InputSpec
 
 EXIT_SOME_INPUTS_FAILED = 3
+# Passed through to torchrun (its own names); the refine command relaunches itself under it.
+LAUNCHER_FLAGS: tuple[tuple[str, type, Any, str], ...] = (
+    ("--nproc-per-node", int, 1, "training processes on this node, one per GPU (or CPU core)"),
+    ("--nnodes", int, 1, "nodes taking part (run the same command on each)"),
+    ("--node-rank", int, 0, "this node's rank, 0 .. nnodes-1"),
+    ("--master-addr", str, "127.0.0.1", "address of the rank 0 node"),
+    ("--master-port", int, 29500, "free port on the rank 0 node"),
+)
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -167,17 +175,57 @@ def add_commands(commands: Any) -> None:
     refine_parser.add_argument("--seed", type=int, default=0)
     refine_parser.add_argument("--grid-frames", type=int, default=16,
                                help="frames in the before/after overlay grids (0: all)")
+    launcher = refine_parser.add_argument_group(
+        "data-parallel fine-tuning (torchrun, DDP: gloo on CPU, NCCL on GPU)")
+    for flag, kind, default, text in LAUNCHER_FLAGS:
+        launcher.add_argument(flag, type=kind, default=default, help=text)
     refine_parser.set_defaults(handler=_cmd_refine)
 
 
+def _without_launcher_flags(argv: list[str]) -> list[str]:
+    names = {flag for flag, *_ in LAUNCHER_FLAGS}
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif arg.split("=", 1)[0] not in names:
+            kept.append(arg)
+    return kept
+
+
+def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
+    """Run this same refine command in ``--nproc-per-node`` processes per node under torchrun."""
+    import subprocess
+
+    from hand_pose_refiner.models import distributed
+
+    device = args.device or load_config(args.config).models.device
+    distributed.check_processes(args.nproc_per_node, device)
+    launcher = ["--nnodes", str(args.nnodes), "--node-rank", str(args.node_rank),
+                "--master-addr", args.master_addr, "--master-port", str(args.master_port)]
+    command = distributed.torchrun_command(args.nproc_per_node, launcher, "hand_pose_refiner.cli",
+                                           _without_launcher_flags(args.argv))
+    return subprocess.call(command)
+
+
 def _cmd_refine(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.models import distributed
     from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
     from hand_pose_refiner.refinement.report import write_report
 
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+    if (args.nproc_per_node > 1 or args.nnodes > 1) and not distributed.launched():
+        return _relaunch_under_torchrun(args)
+    config = _config(args)
+    parallel = distributed.init_from_env(config.models.device)
+    main_rank = parallel is None or parallel.is_main
+    if parallel is not None:
+        config = replace(config, models=replace(config.models,
+                                                device=distributed.rank_device(config.models.device)))
+    logging.basicConfig(level=logging.INFO if not args.quiet and main_rank else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
-    config = _config(args)
     checks = argparse.Namespace(**{**vars(args), "inputs": args.check})
     options = RefineOptions(
         targets=tuple(input_specs(args)), checks=tuple(input_specs(checks)),
@@ -204,6 +252,8 @@ def _cmd_refine(args: argparse.Namespace) -> int:
 
     refinement = Refinement(args.out, options, config, replay_options(args), on_step=show)
     state = refinement.run()
+    if not main_rank:
+        return 0
     html = write_report(args.out, args.grid_frames or None)
     print(f"best iteration {state['best_iteration']} ({state['stopped_because']}); report: {html}")
     return 0
