@@ -79,3 +79,26 @@ def test_more_processes_per_node_than_devices_is_refused(shared_data, tmp_path, 
     err = capsys.readouterr().err
     assert f"--nproc-per-node {too_many}: this node has only {too_many - 1} CPU cores" in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_refine_with_two_processes_per_node_trains_under_torchrun_and_rank_0_records(shared_data, tmp_path):
+    stills = shared_data / "hags_gloved_assembly" / "top_view" / "gloved"
+    labelled = shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json"
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = ["refine", str(stills), "--stills", "--max-frames", "8", "--iterations", "1", "--epochs", "1",
+            "--train-batch-size", "4", "--samples-per-image", "1", "--device", "cpu", "--quiet",
+            "--labelled", str(labelled), "--nproc-per-node", "2", "--master-port", str(_free_port()),
+            "--out", str(out)]
+    run = subprocess.run([sys.executable, "-m", "hand_pose_refiner.cli", *args], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "OMP_NUM_THREADS" in run.stderr  # torchrun's banner: the processes came from torchrun
+    state = json.loads((out / "state.json").read_text())
+    assert [s["name"] for s in state["steps"]] == ["iter0/evaluate", "iter1/pseudo_labels", "iter1/detector",
+                                                   "iter1/estimator", "iter1/evaluate"]
+    for network in ("detector", "estimator"):
+        result = state["steps"][2 if network == "detector" else 3]["result"]
+        assert result["weights"] == f"iter1/{network}.safetensors" and "sha256" in result
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial"))
