@@ -112,7 +112,8 @@ def connect(options: ClusterOptions) -> bool:
             if address is None:
                 raise ClusterError("--ray auto: no running Ray cluster found (no RAY_ADDRESS, no "
                                    "`ray start` on this machine); give its address or use --ray local")
-        _probe(address)
+        if ":" in address:  # host:port or ray://host:port; other forms are Ray's to resolve
+            _probe(address)
         kwargs["address"] = address
     try:
         ray.init(**kwargs)
