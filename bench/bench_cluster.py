@@ -13,6 +13,7 @@ Needs the cluster extra. Run: .venv/bin/python bench/bench_cluster.py
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -23,6 +24,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+# A throwaway local Ray instance: no authentication token written to ~/.ray for it.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 sys.path.insert(0, str(REPO))
 
 from hand_pose_refiner.config import Config, ModelsConfig  # noqa: E402

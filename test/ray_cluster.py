@@ -43,7 +43,10 @@ def _free_port() -> int:
 
 def loopback_env() -> dict[str, str]:
     """Environment for the cluster's processes and its drivers: loopback, the source tree."""
+    # RAY_AUTH_MODE explicit: otherwise a token another Ray left in ~/.ray turns authentication on
+    # for some of the processes and not others.
     return {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "disabled",
             "PYTHONPATH": str(REPO), "HAND_POSE_REFINER_CACHE": os.environ.get(
                 "HAND_POSE_REFINER_CACHE", str(Path.home() / ".cache" / "hand_pose_refiner"))}
 
@@ -69,6 +72,13 @@ def _cmdline(pid: int) -> str:
 
 
 
+def _run(command: list[str], env: dict[str, str]) -> None:
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[-12:])} failed ({run.returncode}):\n{run.stdout[-3000:]}"
+                           f"\n{run.stderr[-3000:]}")
+
+
 class LoopbackRayCluster:
     """``start()`` two nodes; ``address``; ``worker_pids(name)``; ``stop()`` (idempotent)."""
 
@@ -82,13 +92,11 @@ class LoopbackRayCluster:
         ray = [str(Path(sys.executable).parent / "ray")]
         common = ["--num-cpus", "1", "--object-store-memory", str(OBJECT_STORE_BYTES),
                   "--disable-usage-stats"]
-        subprocess.run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                        "--include-dashboard", "false", "--temp-dir", str(self.temp_dir), *common],
-                       env=self.env, check=True, capture_output=True, timeout=120)
+        _run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+              "--include-dashboard", "false", "--temp-dir", str(self.temp_dir), *common], self.env)
         # The setting that keeps the head on loopback refuses a second node: off for this one.
         second = {k: v for k, v in self.env.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-        subprocess.run([sys.executable, "-c", _SECOND_NODE, "start", "--address", self.address, *common],
-                       env=second, check=True, capture_output=True, timeout=120)
+        _run([sys.executable, "-c", _SECOND_NODE, "start", "--address", self.address, *common], second)
         return self
 
     def pids(self) -> list[int]:
