@@ -79,6 +79,14 @@ def _run(command: list[str], env: dict[str, str]) -> None:
                            f"\n{run.stderr[-3000:]}")
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class LoopbackRayCluster:
     """``start()`` two nodes; ``address``; ``worker_pids(name)``; ``stop()`` (idempotent)."""
 
@@ -114,15 +122,15 @@ class LoopbackRayCluster:
 
     def worker_pids(self, title: str) -> list[int]:
         """This cluster's worker processes whose title is ``title`` (e.g. ray::replay_shard)."""
-        return [pid for pid in self.pids() if _cmdline(pid).startswith(title)]
+        return [pid for pid in self.pids() if _cmdline(pid).startswith(title) and _alive(pid)]
 
     def stop(self) -> None:
         pids = self.pids()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        deadline = time.monotonic() + 3  # some Ray processes ignore SIGTERM: then SIGKILL
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
             time.sleep(0.2)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):

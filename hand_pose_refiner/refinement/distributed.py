@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -210,7 +211,10 @@ def replay_on_ray(inputs: Sequence[InputSpec], out: Path, config: Config, detect
                     assembly.add(_result(ray, ref, shard, cluster.max_retries))
                     done_count += 1
                     if options.progress:
-                        LOGGER.warning("replay: %d/%d shards done", done_count, len(shards))
+                        sys.stderr.write(f"\rreplay on Ray: {done_count}/{len(shards)} shards   ")
+                        sys.stderr.flush()
+            if options.progress:
+                sys.stderr.write("\n")
             return assembly.finish(started)
         except BaseException:
             for ref in pending:
