@@ -71,7 +71,9 @@ def test_two_node_cluster_gives_the_one_process_dataset_even_when_a_worker_is_ki
     bags, corrupt = recordings
     inputs = [*bags, corrupt]
     reference = tmp_path / "reference"
-    assert main(["replay", *map(str, inputs), "--device", "cpu", "--quiet", "--out", str(reference)]) == 3
+    cache = tmp_path / "cache"
+    assert main(["replay", *map(str, inputs), "--device", "cpu", "--quiet", "--cache-dir", str(cache),
+                 "--out", str(reference)]) == 3
     capsys.readouterr()
     expected = dataset(reference)
     assert expected[4] == len(bags) * FRAMES and expected[5] > len(bags) * FRAMES
@@ -108,6 +110,24 @@ def test_two_node_cluster_gives_the_one_process_dataset_even_when_a_worker_is_ki
     assert process.returncode == 3, stderr
     assert dataset(killed_out) == expected
     assert not (tmp_path / "killed.partial").exists()
+
+    # Recordings cut into segments (with the overlap) on the cluster: the same poses. The shards
+    # cut the one-pass prediction cache, so model inference cannot differ; what may differ is the
+    # tracker's running handedness vote share (README, Scale-out).
+    cut = tmp_path / "cut"
+    run = subprocess.run(cli("replay", *inputs, "--device", "cpu", "--quiet", "--ray", ray_cluster.address,
+                             "--cache-dir", cache, "--segment-frames", "8", "--overlap-frames", "8",
+                             "--out", cut), env=ray_cluster.env, cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 3, run.stderr
+    assert poses(cut) == poses(reference)
+    assert dataset(cut)[2] == expected[2]  # the same images under the same names
+
+
+def poses(out):
+    document = json.loads((out / "annotations.json").read_text())
+    return document["images"], [{k: v for k, v in a.items() if k != "handedness_score"}
+                                for a in document["annotations"]]
 
 
 def _cmdline(pid):
