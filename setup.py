@@ -34,7 +34,11 @@ setup(
         "pycocotools>=2.0.7",
         "torch>=2.3",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"]},
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
+        # Replay on a Ray cluster (scripts/requirements-cluster.txt pins the whole set).
+        "cluster": ["ray[data]==2.60.0"],
+    },
     entry_points={"console_scripts": [
         "hand-pose-refiner = hand_pose_refiner.cli:main",
         # The nodes (names as in hand_pose_refiner.ros.nodes.NODE_EXECUTABLES and CMakeLists.txt).

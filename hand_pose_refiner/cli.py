@@ -49,6 +49,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "OpenCV (cv2)": "cv2",
         "cv_bridge (optional)": "cv_bridge",
         "message_filters (optional)": "message_filters",
+        "ray (optional: --ray, the cluster extra)": "ray",
     }
     import importlib
 
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that relaunch themselves
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -61,3 +61,7 @@ class InputError(HandPoseRefinerError, ValueError):
 
 class RefinementStateError(HandPoseRefinerError, ValueError):
     """A refinement run folder holds a state that does not fit the options it is resumed with."""
+
+
+class ClusterError(HandPoseRefinerError, RuntimeError):
+    """A distributed run cannot start: Ray missing or unreachable, more processes than devices."""

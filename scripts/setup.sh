@@ -5,7 +5,9 @@
 #   2. the message types generated from msg/ with the wheels' rosidl generators (CMake), installed
 #      into the environment;
 #   3. this package itself (pip), with its `hand-pose-refiner` command.
-# Usage: bash scripts/setup.sh [--test]     (--test also installs the test tools)
+# Usage: bash scripts/setup.sh [--test] [--cluster]
+#   --cluster: also the cluster extra (Ray, scripts/requirements-cluster.txt);
+#   --test: the test tools, and the cluster extra (CI runs the Ray tests).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,8 +27,20 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log "installing pinned packages"
 "$py" -m pip install --quiet -r "$root/scripts/requirements.txt"
 "$py" -m pip install --quiet --no-deps -r "$root/scripts/requirements-nodeps.txt"
-if [ "${1:-}" = "--test" ]; then
+want_test=0 want_cluster=0
+for arg in "$@"; do
+  case $arg in
+    --test) want_test=1 want_cluster=1 ;;
+    --cluster) want_cluster=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--test] [--cluster]" >&2; exit 2 ;;
+  esac
+done
+if [ "$want_test" = 1 ]; then
   "$py" -m pip install --quiet -r "$root/scripts/requirements-test.txt"
+fi
+if [ "$want_cluster" = 1 ]; then
+  log "installing the cluster extra (Ray)"
+  "$py" -m pip install --quiet -r "$root/scripts/requirements-cluster.txt"
 fi
 
 # The wheels' exported CMake files name the Python and NumPy include folders of the machine that

@@ -10,4 +10,6 @@ cd "$root"
 "$venv/bin/ruff" check .
 # Missing ROS pieces fail the run here instead of skipping the tests that need them.
 export HAND_POSE_REFINER_REQUIRE_ROS=1
+# Likewise the cluster extra (Ray): its tests fail here when it is missing, never skip.
+export HAND_POSE_REFINER_REQUIRE_CLUSTER=1
 "$venv/bin/python" -m pytest "$@"

@@ -33,6 +33,16 @@ def import_or_skip_ros(module: str) -> object:
         pytest.skip(f"{module} not importable ({exc}); run scripts/setup.sh")
 
 
+def import_or_skip_cluster() -> object:
+    """Import ray (the cluster extra); fail where it is required (scripts/test.sh, CI), else skip."""
+    try:
+        return importlib.import_module("ray")
+    except ImportError as exc:
+        if os.environ.get("HAND_POSE_REFINER_REQUIRE_CLUSTER") == "1":
+            raise
+        pytest.skip(f"ray not importable ({exc}); run scripts/setup.sh --cluster")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder next to the checkout (never copied into the repository)."""

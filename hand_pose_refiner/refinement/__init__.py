@@ -2,5 +2,6 @@
 
 ``inputs`` reads recordings, ``replay`` runs the models and the filters over them and writes a
 COCO dataset, ``refine`` retrains the models on it round after round, ``report`` shows a person
-what each round did. ``cli`` registers the ``replay`` and ``refine`` subcommands.
+what each round did. ``distributed`` runs a replay's shards on a Ray cluster (optional extra).
+``cli`` registers the ``replay`` and ``refine`` subcommands.
 """

@@ -63,7 +63,11 @@ class FrameStore:
         return (self.folder / INDEX).is_file()
 
     def build(self, progress: Callable[[int], None] | None = None) -> None:
-        """Decode the input into the store (raises InputError on a bad input; nothing kept)."""
+        """Decode the input into the store (raises InputError on a bad input; nothing kept).
+
+        A window past the end of a recording (its frame count was an estimate) is an empty store,
+        not an error; a whole recording without frames is refused.
+        """
         if self.complete:
             return
         partial = fresh_partial_dir(self.folder)
@@ -83,7 +87,7 @@ class FrameStore:
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        if not rows:
+        if not rows and self.spec.first_index == 0:
             shutil.rmtree(partial, ignore_errors=True)
             raise InputError(f"{self.spec.path}: no frames")
         atomic_write_json(partial / INDEX, {"input": str(self.spec.path), "frames": rows}, indent=None)
@@ -91,7 +95,8 @@ class FrameStore:
 
     def frames(self) -> list[StoredFrame]:
         rows = json.loads((self.folder / INDEX).read_text())["frames"]
-        return [StoredFrame(i, self.folder / name, int(stamp), str(frame_id), int(w), int(h))
+        first = self.spec.first_index  # frames of a window keep their numbers in the recording
+        return [StoredFrame(first + i, self.folder / name, int(stamp), str(frame_id), int(w), int(h))
                 for i, (name, stamp, frame_id, w, h) in enumerate(rows)]
 
 

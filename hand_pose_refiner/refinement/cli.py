@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from hand_pose_refiner.config import load_config
+from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.refinement.inputs import InputSpec
 
 EXIT_SOME_INPUTS_FAILED = 3
+# Passed through to torchrun (its own names); the refine command relaunches itself under it.
+LAUNCHER_FLAGS: tuple[tuple[str, type, Any, str], ...] = (
+    ("--nproc-per-node", int, 1, "training processes on this node, one per GPU (or CPU core)"),
+    ("--nnodes", int, 1, "nodes taking part (run the same command on each)"),
+    ("--node-rank", int, 0, "this node's rank, 0 .. nnodes-1"),
+    ("--master-addr", str, "127.0.0.1", "address of the rank 0 node"),
+    ("--master-port", int, 29500, "free port on the rank 0 node"),
+)
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +46,52 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (default 1: on a shared machine more threads spin "
                              "against other jobs and run up to 10x slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    cluster = parser.add_argument_group("scale-out on Ray (needs the cluster extra)")
+    cluster.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                         help="replay on a Ray cluster: auto (RAY_ADDRESS or the cluster this machine "
+                              "joined), local (a Ray instance on this machine) or an address "
+                              "(host:port, ray://host:10001)")
+    cluster.add_argument("--ray-cpus-per-task", type=float, default=1.0,
+                         help="CPUs per replay task (its torch threads)")
+    cluster.add_argument("--ray-gpus-per-task", type=float, default=None,
+                         help="GPUs per replay task (default: 1 where the cluster has GPUs)")
+    cluster.add_argument("--ray-local-cpus", type=int, default=None,
+                         help="with --ray local: CPUs of the local Ray instance (default: all)")
+    cluster.add_argument("--ray-retries", type=int, default=3,
+                         help="times a task whose worker died is run again")
+    cluster.add_argument("--segment-frames", type=int, default=None,
+                         help="cut recordings longer than this into segments, one task each "
+                              "(default: 1800 with --ray, never without)")
+    cluster.add_argument("--overlap-frames", type=int, default=64,
+                         help="frames read on either side of a segment so the filters see the same "
+                              "context at a cut as in one pass (must cover tracking.max_missed_s and "
+                              "temporal_filter.max_gap_s)")
 
 
 def input_specs(args: argparse.Namespace) -> list[InputSpec]:
     return [InputSpec(path, args.image_topic, args.fps, args.stills and path.is_dir(), args.stride,
                       args.max_frames) for path in args.inputs]
+
+
+def cluster_options(args: argparse.Namespace) -> Any:
+    """The Ray options of the command line (None: this process only)."""
+    if args.ray is None:
+        return None
+    from hand_pose_refiner.refinement.distributed import ClusterOptions, require_ray
+
+    require_ray()  # before any work: say how to install it
+    return ClusterOptions(args.ray, args.ray_cpus_per_task, args.ray_gpus_per_task, args.ray_retries,
+                          args.ray_local_cpus)
+
+
+def replay_options(args: argparse.Namespace, **extra: Any) -> Any:
+    from hand_pose_refiner.refinement.replay import ReplayOptions
+
+    if (args.segment_frames is not None and args.segment_frames < 1) or args.overlap_frames < 0:
+        raise ConfigError("--segment-frames must be >= 1 and --overlap-frames >= 0")
+    return ReplayOptions(cache_dir=args.cache_dir, batch_size=args.batch_size, progress=not args.quiet,
+                         segment_frames=args.segment_frames, overlap_frames=args.overlap_frames,
+                         cluster=cluster_options(args), **extra)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -56,13 +106,12 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from hand_pose_refiner.models import create_backend
-    from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+    from hand_pose_refiner.refinement.replay import replay
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = replay_options(args, write_bag=args.bag, overwrite=args.overwrite)
     config = _config(args)
     detector, estimator = create_backend(config.models)
-    options = ReplayOptions(cache_dir=args.cache_dir, write_bag=args.bag, batch_size=args.batch_size,
-                            progress=not args.quiet, overwrite=args.overwrite)
     summary = replay(input_specs(args), args.out, config, detector, estimator, options)
     totals = summary.as_dict()
     print(f"wrote {args.out}: {totals['frames']} frames, {totals['accepted_hands']} accepted hands "
@@ -126,18 +175,57 @@ def add_commands(commands: Any) -> None:
     refine_parser.add_argument("--seed", type=int, default=0)
     refine_parser.add_argument("--grid-frames", type=int, default=16,
                                help="frames in the before/after overlay grids (0: all)")
+    launcher = refine_parser.add_argument_group(
+        "data-parallel fine-tuning (torchrun, DDP: gloo on CPU, NCCL on GPU)")
+    for flag, kind, default, text in LAUNCHER_FLAGS:
+        launcher.add_argument(flag, type=kind, default=default, help=text)
     refine_parser.set_defaults(handler=_cmd_refine)
 
 
+def _without_launcher_flags(argv: list[str]) -> list[str]:
+    names = {flag for flag, *_ in LAUNCHER_FLAGS}
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif arg.split("=", 1)[0] not in names:
+            kept.append(arg)
+    return kept
+
+
+def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
+    """Run this same refine command in ``--nproc-per-node`` processes per node under torchrun."""
+    import subprocess
+
+    from hand_pose_refiner.models import distributed
+
+    device = args.device or load_config(args.config).models.device
+    distributed.check_processes(args.nproc_per_node, device)
+    launcher = ["--nnodes", str(args.nnodes), "--node-rank", str(args.node_rank),
+                "--master-addr", args.master_addr, "--master-port", str(args.master_port)]
+    command = distributed.torchrun_command(args.nproc_per_node, launcher, "hand_pose_refiner.cli",
+                                           _without_launcher_flags(args.argv))
+    return subprocess.call(command)
+
+
 def _cmd_refine(args: argparse.Namespace) -> int:
+    from hand_pose_refiner.models import distributed
     from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
-    from hand_pose_refiner.refinement.replay import ReplayOptions
     from hand_pose_refiner.refinement.report import write_report
 
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+    if (args.nproc_per_node > 1 or args.nnodes > 1) and not distributed.launched():
+        return _relaunch_under_torchrun(args)
+    config = _config(args)
+    parallel = distributed.init_from_env(config.models.device)
+    main_rank = parallel is None or parallel.is_main
+    if parallel is not None:
+        config = replace(config, models=replace(config.models,
+                                                device=distributed.rank_device(config.models.device)))
+    logging.basicConfig(level=logging.INFO if not args.quiet and main_rank else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
-    config = _config(args)
     checks = argparse.Namespace(**{**vars(args), "inputs": args.check})
     options = RefineOptions(
         targets=tuple(input_specs(args)), checks=tuple(input_specs(checks)),
@@ -162,9 +250,10 @@ def _cmd_refine(args: argparse.Namespace) -> int:
             print(f"{name}: {result['accepted_hands']} pseudo-labelled hands in "
                   f"{result['frames_with_hands']} of {result['frames']} frames", flush=True)
 
-    refinement = Refinement(args.out, options, config,
-                            ReplayOptions(batch_size=args.batch_size, progress=not args.quiet), on_step=show)
+    refinement = Refinement(args.out, options, config, replay_options(args), on_step=show)
     state = refinement.run()
+    if not main_rank:
+        return 0
     html = write_report(args.out, args.grid_frames or None)
     print(f"best iteration {state['best_iteration']} ({state['stopped_because']}); report: {html}")
     return 0

@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -49,6 +49,8 @@ class InputSpec:
     ``fps`` stamps the frames of an image folder; ``stills`` says an image folder holds
     independent photographs (not consecutive frames), so temporal filtering must not apply.
     ``stride`` keeps every n-th frame and ``max_frames`` caps the count (for CPU-sized runs).
+    ``window`` reads only the kept frames ``start <= index < stop`` (``stop`` None: to the end),
+    numbered as in the whole recording: a segment of a long recording for a parallel replay.
     """
 
     path: Path
@@ -57,10 +59,20 @@ class InputSpec:
     stills: bool = False
     stride: int = 1
     max_frames: int | None = None
+    window: tuple[int, int | None] | None = None
 
     @property
     def kind(self) -> str:
         return input_kind(self.path)
+
+    @property
+    def first_index(self) -> int:
+        """The index of the first frame this spec reads (0 unless it is a window)."""
+        return self.window[0] if self.window is not None else 0
+
+    def whole(self) -> InputSpec:
+        """The same recording without a window."""
+        return replace(self, window=None)
 
 
 def input_kind(path: Path) -> str:
@@ -91,16 +103,26 @@ def fingerprint(spec: InputSpec) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(_file_signature(file).encode())
-    digest.update(f"{spec.image_topic}|{spec.fps}|{spec.stride}|{spec.max_frames}".encode())
+    window = "" if spec.window is None else f"|{spec.window[0]}:{spec.window[1]}"
+    digest.update(f"{spec.image_topic}|{spec.fps}|{spec.stride}|{spec.max_frames}{window}".encode())
     return digest.hexdigest()[:16]
 
 
 def _keep(index: int, kept: int, spec: InputSpec) -> bool:
+    """Whether source frame ``index`` is the recording's ``kept``-th frame (stride, cap)."""
     return index % spec.stride == 0 and (spec.max_frames is None or kept < spec.max_frames)
 
 
 def _done(kept: int, spec: InputSpec) -> bool:
+    """Whether no frame numbered ``kept`` or later is wanted (cap or end of the window)."""
+    if spec.window is not None and spec.window[1] is not None and kept >= spec.window[1]:
+        return True
     return spec.max_frames is not None and kept >= spec.max_frames
+
+
+def _in_window(kept: int, spec: InputSpec) -> bool:
+    """Whether the recording's ``kept``-th frame is decoded (frames before a window are skipped)."""
+    return kept >= spec.first_index
 
 
 def _to_rgb(image: np.ndarray, encoding: str) -> npt.NDArray[np.uint8]:
@@ -158,6 +180,9 @@ def _bag_frames(spec: InputSpec) -> Iterator[Frame]:
                     return
                 if not _keep(index, kept, spec):
                     continue
+                if not _in_window(kept, spec):
+                    kept += 1
+                    continue
                 message = reader.deserialize(raw, connection.msgtype)
                 if connection.msgtype.endswith("CompressedImage"):
                     rgb = _to_rgb(compressed_to_numpy(message), "bgr8")
@@ -179,14 +204,18 @@ def _video_frames(spec: InputSpec) -> Iterator[Frame]:
     try:
         kept, index, last = 0, 0, -1
         while not _done(kept, spec):
-            ok, bgr = capture.read()
-            if not ok:
+            # grab() advances without converting the picture: frames before a window cost less.
+            if not capture.grab():
                 break
             stamp_ns = round(capture.get(cv2.CAP_PROP_POS_MSEC) * 1e6)
             stamp_ns = max(stamp_ns, last + 1)  # some containers repeat times; keep them increasing
             last = stamp_ns
             if _keep(index, kept, spec):
-                yield Frame(kept, stamp_ns, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), spec.path.stem)
+                if _in_window(kept, spec):
+                    ok, bgr = capture.retrieve()
+                    if not ok:
+                        break
+                    yield Frame(kept, stamp_ns, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), spec.path.stem)
                 kept += 1
             index += 1
         if index == 0:
@@ -216,6 +245,9 @@ def _folder_frames(spec: InputSpec) -> Iterator[Frame]:
             return
         if not _keep(index, kept, spec):
             continue
+        if not _in_window(kept, spec):
+            kept += 1
+            continue
         bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if bgr is None:
             raise InputError(f"{file}: cannot decode image")
@@ -223,9 +255,45 @@ def _folder_frames(spec: InputSpec) -> Iterator[Frame]:
         kept += 1
 
 
+def _kept_count(source_frames: int, spec: InputSpec) -> int:
+    kept = -(-source_frames // spec.stride)
+    return kept if spec.max_frames is None else min(kept, spec.max_frames)
+
+
+def count_frames(spec: InputSpec) -> int | None:
+    """How many frames the whole recording gives (stride and cap applied), without decoding.
+
+    From the bag's index, the folder's listing or the video container's frame count; None
+    where the container does not say (some WebM files). Raises :class:`InputError` on a
+    recording that cannot be opened.
+    """
+    kind = spec.kind
+    if kind == "images":
+        return _kept_count(len(image_files(spec.path)), spec)
+    if kind == "bag":
+        topic = choose_image_topic(spec.path, spec.image_topic)
+        try:
+            with AnyReader([spec.path]) as reader:
+                total = sum(c.msgcount for c in reader.connections if c.topic == topic)
+        except _BAG_ERRORS as exc:
+            raise InputError(f"{spec.path}: cannot read bag: {exc}") from exc
+        return _kept_count(total, spec)
+    capture = cv2.VideoCapture(str(spec.path))
+    try:
+        if not capture.isOpened():
+            raise InputError(f"{spec.path}: cannot open video")
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    return _kept_count(total, spec) if total > 0 else None
+
+
 def read_frames(spec: InputSpec) -> Iterator[Frame]:
     """The frames of one recording, oldest first; raises :class:`InputError` on a bad one."""
     if spec.stride < 1 or spec.fps <= 0:
         raise InputError(f"{spec.path}: stride must be >= 1 and fps > 0")
+    if spec.window is not None and (spec.window[0] < 0 or (spec.window[1] is not None
+                                                            and spec.window[1] < spec.window[0])):
+        raise InputError(f"{spec.path}: bad frame window {spec.window}")
     readers = {"bag": _bag_frames, "video": _video_frames, "images": _folder_frames}
     return readers[spec.kind](spec)

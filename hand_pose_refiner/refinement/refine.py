@@ -55,6 +55,7 @@ from hand_pose_refiner.models.base import (
     HandDetector,
     PoseEstimator,
 )
+from hand_pose_refiner.models.distributed import current
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplayOptions, ReplaySummary, replay
 
@@ -169,7 +170,11 @@ class Refinement:
         self.replay_options = replace(replay_options or ReplayOptions(), cache_dir=self.run_dir / "cache",
                                       overwrite=True, write_bag=False)
         self.on_step = on_step
-        self.state = self._load_state()
+        # Under torchrun: rank 0 replays, evaluates and keeps the state; every rank fine-tunes.
+        self.parallel = current()
+        self.main = self.parallel is None or self.parallel.is_main
+        state = self._load_state() if self.main else None
+        self.state = self.parallel.broadcast(state) if self.parallel is not None else state
 
     # -- state --------------------------------------------------------------------------------
 
@@ -194,18 +199,28 @@ class Refinement:
     def results(self) -> dict[str, dict[str, Any]]:
         return {step["name"]: step["result"] for step in self.state["steps"]}
 
-    def _step(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run ``work`` unless the state records it finished; then record it (atomically)."""
+    def _step(self, name: str, work: Callable[[], dict[str, Any]],
+              collective: bool = False) -> dict[str, Any]:
+        """Run ``work`` unless the state records it finished; then record it (atomically).
+
+        Data-parallel (torchrun): a ``collective`` step (fine-tuning) runs on every rank, any
+        other on rank 0 alone; rank 0 records it and every rank receives the new state, so all
+        ranks take the same decisions.
+        """
         done = self.results
         if name in done:
             return done[name]
-        LOGGER.info("refine step %s", name)
-        result = work()
-        self.state["steps"].append({"name": name, "result": result})
-        atomic_write_json(self.run_dir / STATE, self.state)
-        if self.on_step is not None:
-            self.on_step(name, result)
-        return result
+        if self.main:
+            LOGGER.info("refine step %s", name)
+        result = work() if collective or self.main else {}
+        if self.main:
+            self.state["steps"].append({"name": name, "result": result})
+            atomic_write_json(self.run_dir / STATE, self.state)
+            if self.on_step is not None:
+                self.on_step(name, result)
+        if self.parallel is not None:
+            self.state = self.parallel.broadcast(self.state)
+        return self.results[name]
 
     # -- models -------------------------------------------------------------------------------
 
@@ -241,8 +256,8 @@ class Refinement:
             if self.stop_reason(k - 1) is not None:
                 break
             self._step(f"iter{k}/pseudo_labels", lambda k=k: self._pseudo_labels(k))
-            self._step(f"iter{k}/detector", lambda k=k: self._fine_tune(k, "detector", labelled))
-            self._step(f"iter{k}/estimator", lambda k=k: self._fine_tune(k, "estimator", labelled))
+            self._step(f"iter{k}/detector", lambda k=k: self._fine_tune(k, "detector", labelled), True)
+            self._step(f"iter{k}/estimator", lambda k=k: self._fine_tune(k, "estimator", labelled), True)
             self._step(f"iter{k}/evaluate", lambda k=k: self._evaluate(k, labelled))
         last = max(k for k in range(self.options.iterations + 1) if f"iter{k}/evaluate" in self.results)
         self.state["finished"] = True
@@ -251,7 +266,8 @@ class Refinement:
         detector, estimator = self.model_paths(self.state["best_iteration"])
         self.state["best_models"] = {"detector": str(detector or "pretrained"),
                                      "estimator": str(estimator or "pretrained")}
-        atomic_write_json(self.run_dir / STATE, self.state)
+        if self.main:
+            atomic_write_json(self.run_dir / STATE, self.state)
         return self.state
 
     def _labelled(self) -> list[CocoImage]:
@@ -301,6 +317,8 @@ class Refinement:
             result.update(_finetune_summary(report))
         else:
             result["skipped"] = "no pseudo-labelled hands: the previous weights are kept"
+        if not self.main:
+            return result  # rank 0 writes the weights (the single-process format, atomically)
         model.save(target)
         result["weights"] = str(target.relative_to(self.run_dir))
         result["sha256"] = _file_hash(target)

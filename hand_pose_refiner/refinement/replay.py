@@ -19,20 +19,24 @@ read is reported by name and left out; the others are still processed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
+import numpy as np
 
 from hand_pose_refiner.atomic import (
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     commit_dir,
@@ -46,12 +50,27 @@ from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.cache import FrameStore, PredictionCache, StoredFrame, model_key, run_models
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.cache import (
+    FrameStore,
+    PredictionCache,
+    StoredFrame,
+    model_key,
+    run_models,
+)
+from hand_pose_refiner.refinement.inputs import InputSpec, count_frames
 from hand_pose_refiner.refinement.records import hands_to_json
 from hand_pose_refiner.skeleton import OBSERVED
 
+if TYPE_CHECKING:
+    from hand_pose_refiner.refinement.distributed import ClusterOptions
+
 LOGGER = logging.getLogger("hand_pose_refiner.replay")
+# 64 frames: 2 s at 30 frames/s, well beyond the reach of the default filters at a cut
+# (tracking.max_missed_s 0.5 s, temporal_filter.max_gap_s 0.25 s, tracking.min_hits 2 frames).
+DEFAULT_OVERLAP_FRAMES = 64
+# What a distributed replay cuts long recordings into: 1 minute at 30 frames/s, so the overlap
+# costs 7% more filtering and decoding, and a shard's frames fit a worker's memory.
+DEFAULT_SEGMENT_FRAMES = 1800
 ANNOTATIONS = "annotations.json"
 PREDICTIONS = "predictions.jsonl"
 
@@ -65,6 +84,11 @@ class ReplayOptions:
     batch_size: int = 8
     progress: bool = True
     overwrite: bool = False
+    # Cut recordings longer than this many frames into segments (None: never), each read with
+    # overlap_frames more on either side; see :class:`Shard`.
+    segment_frames: int | None = None
+    overlap_frames: int = DEFAULT_OVERLAP_FRAMES
+    cluster: ClusterOptions | None = None  # run the shards on a Ray cluster (distributed.py)
 
 
 @dataclass
@@ -206,15 +230,248 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One unit of replay work: a whole recording, or one time segment of a long one.
+
+    A segment outputs the frames ``owned`` (``start <= index < stop``, numbered as in the whole
+    recording; ``stop`` None: to the end) but decodes and filters ``context``: the owned frames
+    plus ``overlap`` frames on each side, so that the tracker and the offline temporal filter
+    (gap filling, track confirmation, the speed check) see at the cut what one pass would see.
+    Shards are independent: any process can run any shard, in any order.
+    """
+
+    number: int  # the recording's position among the inputs
+    spec: InputSpec  # the whole recording (no window)
+    prefix: str  # image file names: <prefix>_<frame:06d>.jpg
+    segment: int = 0
+    segments: int = 1
+    owned: tuple[int, int | None] = (0, None)
+    context: tuple[int, int | None] = (0, None)
+
+    @property
+    def name(self) -> str:
+        """The recording, and the segment when it is cut (for reports and errors)."""
+        if self.segments == 1:
+            return str(self.spec.path)
+        stop = "end" if self.owned[1] is None else self.owned[1]
+        return f"{self.spec.path} [segment {self.segment + 1}/{self.segments}: frames {self.owned[0]}-{stop}]"
+
+    def read_spec(self) -> InputSpec:
+        return self.spec if self.segments == 1 else replace(self.spec, window=self.context)
+
+    def owns(self, index: int) -> bool:
+        return index >= self.owned[0] and (self.owned[1] is None or index < self.owned[1])
+
+
 @dataclass
-class _Collected:
-    coco: list[tuple[str, FrameHands]] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    bag_frames: list[tuple[int, Path, FrameHands]] = field(default_factory=list)
+class FrameRecord:
+    """One output frame of a shard: raw and filtered hands, and its JPEG (a file or the bytes)."""
+
+    index: int
+    stamp_ns: int
+    frame_id: str
+    width: int
+    height: int
+    raw: FrameHands
+    kept: FrameHands
+    image: Path | bytes | None
+
+
+@dataclass
+class ShardResult:
+    """What one shard gave: its owned frames, the filtered frames of its leading overlap (to
+    join track ids across the cut), the filters' counts, timings; or why it failed."""
+
+    shard: Shard
+    kind: str = ""
+    frames: list[FrameRecord] = field(default_factory=list)
+    lead: list[FrameHands] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    predictions_cached: bool = False
+    inference_seconds: float = 0.0
+    filter_seconds: float = 0.0
+    error: str | None = None
+
+
+def plan_shards(inputs: Sequence[InputSpec], segment_frames: int | None = None,
+                overlap_frames: int = 0) -> list[Shard]:
+    """The shards of a replay, in output order.
+
+    Without ``segment_frames`` every recording is one shard. With it, a recording longer than
+    that (by its frame count read without decoding: :func:`count_frames`) is cut into segments
+    of ``segment_frames`` frames, each read with ``overlap_frames`` more on either side; the
+    last segment runs to the end, so a frame count that is an estimate loses no frame. Stills
+    (unrelated photographs) and recordings whose length is unknown are not cut.
+    """
+    shards = []
+    for number, spec in enumerate(inputs):
+        prefix = _safe(spec.path.stem)
+        prefix = f"{number:02d}_{prefix}" if len(inputs) > 1 else prefix
+        whole = Shard(number, spec.whole(), prefix)
+        count = None
+        if segment_frames is not None and not spec.stills:
+            try:
+                count = count_frames(spec)
+            except InputError:
+                count = None  # one shard; running it reports the input by name
+        if count is None or segment_frames is None or count <= segment_frames:
+            shards.append(whole)
+            continue
+        total = math.ceil(count / segment_frames)
+        for segment in range(total):
+            start = segment * segment_frames
+            stop = None if segment == total - 1 else start + segment_frames
+            context = (max(0, start - overlap_frames), None if stop is None else stop + overlap_frames)
+            shards.append(replace(whole, segment=segment, segments=total, owned=(start, stop),
+                                  context=context))
+    return shards
+
+
+def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: PoseEstimator,
+              cache_root: Path, options: ReplayOptions, key: str | None = None) -> ShardResult:
+    """Decode, run the models (or load their cached predictions) and filter one shard.
+
+    The one per-recording pipeline of every replay, in one process or many. Never raises on
+    a bad recording: the result carries the error, naming the shard.
+    """
+    result = ShardResult(shard)
+    try:
+        result.kind = shard.spec.kind
+        key = key or model_key(detector, estimator)
+        predictions = PredictionCache(cache_root)
+        frames, raw = _from_whole_recording(shard, cache_root, predictions, key)
+        if frames is None:
+            spec = shard.read_spec()
+            store = FrameStore(cache_root, spec)
+            if not store.complete:
+                progress = Progress(f"decode {spec.path.name}", None, options.progress)
+                store.build(progress)
+                progress.close()
+            frames = store.frames()
+            raw = predictions.load(store, key)
+        result.predictions_cached = raw is not None
+        if raw is None:
+            spec = shard.read_spec()
+            store = FrameStore(cache_root, spec)
+            progress = Progress(f"models {spec.path.name}", len(frames), options.progress)
+            began = time.perf_counter()
+            raw = list(run_models(detector, estimator, frames, options.batch_size, progress))
+            result.inference_seconds = time.perf_counter() - began
+            progress.close()
+            predictions.save(store, key, raw)
+    except InputError as exc:
+        result.error = str(exc) if shard.segments == 1 else f"{shard.name}: {exc}"
+        return result
+    began = time.perf_counter()
+    pipeline = PoseFilterPipeline(config_for(shard.spec, config), FilterMode.OFFLINE)
+    filtered = {hands.stamp_ns: hands for hands in pipeline.process(raw)}
+    result.stats = pipeline.stats.as_dict()
+    for frame, hands in zip(frames, raw, strict=True):
+        kept = filtered.get(frame.stamp_ns) or FrameHands.empty(frame.stamp_ns, frame.width,
+                                                                 frame.height, frame.frame_id)
+        if shard.owns(frame.index):
+            result.frames.append(FrameRecord(frame.index, frame.stamp_ns, frame.frame_id, frame.width,
+                                             frame.height, hands, kept, frame.path))
+        elif frame.index < shard.owned[0]:
+            result.lead.append(kept)
+    result.filter_seconds = time.perf_counter() - began
+    return result
+
+
+def _from_whole_recording(shard: Shard, cache_root: Path, predictions: PredictionCache,
+                          key: str) -> tuple[list[StoredFrame] | None, list[FrameHands] | None]:
+    """A segment's frames and predictions cut from the whole recording's cache, if it has both.
+
+    So a cut replay after a one-pass replay (or another cut) neither decodes nor runs the models
+    again, and its filters see exactly the predictions one pass saw.
+    """
+    if shard.segments == 1:
+        return None, None
+    store = FrameStore(cache_root, shard.spec)
+    if not store.complete:
+        return None, None
+    raw = predictions.load(store, key)
+    if raw is None:
+        return None, None
+    start, stop = shard.context
+    stop = len(raw) if stop is None else min(stop, len(raw))
+    return store.frames()[start:stop], raw[start:stop]
+
+
+def place_images(result: ShardResult, images: Path) -> list[Path]:
+    """Put a shard's frames into the dataset's image folder (link a cached file, or write the
+    bytes a remote worker sent) and drop them from memory; returns the files written."""
+    written = []
+    for record in result.frames:
+        if record.image is None:
+            continue
+        target = images / f"{result.shard.prefix}_{record.index:06d}.jpg"
+        if isinstance(record.image, bytes):
+            atomic_write_bytes(target, record.image)
+        else:
+            _link(record.image, target)
+        record.image = None
+        written.append(target)
+    return written
+
+
+def _same_hand(a: FrameHands, i: int, b: FrameHands, j: int) -> bool:
+    return bool(np.allclose(a.keypoints[i], b.keypoints[j], atol=0.5, equal_nan=True))
+
+
+def renumber_tracks(results: Sequence[ShardResult]) -> None:
+    """Track ids of one recording's shards (in order), joined across cuts and renumbered, in place.
+
+    A track that crosses a cut is recognised in the overlap (the same filtered hand in the same
+    frame on both sides) and keeps the id it had before the cut. Ids are numbered 0, 1, 2, ... in
+    order of first appearance in the output (frame order, then order within a frame), so one
+    pass and any cut of the same recording give the same ids. Within a frame, hands bridged
+    over a missed detection (no observed keypoint) follow the detected ones in id order.
+    """
+    previous: dict[int, FrameHands] = {}  # stamp -> the previous shard's output, final ids
+    next_id = 0
+    for result in results:
+        votes: dict[int, Counter[int]] = {}
+        for hands in result.lead:
+            before = previous.get(hands.stamp_ns)
+            if before is None:
+                continue
+            for i, track_id in enumerate(hands.track_ids.tolist()):
+                for j, final in enumerate(before.track_ids.tolist()):
+                    if _same_hand(hands, i, before, j):
+                        votes.setdefault(track_id, Counter())[final] += 1
+                        break
+        local: dict[int, int] = {}
+        for track_id in sorted(votes):
+            final = max(sorted(votes[track_id]), key=votes[track_id].__getitem__)
+            if final not in local.values():
+                local[track_id] = final
+        previous = {}
+        for record in result.frames:
+            ids = record.kept.track_ids.copy()
+            for i, track_id in enumerate(record.kept.track_ids.tolist()):
+                if track_id not in local:
+                    local[track_id] = next_id
+                    next_id += 1
+                ids[i] = local[track_id]
+            kept = record.kept.derive(track_ids=ids)
+            # Hands the filter bridged over a missed detection follow the detected ones; the
+            # filter lists them in the order their tracks were born, which depends on how much
+            # of the past a shard saw, so they are put in id order instead.
+            record.kept = _bridged_last(kept)
+            previous[record.stamp_ns] = record.kept
+
+
+def _bridged_last(hands: FrameHands) -> FrameHands:
+    bridged = ~(hands.keypoint_states == OBSERVED).any(axis=1)
+    keys = [(bool(bridged[i]), int(hands.track_ids[i]) if bridged[i] else i) for i in range(len(hands))]
+    order = sorted(range(len(hands)), key=keys.__getitem__)
+    return hands.select(np.array(order, np.intp)) if order != sorted(order) else hands
 
 
 class Replayer:
-    """Runs one replay; see the module docstring. Reusable across calls with the same models."""
+    """Runs one replay in this process; see the module docstring. Reusable with the same models."""
 
     def __init__(self, config: Config, detector: HandDetector, estimator: PoseEstimator,
                  options: ReplayOptions | None = None) -> None:
@@ -224,91 +481,130 @@ class Replayer:
 
     def run(self, inputs: Sequence[InputSpec], out: Path) -> ReplaySummary:
         out = Path(out)
-        if out.exists() and not self.options.overwrite:
-            raise FileExistsError(f"{out} exists already; choose a new output folder (or --overwrite)")
+        check_output(out, self.options)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="hand_pose_refiner_cache_") as temporary:
             cache_root = Path(self.options.cache_dir) if self.options.cache_dir else Path(temporary)
-            partial = fresh_partial_dir(out)
-            (partial / "images").mkdir()
             key = model_key(self.detector, self.estimator)
-            collected = _Collected()
-            results, stats = [], {}
-            for number, spec in enumerate(inputs):
-                result = InputResult(str(spec.path))
-                try:
-                    result.kind = spec.kind
-                    prefix = _safe(spec.path.stem)
-                    prefix = f"{number:02d}_{prefix}" if len(inputs) > 1 else prefix
-                    self._one(spec, prefix, number, cache_root, key, partial, result, collected)
-                    stats[str(spec.path)] = result.stats
-                except InputError as exc:
-                    result.error = str(exc)
-                    LOGGER.error("input refused, the other inputs go on: %s", exc)
-                results.append(result)
-            summary = ReplaySummary(out, results, stats, 0.0)
-            self._write(partial, summary, collected, multi=len(inputs) > 1)
-            summary.seconds = time.perf_counter() - started
-            atomic_write_json(partial / "summary.json", summary.as_dict())
-            commit_dir(out, replace=self.options.overwrite)
+            shards = plan_shards(inputs, self.options.segment_frames, self.options.overlap_frames)
+            assembly = Assembly(out, inputs, self.options)
+            try:
+                for shard in shards:
+                    assembly.add(run_shard(shard, self.config, self.detector, self.estimator, cache_root,
+                                           self.options, key))
+                return assembly.finish(started)
+            except BaseException:
+                assembly.abandon()
+                raise
+
+
+def check_output(out: Path, options: ReplayOptions) -> None:
+    if out.exists() and not options.overwrite:
+        raise FileExistsError(f"{out} exists already; choose a new output folder (or --overwrite)")
+
+
+class Assembly:
+    """Builds the output folder from shard results, whichever process ran them, in any order.
+
+    Images are placed as each result arrives (so a driver never holds a whole dataset of JPEG
+    bytes); hands are kept until :meth:`finish` orders the shards, joins the track ids of cut
+    recordings and writes annotations, predictions, statistics and the summary. A recording with
+    a failed shard is reported by name and left out entirely, as a single-process replay leaves
+    out a recording it cannot read. Everything is written under ``<out>.partial``, renamed to
+    ``out`` by :meth:`finish`; :meth:`abandon` removes it, so no incomplete folder is ever left
+    where a complete one is expected.
+    """
+
+    def __init__(self, out: Path, inputs: Sequence[InputSpec], options: ReplayOptions) -> None:
+        self.out, self.inputs, self.options = Path(out), list(inputs), options
+        self.partial = fresh_partial_dir(self.out)
+        (self.partial / "images").mkdir()
+        self.results: dict[tuple[int, int], ShardResult] = {}
+        self.files: dict[int, list[Path]] = {}
+
+    def add(self, result: ShardResult) -> None:
+        shard = result.shard
+        if (shard.number, shard.segment) in self.results:
+            raise RuntimeError(f"{shard.name}: result delivered twice")
+        self.results[shard.number, shard.segment] = result
+        if result.error is None:
+            self.files.setdefault(shard.number, []).extend(place_images(result, self.partial / "images"))
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def finish(self, started: float) -> ReplaySummary:
+        collected = _Collected()
+        results, stats = [], {}
+        for number, spec in enumerate(self.inputs):
+            shards = [r for (n, _), r in sorted(self.results.items()) if n == number]
+            result = InputResult(str(spec.path))
+            errors = [r.error for r in shards if r.error is not None]
+            if not shards:
+                errors = [f"{spec.path}: no result"]
+            if errors:
+                result.error = "; ".join(errors)
+                result.kind = next((r.kind for r in shards if r.kind), "")
+                LOGGER.error("input refused, the other inputs go on: %s", result.error)
+                for file in self.files.pop(number, []):
+                    file.unlink(missing_ok=True)
+            else:
+                renumber_tracks(shards)
+                result.kind = shards[0].kind
+                result.predictions_cached = all(r.predictions_cached for r in shards)
+                result.inference_seconds = sum(r.inference_seconds for r in shards)
+                result.filter_seconds = sum(r.filter_seconds for r in shards)
+                result.stats = merged_stats({str(i): r.stats for i, r in enumerate(shards)})
+                stats[str(spec.path)] = result.stats
+                for shard_result in shards:
+                    for record in shard_result.frames:
+                        _collect(record, shard_result.shard, result, collected, self.options.write_bag,
+                                 self.partial)
+            results.append(result)
+        summary = ReplaySummary(self.out, results, stats, 0.0)
+        _write(self.partial, summary, collected, self.options.write_bag, multi=len(self.inputs) > 1)
+        summary.seconds = time.perf_counter() - started
+        atomic_write_json(self.partial / "summary.json", summary.as_dict())
+        commit_dir(self.out, replace=self.options.overwrite)
         return summary
 
-    def _one(self, spec: InputSpec, prefix: str, number: int, cache_root: Path, key: str, partial: Path,
-             result: InputResult, collected: _Collected) -> None:
-        store = FrameStore(cache_root, spec)
-        if not store.complete:
-            progress = Progress(f"decode {spec.path.name}", None, self.options.progress)
-            store.build(progress)
-            progress.close()
-        frames = store.frames()
-        predictions = PredictionCache(cache_root)
-        raw = predictions.load(store, key)
-        result.predictions_cached = raw is not None
-        if raw is None:
-            progress = Progress(f"models {spec.path.name}", len(frames), self.options.progress)
-            began = time.perf_counter()
-            raw = list(run_models(self.detector, self.estimator, frames, self.options.batch_size, progress))
-            result.inference_seconds = time.perf_counter() - began
-            progress.close()
-            predictions.save(store, key, raw)
-        began = time.perf_counter()
-        pipeline = PoseFilterPipeline(config_for(spec, self.config), FilterMode.OFFLINE)
-        filtered = {hands.stamp_ns: hands for hands in pipeline.process(raw)}
-        result.stats = pipeline.stats.as_dict()
-        for frame, hands in zip(frames, raw, strict=True):
-            kept = filtered.get(frame.stamp_ns) or FrameHands.empty(frame.stamp_ns, frame.width,
-                                                                     frame.height, frame.frame_id)
-            self._collect(frame, hands, kept, f"{prefix}_{frame.index:06d}.jpg", partial, number,
-                          spec, result, collected)
-        result.filter_seconds = time.perf_counter() - began
 
-    def _collect(self, frame: StoredFrame, raw: FrameHands, kept: FrameHands, file_name: str, partial: Path,
-                 number: int, spec: InputSpec, result: InputResult, collected: _Collected) -> None:
-        target = partial / "images" / file_name
-        _link(frame.path, target)
-        collected.coco.append((f"images/{file_name}", kept))
-        collected.lines.append(_json_line(spec, frame, file_name, raw, kept))
-        if self.options.write_bag:
-            collected.bag_frames.append((number, target, kept))
-        result.frames += 1
-        result.raw_hands += len(raw)
-        result.accepted_hands += len(kept)
-        result.frames_with_raw_hands += len(raw) > 0
-        result.frames_with_hands += len(kept) > 0
-        observed = kept.keypoint_states == OBSERVED
-        result.keypoint_confidence_sum += float(kept.keypoint_scores[observed].sum())
-        result.keypoint_confidence_count += int(observed.sum())
-
-    def _write(self, partial: Path, summary: ReplaySummary, collected: _Collected, multi: bool) -> None:
-        atomic_write_json(partial / ANNOTATIONS, build_coco(collected.coco), indent=None)
-        atomic_write_text(partial / PREDICTIONS, "".join(collected.lines))
-        atomic_write_json(partial / "stats.json", {"per_input": summary.stats,
-                                                   "merged": merged_stats(summary.stats)})
-        if self.options.write_bag and collected.bag_frames:
-            write_bag(partial / "poses_bag", collected.bag_frames, multi)
+@dataclass
+class _Collected:
+    coco: list[tuple[str, FrameHands]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    bag_frames: list[tuple[int, Path, FrameHands]] = field(default_factory=list)
 
 
-def _json_line(spec: InputSpec, frame: StoredFrame, file_name: str, raw: FrameHands, kept: FrameHands) -> str:
+def _collect(record: FrameRecord, shard: Shard, result: InputResult, collected: _Collected, write_bag: bool,
+             partial: Path) -> None:
+    file_name = f"{shard.prefix}_{record.index:06d}.jpg"
+    raw, kept = record.raw, record.kept
+    collected.coco.append((f"images/{file_name}", kept))
+    collected.lines.append(_json_line(shard.spec, record, file_name, raw, kept))
+    if write_bag:
+        collected.bag_frames.append((shard.number, partial / "images" / file_name, kept))
+    result.frames += 1
+    result.raw_hands += len(raw)
+    result.accepted_hands += len(kept)
+    result.frames_with_raw_hands += len(raw) > 0
+    result.frames_with_hands += len(kept) > 0
+    observed = kept.keypoint_states == OBSERVED
+    result.keypoint_confidence_sum += float(kept.keypoint_scores[observed].sum())
+    result.keypoint_confidence_count += int(observed.sum())
+
+
+def _write(partial: Path, summary: ReplaySummary, collected: _Collected, write_bag: bool,
+           multi: bool) -> None:
+    atomic_write_json(partial / ANNOTATIONS, build_coco(collected.coco), indent=None)
+    atomic_write_text(partial / PREDICTIONS, "".join(collected.lines))
+    atomic_write_json(partial / "stats.json", {"per_input": summary.stats,
+                                               "merged": merged_stats(summary.stats)})
+    if write_bag and collected.bag_frames:
+        write_bag_file(partial / "poses_bag", collected.bag_frames, multi)
+
+
+def _json_line(spec: InputSpec, frame: FrameRecord, file_name: str, raw: FrameHands, kept: FrameHands) -> str:
     import json
 
     return json.dumps({"input": str(spec.path), "frame": frame.index, "file_name": f"images/{file_name}",
@@ -327,7 +623,7 @@ def merged_stats(per_input: dict[str, Any]) -> dict[str, Any]:
     return {stage: stats.as_dict() for stage, stats in stages.items()}
 
 
-def write_bag(path: Path, frames: list[tuple[int, Path, FrameHands]], multi: bool) -> None:
+def write_bag_file(path: Path, frames: list[tuple[int, Path, FrameHands]], multi: bool) -> None:
     """Images (CompressedImage, JPEG) and filtered HandPoseArray; a topic prefix per input if several."""
     from hand_pose_refiner.ros.bags import BagWriter
 
@@ -342,6 +638,15 @@ def write_bag(path: Path, frames: list[tuple[int, Path, FrameHands]], multi: boo
 
 def replay(inputs: Sequence[InputSpec], out: Path, config: Config, detector: HandDetector,
            estimator: PoseEstimator, options: ReplayOptions | None = None) -> ReplaySummary:
-    """Replay ``inputs`` into the folder ``out``; see the module docstring."""
+    """Replay ``inputs`` into the folder ``out``; see the module docstring.
+
+    In this process, or on a Ray cluster when ``options.cluster`` is set: the same shards, the
+    same per-shard pipeline (:func:`run_shard`) and the same assembly either way.
+    """
+    options = options or ReplayOptions()
+    if options.cluster is not None:
+        from hand_pose_refiner.refinement.distributed import replay_on_ray
+
+        return replay_on_ray(inputs, out, config, detector, estimator, options)
     return Replayer(config, detector, estimator, options).run(inputs, out)
 

@@ -13,6 +13,9 @@ labels this project produces) can retrain both networks:
   (hard negatives mined) and on box and keypoint regressions of the positives.
 
 Each epoch writes a safetensors checkpoint (atomically) and evaluates a held-out split.
+
+Under torchrun both loops train data-parallel (``models/distributed.py``): every process draws
+the same global batches and trains on its share; rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
 from hand_pose_refiner.metrics import epe, pck
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry
 from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport
+from hand_pose_refiner.models.distributed import current
 from hand_pose_refiner.models.mediapipe.anchors import decode_boxes
 from hand_pose_refiner.models.mediapipe.geometry import (
     PALM_KEYPOINT_TO_HAND,
@@ -104,6 +108,51 @@ def trainable_parameters(net: torch.nn.Module, heads: tuple[str, ...],
     return [p for p in net.parameters() if p.requires_grad]
 
 
+def _local_rows(count: int) -> tuple[slice, float]:
+    """This rank's rows of a global batch and the factor of its loss (see models/distributed.py).
+
+    One process: all rows, factor 1. Data-parallel: a contiguous share; the losses divide by
+    the whole batch's totals, so the shares add up to the batch's loss, and the factor (the
+    process count) undoes DDP's gradient average. A rank whose share is empty (a last batch
+    smaller than the process count) runs one row with factor 0, because every rank must take
+    part in every gradient exchange.
+    """
+    parallel = current()
+    if parallel is None:
+        return slice(0, count), 1.0
+    start, stop = parallel.part(count)
+    if stop == start:
+        return slice(0, 1), 0.0
+    return slice(start, stop), float(parallel.world_size)
+
+
+def _global_mean(total: float, count: int) -> float:
+    """Mean over every rank's share (``total`` summed over ``count`` rows here)."""
+    parallel = current()
+    if parallel is not None:
+        total, count = parallel.all_sum([total, float(count)])
+    return total / max(count, 1)
+
+
+def _batch_loss(loss: torch.Tensor, factor: float) -> float:
+    """The whole global batch's loss: the sum of the ranks' shares."""
+    parallel = current()
+    if parallel is None:
+        return float(loss.detach())
+    return parallel.all_sum([float(loss.detach()) * factor / parallel.world_size])[0]
+
+
+def _training_net(net: torch.nn.Module) -> torch.nn.Module:
+    parallel = current()
+    return parallel.wrap(net) if parallel is not None else net
+
+
+def _my_batches(batches: list) -> list:
+    """This rank's share of whole batches (for the fit loss, a plain average over batches)."""
+    parallel = current()
+    return batches if parallel is None else batches[parallel.rank::parallel.world_size]
+
+
 LANDMARK_HEADS = ("blocks", "last_expand", "last_depthwise", "handedness", "presence", "landmarks",
                   "world_landmarks")
 DETECTOR_HEADS = ("up12", "fpn12", "cls12", "reg12", "up24", "fpn24", "cls24", "reg24")
@@ -113,7 +162,11 @@ def _checkpoint(save: Callable[[Path], Path], config: FineTuneConfig, name: str,
                 epoch: int) -> Path | None:
     if config.checkpoint_dir is None:
         return None
-    return save(Path(config.checkpoint_dir) / f"{name}-epoch{epoch:03d}.safetensors")
+    path = Path(config.checkpoint_dir) / f"{name}-epoch{epoch:03d}.safetensors"
+    parallel = current()
+    if parallel is None or parallel.is_main:  # one writer; every rank holds the same weights
+        save(path)
+    return path
 
 
 # --------------------------------------------------------------------------- landmark network
@@ -156,17 +209,31 @@ def _background_sample(image: npt.NDArray[np.uint8], hands: Sequence[_Hand],
     return None
 
 
+def landmark_loss_totals(points: torch.Tensor, presence: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """What the landmark loss divides by (labelled keypoints, samples, known handedness), for a batch.
+
+    Data-parallel ranks compute it from the whole global batch, so that each rank's share of
+    the loss adds up to the loss of the whole batch.
+    """
+    mask = torch.isfinite(points).all(dim=-1) & (presence[:, None] > 0.5)
+    return torch.tensor([float(mask.sum()), float(len(points)), float(torch.isfinite(right).sum())])
+
+
 def _landmark_loss(out_landmarks: torch.Tensor, presence_logit: torch.Tensor, left_logit: torch.Tensor,
-                   points: torch.Tensor, presence: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+                   points: torch.Tensor, presence: torch.Tensor, right: torch.Tensor,
+                   totals: torch.Tensor | None = None) -> torch.Tensor:
+    if totals is None:
+        totals = landmark_loss_totals(points, presence, right)
     mask = torch.isfinite(points).all(dim=-1) & (presence[:, None] > 0.5)
     target = torch.nan_to_num(points) / CROP_SIZE
     coords = functional.smooth_l1_loss(out_landmarks[..., :2] / CROP_SIZE, target, reduction="none",
                                        beta=0.02)
-    coord_loss = (coords.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
-    presence_loss = functional.binary_cross_entropy_with_logits(presence_logit, presence)
+    coord_loss = (coords.sum(-1) * mask).sum() / max(float(totals[0]), 1.0)
+    presence_loss = functional.binary_cross_entropy_with_logits(presence_logit, presence,
+                                                                reduction="sum") / max(float(totals[1]), 1.0)
     known = torch.isfinite(right)
-    hand_loss = (functional.binary_cross_entropy_with_logits(left_logit[known], right[known])
-                 if known.any() else left_logit.sum() * 0)
+    hand_loss = (functional.binary_cross_entropy_with_logits(left_logit[known], right[known], reduction="sum")
+                 / max(float(totals[2]), 1.0) if known.any() else left_logit.sum() * 0)
     return coord_loss + 0.1 * presence_loss + 0.05 * hand_loss
 
 
@@ -199,13 +266,13 @@ def _landmark_fit_loss(estimator: MediaPipePoseEstimator, batches: list[tuple[to
     net.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
-        for crops, points, presence, right in batches:
+        for crops, points, presence, right in _my_batches(batches):
             out = net(crops.to(device))
             loss = _landmark_loss(out.landmarks, out.presence_logit, out.handedness_logit,
                                   points.to(device), presence.to(device), right.to(device))
             total += float(loss) * len(crops)
             count += len(crops)
-    return total / max(count, 1)
+    return _global_mean(total, count)
 
 
 def evaluate_estimator(estimator: MediaPipePoseEstimator, images: Sequence[CocoImage],
@@ -249,19 +316,22 @@ def fine_tune_estimator(estimator: MediaPipePoseEstimator, dataset: Sequence[Coc
     optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     epochs = []
+    model = _training_net(estimator.net)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         estimator.net.train()
         losses = []
-        for crops, points, presence, right in _landmark_batches(images, hands, config, rng):
-            device = estimator.device
-            out = estimator.net(crops.to(device))
+        for batch in _landmark_batches(images, hands, config, rng):
+            rows, weight = _local_rows(len(batch[0]))
+            totals = landmark_loss_totals(*batch[1:])
+            crops, points, presence, right = (t[rows].to(estimator.device) for t in batch)
+            out = model(crops)
             loss = _landmark_loss(out.landmarks, out.presence_logit, out.handedness_logit,
-                                  points.to(device), presence.to(device), right.to(device))
+                                  points, presence, right, totals)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             optimiser.step()
-            losses.append(float(loss.detach()))
+            losses.append(_batch_loss(loss, weight))
         estimator.net.eval()
         metrics = evaluate_estimator(estimator, val, config.pck_alpha)
         metrics["fit_loss"] = _landmark_fit_loss(estimator, fit_batches)
@@ -346,8 +416,18 @@ def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32
     return patch, points / DETECTOR_SIZE
 
 
+def detector_loss_totals(targets: Sequence[npt.NDArray[np.float32]]) -> tuple[int, int]:
+    """What the detector loss divides by: images, and images with a fully labelled palm (those
+    have positive anchors); data-parallel ranks take it from the whole global batch."""
+    with_palm = sum(bool(np.isfinite(hands[:, list(PALM_KEYPOINT_TO_HAND)]).all(axis=(1, 2)).any())
+                    for hands in targets)
+    return len(targets), with_palm
+
+
 def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor,
-                   targets: list[npt.NDArray[np.float32]]) -> torch.Tensor:
+                   targets: list[npt.NDArray[np.float32]],
+                   totals: tuple[int, int] | None = None) -> torch.Tensor:
+    images, with_palm = totals if totals is not None else detector_loss_totals(targets)
     anchors_np = anchors.cpu().numpy()
     predicted = decode_boxes(regressions.detach(), anchors)[..., :4].cpu().numpy()
     class_losses, reg_losses = [], []
@@ -371,9 +451,9 @@ def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: tor
             target = torch.from_numpy(rows.astype(np.float32)).to(regressions.device)
             reg_losses.append(functional.smooth_l1_loss(regressions[b][positive] / DETECTOR_SIZE, target,
                                                beta=0.01, reduction="sum") / len(index))
-    loss = torch.stack(class_losses).mean()
+    loss = torch.stack(class_losses).sum() / max(images, 1)
     if reg_losses:
-        loss = loss + REG_WEIGHT * torch.stack(reg_losses).mean()
+        loss = loss + REG_WEIGHT * torch.stack(reg_losses).sum() / max(with_palm, 1)
     return loss
 
 
@@ -395,11 +475,11 @@ def _detector_fit_loss(detector: MediaPipeHandDetector, batches: list[tuple[torc
     detector.net.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
-        for inputs, targets in batches:
+        for inputs, targets in _my_batches(batches):
             regressions, logits = detector.net(inputs.to(detector.device))
             total += float(_detector_loss(regressions, logits, detector.anchors, targets)) * len(inputs)
             count += len(inputs)
-    return total / max(count, 1)
+    return _global_mean(total, count)
 
 
 def evaluate_detector(detector: MediaPipeHandDetector, images: Sequence[CocoImage]) -> dict[str, float]:
@@ -444,17 +524,20 @@ def fine_tune_detector(detector: MediaPipeHandDetector, dataset: Sequence[CocoIm
     optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     epochs = []
+    model = _training_net(detector.net)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         detector.net.train()
         losses = []
         for inputs, targets in _detector_batches(images, train, config, rng):
-            regressions, logits = detector.net(inputs.to(detector.device))
-            loss = _detector_loss(regressions, logits, detector.anchors, targets)
+            rows, weight = _local_rows(len(inputs))
+            regressions, logits = model(inputs[rows].to(detector.device))
+            loss = _detector_loss(regressions, logits, detector.anchors, targets[rows],
+                                  detector_loss_totals(targets))
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             optimiser.step()
-            losses.append(float(loss.detach()))
+            losses.append(_batch_loss(loss, weight))
         detector.net.eval()
         metrics = evaluate_detector(detector, val)
         metrics["fit_loss"] = _detector_fit_loss(detector, fit_batches)

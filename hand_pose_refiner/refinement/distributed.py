@@ -1,0 +1,237 @@
+"""Replay on a Ray cluster: the shards of :mod:`hand_pose_refiner.refinement.replay` as Ray tasks.
+
+Replay is embarrassingly parallel over recordings and over time segments of long recordings
+(:func:`~hand_pose_refiner.refinement.replay.plan_shards`), so a scheduler is not written here:
+each shard becomes one Ray task that runs the *same* per-shard pipeline as a single-process
+replay (:func:`~hand_pose_refiner.refinement.replay.run_shard`) and returns its frames (JPEG
+bytes, so that no file system needs to be shared for the output) and hands; the driver places
+each result as it arrives and assembles the dataset exactly as one process does
+(:class:`~hand_pose_refiner.refinement.replay.Assembly`).
+
+Faults: a worker that dies mid-shard (killed, out of memory, node lost) is a system failure
+that Ray retries (``max_retries``); a task writes nothing but cache entries, which are atomic
+and keyed by content, and its result is delivered to the driver once, so a retry neither
+writes anything twice nor loses anything. A recording that cannot be read is not retried: its
+shard returns the error, the recording is reported by name, and the other shards finish. A
+shard that still fails after its retries is reported by name in the same way.
+
+Ray is an optional extra (``pip install 'hand_pose_refiner[cluster]'``); it is imported only
+here, only when asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.errors import ClusterError
+from hand_pose_refiner.models.base import HandDetector, PoseEstimator
+from hand_pose_refiner.refinement.cache import model_key
+from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.replay import (
+    DEFAULT_SEGMENT_FRAMES,
+    Assembly,
+    ReplayOptions,
+    ReplaySummary,
+    Shard,
+    ShardResult,
+    check_output,
+    plan_shards,
+    run_shard,
+)
+
+LOGGER = logging.getLogger("hand_pose_refiner.distributed")
+INSTALL_HINT = ("Ray is not installed: install the cluster extra with "
+                "`pip install 'hand_pose_refiner[cluster]'` (or `bash scripts/setup.sh --cluster`)")
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where and how the shards run.
+
+    ``address``: ``local`` starts a Ray instance in this machine for the run (``local_cpus``
+    CPUs, default all); ``auto`` joins the cluster this machine is part of (``RAY_ADDRESS`` or
+    the last ``ray start``); anything else is a cluster address, ``host:port`` or
+    ``ray://host:10001`` (Ray Client, e.g. a KubeRay head service).
+    ``gpus_per_task`` None: one GPU per task where the cluster has GPUs, else none.
+    """
+
+    address: str = "auto"
+    cpus_per_task: float = 1.0
+    gpus_per_task: float | None = None
+    max_retries: int = 3
+    local_cpus: int | None = None
+
+
+def require_ray() -> ModuleType:
+    """The ``ray`` module, or a :class:`ClusterError` that says how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ClusterError(INSTALL_HINT) from exc
+    return ray
+
+
+def _probe(address: str) -> None:
+    """Refuse an address nothing listens on now, instead of letting ``ray.init`` wait for minutes."""
+    host_port = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address {address!r}: expected host:port, ray://host:port, auto or local")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}; is `ray start --head` "
+                           f"running there, and is the port open?") from exc
+
+
+def connect(options: ClusterOptions) -> bool:
+    """Join (or start) the Ray cluster; True when this call did, so the caller shuts it down."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
+                              "configure_logging": False}
+    if options.address == "local":
+        kwargs.update(address="local", num_cpus=options.local_cpus, include_dashboard=False)
+    else:
+        address = options.address
+        if address == "auto":
+            address = os.environ.get("RAY_ADDRESS") or _last_started_cluster()
+            if address is None:
+                raise ClusterError("--ray auto: no running Ray cluster found (no RAY_ADDRESS, no "
+                                   "`ray start` on this machine); give its address or use --ray local")
+        if ":" in address:  # host:port or ray://host:port; other forms are Ray's to resolve
+            _probe(address)
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        raise ClusterError(f"cannot join the Ray cluster at {options.address}: {exc}") from exc
+    return True
+
+
+def _last_started_cluster() -> str | None:
+    """The address ``ray start`` on this machine recorded (what ``ray.init("auto")`` reads)."""
+    recorded = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        return recorded.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _move_models(detector: HandDetector, estimator: PoseEstimator, device: str) -> None:
+    """Put both networks on ``device`` (a task that was given a GPU)."""
+    import torch
+
+    target = torch.device(device)
+    for model in (detector, estimator):
+        for name in ("net", "anchors"):
+            value = getattr(model, name, None)
+            if value is not None:
+                setattr(model, name, value.to(target))
+        if hasattr(model, "device"):
+            model.device = target
+
+
+def replay_shard(shard: Shard, config: Config, models: tuple[HandDetector, PoseEstimator], key: str,
+                 options: ReplayOptions, threads: int) -> ShardResult:
+    """One shard in a Ray worker: the single-process pipeline, with the frames returned as bytes.
+
+    The cache is ``options.cache_dir`` where given (it should then be node-local or shared),
+    else a temporary folder of the task.
+    """
+    import ray
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    detector, estimator = models
+    if ray.get_gpu_ids():
+        _move_models(detector, estimator, "cuda")
+    with tempfile.TemporaryDirectory(prefix="hand_pose_refiner_shard_") as temporary:
+        cache_root = Path(options.cache_dir) if options.cache_dir else Path(temporary)
+        result = run_shard(shard, config, detector, estimator, cache_root,
+                           replace(options, progress=False), key)
+        for record in result.frames:
+            if isinstance(record.image, Path):
+                record.image = record.image.read_bytes()
+    return result
+
+
+def replay_on_ray(inputs: Sequence[InputSpec], out: Path, config: Config, detector: HandDetector,
+                  estimator: PoseEstimator, options: ReplayOptions) -> ReplaySummary:
+    """Replay ``inputs`` into ``out`` on the Ray cluster of ``options.cluster``.
+
+    The dataset is the one a single-process replay with the same shards writes (see
+    :func:`~hand_pose_refiner.refinement.replay.replay`). Recordings longer than
+    ``options.segment_frames`` (default :data:`DEFAULT_SEGMENT_FRAMES`) are cut.
+    """
+    cluster = options.cluster
+    assert cluster is not None
+    out = Path(out)
+    check_output(out, options)
+    started = time.perf_counter()
+    owns_cluster = connect(cluster)
+    ray = require_ray()
+    try:
+        segment_frames = options.segment_frames
+        shards = plan_shards(inputs, DEFAULT_SEGMENT_FRAMES if segment_frames is None else segment_frames,
+                             options.overlap_frames)
+        gpus = cluster.gpus_per_task
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        task = ray.remote(replay_shard).options(
+            num_cpus=cluster.cpus_per_task, num_gpus=gpus, max_retries=cluster.max_retries,
+            retry_exceptions=False, name="replay_shard")
+        models = ray.put((detector, estimator))
+        key = model_key(detector, estimator)
+        task_options = replace(options, cluster=None)
+        threads = max(1, int(cluster.cpus_per_task))
+        pending = {task.remote(shard, config, models, key, task_options, threads): shard for shard in shards}
+        LOGGER.info("replay: %d shards on Ray (%s)", len(shards), ray.cluster_resources())
+        assembly = Assembly(out, inputs, options)
+        try:
+            done_count = 0
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    shard = pending.pop(ref)
+                    assembly.add(_result(ray, ref, shard, cluster.max_retries))
+                    done_count += 1
+                    if options.progress:
+                        sys.stderr.write(f"\rreplay on Ray: {done_count}/{len(shards)} shards   ")
+                        sys.stderr.flush()
+            if options.progress:
+                sys.stderr.write("\n")
+            return assembly.finish(started)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            assembly.abandon()
+            raise
+    finally:
+        if owns_cluster:
+            ray.shutdown()
+
+
+def _result(ray: ModuleType, ref: Any, shard: Shard, retries: int) -> ShardResult:
+    """A shard's result, or the failure of its last attempt as the shard's error."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        LOGGER.error("%s: failed after %d retries: %s", shard.name, retries, reason)
+        return ShardResult(shard, error=f"{shard.name}: the Ray task failed after {retries} retries "
+                                        f"({type(exc).__name__}: {reason})")
