@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from hand_pose_refiner.config import TrackingConfig
-from hand_pose_refiner.filters.spatial import valid_keypoints
+from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import Handedness
 
 _NS = 1e-9
@@ -77,7 +77,7 @@ class HandTracker:
         self._last_stamp_ns = hands.stamp_ns
         self._end_stale_tracks(hands.stamp_ns)
         valid = valid_keypoints(hands.keypoint_states) & np.isfinite(hands.keypoints).all(axis=-1)
-        boxes = boxes_from_keypoints(hands.keypoints, valid, empty=0.0)
+        boxes = keypoint_boxes(hands.keypoints, valid)
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
@@ -89,16 +89,16 @@ class HandTracker:
             for row, col in zip(rows, cols, strict=True):
                 if cost[row, col] <= self.config.max_match_distance:
                     track_ids[col] = live[row].track_id
+        sizes_list = sizes.tolist()
         for index in range(len(hands)):
             if track_ids[index] < 0:
                 track_ids[index] = self._birth(hands.stamp_ns)
             self._absorb(self.tracks[int(track_ids[index])], hands, index, valid[index],
-                         centers[index], float(sizes[index]))
+                         centers[index], sizes_list[index])
 
-        handedness = np.empty(len(hands), np.uint8)
-        handedness_scores = np.empty(len(hands), np.float32)
-        for index, track_id in enumerate(track_ids):
-            handedness[index], handedness_scores[index] = self.tracks[int(track_id)].handedness()
+        majority = [self.tracks[track_id].handedness() for track_id in track_ids.tolist()]
+        handedness = np.array([label for label, _ in majority], np.uint8)
+        handedness_scores = np.array([share for _, share in majority], np.float32)
         self.stats.add("frames")
         self.stats.add("hands", len(hands))
         return hands.derive(track_ids=track_ids, handedness=handedness,
@@ -124,19 +124,19 @@ class HandTracker:
         """``(tracks, hands)`` matching cost in hand sizes; unmatchable pairs get a huge cost."""
         stamp_ns = hands.stamp_ns
         dt = np.array([(stamp_ns - t.stamp_ns) * _NS for t in live])
-        velocity = np.stack([t.velocity for t in live])
-        predicted = np.stack([t.keypoints for t in live]) + (velocity * dt[:, None])[:, None, :]
-        predicted_centers = np.stack([t.center for t in live]) + velocity * dt[:, None]
+        motion = np.array([t.velocity for t in live]) * dt[:, None]  # (tracks, 2) pixels since the match
+        predicted = np.array([t.keypoints for t in live]) + motion[:, None, :]
+        predicted_centers = np.array([t.center for t in live]) + motion
         size = np.maximum(np.array([t.size for t in live]), 1.0)
 
         known = np.isfinite(predicted).all(axis=-1)  # (tracks, 21)
         shared = known[:, None, :] & valid[None, :, :]  # (tracks, hands, 21)
         difference = predicted[:, None] - hands.keypoints[None]
-        gaps = np.hypot(difference[..., 0], difference[..., 1])
-        gaps[~shared] = 0.0
+        gaps = np.where(shared, np.hypot(difference[..., 0], difference[..., 1]), 0.0)
         shared_count = shared.sum(axis=-1)
-        keypoint_cost = (gaps * shared).sum(axis=-1) / np.maximum(shared_count, 1)
-        center_cost = np.linalg.norm(predicted_centers[:, None] - centers[None], axis=-1)
+        keypoint_cost = gaps.sum(axis=-1) / np.maximum(shared_count, 1)
+        center_offset = predicted_centers[:, None] - centers[None]
+        center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
         cost = np.where(shared_count >= 3, keypoint_cost, center_cost) / size[:, None]
 
         track_hand = np.array([t.handedness() for t in live])

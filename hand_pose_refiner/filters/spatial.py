@@ -152,7 +152,7 @@ class SpatialFilter:
         keypoints, states = self._clean_keypoints(hands)
         valid = valid_keypoints(states)
         geometry = keypoints.astype(np.float64)  # float32 extremes would overflow in squares
-        boxes = _boxes(geometry, valid)
+        boxes = keypoint_boxes(geometry, valid)
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         reasons = self._check_hands(hands, geometry, valid, sizes)
         self._check_duplicates_and_count(hands, geometry, valid, boxes, sizes, reasons)
@@ -311,11 +311,12 @@ class SpatialFilter:
 _BONE_PARENT, _BONE_CHILD = BONES[:, 0].copy(), BONES[:, 1].copy()
 
 
-def _boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Keypoint boxes ``(n, 4)`` of the valid keypoints, 0 for a hand without any.
 
-    :func:`~hand_pose_refiner.hands.boxes_from_keypoints` for the filter's case, where every
-    valid keypoint is already known to be finite.
+    :func:`~hand_pose_refiner.hands.boxes_from_keypoints` with ``empty=0`` for the filters' case,
+    where every valid keypoint is already known to be finite: fewer numpy calls, same values and
+    dtype.
     """
     mask = valid[..., None]
     boxes = np.concatenate([np.where(mask, keypoints, np.inf).min(axis=1),
