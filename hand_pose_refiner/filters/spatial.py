@@ -89,8 +89,13 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
     pinky MCP) times :data:`PALM_LENGTH_PER_MCP_SPAN`, whichever is larger: a palm tilted away
     from the camera shortens one of the two but rarely both.
     """
-    along = nan_median(np.where(bone_valid[:, PALM_BONES], lengths[:, PALM_BONES], np.nan))
-    along = np.where(bone_valid[:, PALM_BONES].sum(axis=1) >= 2, along, 0.0)
+    palm_valid = bone_valid[:, PALM_BONES]
+    if palm_valid.all():  # all four known (the common case): the mean of the middle two
+        ordered = np.sort(lengths[:, PALM_BONES], axis=-1)
+        along = (ordered[:, 1] + ordered[:, 2]) / 2
+    else:
+        along = nan_median(np.where(palm_valid, lengths[:, PALM_BONES], np.nan))
+        along = np.where(palm_valid.sum(axis=1) >= 2, along, 0.0)
     span_vector = keypoints[:, MCP_SPAN[1]] - keypoints[:, MCP_SPAN[0]]
     span = np.hypot(span_vector[:, 0], span_vector[:, 1])
     span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
