@@ -139,12 +139,17 @@ class HandTracker:
         center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
         cost = np.where(shared_count >= 3, keypoint_cost, center_cost) / size[:, None]
 
-        track_hand = np.array([t.handedness() for t in live])
-        confident_track = track_hand[:, 1] >= _CONFIDENT
-        confident_hand = (hands.handedness != Handedness.UNKNOWN) & (hands.handedness_scores >= _CONFIDENT)
-        disagree = (confident_track[:, None] & confident_hand[None, :]
-                    & (track_hand[:, :1] != hands.handedness[None, :]))
-        cost = cost + _HANDEDNESS_PENALTY * disagree
+        hand_labels = hands.handedness.tolist()
+        # Compared as float32, like the scores (a score of exactly float32(0.7) is confident).
+        confident_hand = [label != Handedness.UNKNOWN and confident for label, confident
+                          in zip(hand_labels, (hands.handedness_scores >= _CONFIDENT).tolist(), strict=True)]
+        for row, track in enumerate(live):  # a handful of pairs: plain Python beats array set-up
+            label, share = track.handedness()
+            if share < _CONFIDENT:
+                continue
+            for col, hand_label in enumerate(hand_labels):
+                if confident_hand[col] and hand_label != label:
+                    cost[row, col] += _HANDEDNESS_PENALTY
         return np.where(np.isfinite(cost), cost, _UNMATCHABLE)
 
     @staticmethod

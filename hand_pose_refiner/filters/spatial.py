@@ -64,6 +64,17 @@ def clean_scores(scores: np.ndarray) -> np.ndarray:
     return np.where(scores >= 0, np.minimum(scores, 1), 0).astype(scores.dtype, copy=False)
 
 
+def below(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """``clean_scores(scores) < threshold`` for a threshold in [0, 1], in one or two numpy calls.
+
+    A NaN or negative score cleans to 0, which is below any positive threshold; a score above 1
+    cleans to 1, below none; so for ``0 < threshold <= 1`` the test is "not at least the threshold".
+    """
+    if 0.0 < threshold <= 1.0:
+        return ~(scores >= threshold)
+    return clean_scores(scores) < threshold
+
+
 def valid_keypoints(states: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     """Keypoints whose coordinates can be trusted: observed or interpolated."""
     return states <= INTERPOLATED  # OBSERVED = 0, INTERPOLATED = 1
@@ -185,8 +196,7 @@ class SpatialFilter:
             states[~finite] = MISSING
             keypoints = np.where(finite[..., None], keypoints, np.float32(np.nan))
         if "keypoint_score" in self._rules:
-            scores = clean_scores(hands.keypoint_scores)
-            low = (scores < self.config.min_keypoint_score) & valid_keypoints(states)
+            low = below(hands.keypoint_scores, self.config.min_keypoint_score) & valid_keypoints(states)
             if low.any():
                 states[low] = REJECTED
                 self.stats.reject("keypoint_score", int(low.sum()))
@@ -198,7 +208,7 @@ class SpatialFilter:
         config, rules = self.config, self._rules
         failed: list[tuple[np.ndarray, str]] = []  # (hands failing, reason), in rule order
         if "hand_score" in rules:
-            failed.append((clean_scores(hands.detection_scores) < config.min_hand_score, "hand_score"))
+            failed.append((below(hands.detection_scores, config.min_hand_score), "hand_score"))
         if "min_keypoints" in rules:
             failed.append((valid.sum(axis=1) < config.min_keypoints, "min_keypoints"))
         image_diagonal = float(np.hypot(hands.image_width, hands.image_height))
@@ -226,8 +236,13 @@ class SpatialFilter:
         if "joint_angle" in rules:
             failed.append((backward_bend(keypoints, valid, palm) > self._max_backward_rad, "joint_angle"))
         reasons = np.full(len(valid), _OK, np.int64)
-        for mask, reason in reversed(failed):  # the first rule a hand fails is written last
-            reasons[mask] = _CODE[reason]
+        if not failed:
+            return reasons
+        table = np.array([mask for mask, _ in failed])  # (rules, hands)
+        failing = table.any(axis=0)
+        if failing.any():  # each failing hand gets the first rule it fails
+            codes = np.array([_CODE[reason] for _, reason in failed])
+            reasons[failing] = codes[table.argmax(axis=0)[failing]]
         return reasons
 
     def _bone_ratio_too_large(self, lengths: np.ndarray, palm: np.ndarray) -> np.ndarray:
