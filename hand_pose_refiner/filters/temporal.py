@@ -251,7 +251,7 @@ class TemporalFilter:
             return None
         dt = hand.stamp_s - memory.reference_s
         comparable = valid & (dt > 0) & (dt <= max(self.config.max_gap_s, 1e-9))
-        count = int(comparable.sum())
+        count = np.count_nonzero(comparable)
         if count < 3:
             return None
         if count == NUM_KEYPOINTS:
@@ -261,7 +261,7 @@ class TemporalFilter:
         relative = velocity - _median_rows(velocity)
         speed = np.sqrt(np.square(relative).sum(axis=-1)) / hand.size  # numpy.linalg.norm's sum
         fast = speed > self.config.max_keypoint_speed
-        if not fast.any():
+        if not np.count_nonzero(fast):
             return None
         if count == NUM_KEYPOINTS:
             return fast
@@ -336,6 +336,8 @@ class TemporalFilter:
         return None
 
     def _fill_keypoint_gaps(self, track_id: int, hand: _Hand, ahead: list[_Frame]) -> None:
+        if hand.valid.all():
+            return
         memory = self._tracks[track_id]
         for keypoint in np.flatnonzero(~hand.valid):
             before_s = memory.released_s[keypoint]
