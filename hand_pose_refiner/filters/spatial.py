@@ -130,13 +130,16 @@ def backward_bend(keypoints: np.ndarray, valid: np.ndarray, palm_sizes: np.ndarr
     cross = first_x * second_y - first_y * second_x
     dot = first_x * second_x + first_y * second_y
     angles = np.arctan2(cross, dot)
-    usable = valid[:, BEND_JOINTS].all(axis=-1)
+    usable = valid[:, BEND_JOINTS].all(axis=-1) if not valid.all() else None  # None: every joint
     if palm_sizes is not None:
         shortest = np.minimum(np.hypot(first_x, first_y), np.hypot(second_x, second_y))
-        usable &= shortest >= min_segment * np.asarray(palm_sizes)[:, None]
-    angles = np.where(usable, angles, 0.0)
+        long_enough = shortest >= min_segment * np.asarray(palm_sizes)[:, None]
+        usable = long_enough if usable is None else usable & long_enough
+    if usable is not None:
+        angles = np.where(usable, angles, 0.0)
     direction = np.sign(angles.sum(axis=1, keepdims=True))
-    return np.clip(-(angles * direction), 0.0, None).max(axis=1, initial=0.0)
+    # np.maximum is what np.clip(x, 0, None) computes, without its Python wrapper.
+    return np.maximum(-(angles * direction), 0.0).max(axis=1, initial=0.0)
 
 
 class SpatialFilter:
@@ -355,5 +358,10 @@ def _iou(a: list[float], b: list[float]) -> float:
 
 
 def _no_hands(frame: FrameHands) -> FrameHands:
-    """The frame with zero hands (the "rejected" part when none is): empty views, no copies."""
-    return frame.derive(**{name: array[:0] for name, array in frame.arrays().items()})
+    """The frame with zero hands (the "rejected" part when none is), sharing empty arrays."""
+    return frame.derive(**_EMPTY_HANDS)
+
+
+# Zero-length per-hand arrays of every FrameHands field: holding no data, they can be shared.
+_EMPTY_HANDS: dict[str, np.ndarray] = {
+    name: array for name, array in FrameHands.empty().arrays().items()}
