@@ -160,7 +160,10 @@ class HandTracker:
         if track.hits > 0 and dt > 0:
             observed_velocity = (center - track.center) / dt
             track.velocity = 0.5 * track.velocity + 0.5 * observed_velocity
-        track.keypoints = np.where(valid[:, None], hands.keypoints[index], track.keypoints)
+        if valid.all():
+            track.keypoints = hands.keypoints[index].astype(np.float64)
+        else:
+            track.keypoints = np.where(valid[:, None], hands.keypoints[index], track.keypoints)
         track.center = center
         if size > 0:
             track.size = size

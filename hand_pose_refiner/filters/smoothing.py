@@ -40,11 +40,12 @@ class OneEuroFilter:
         dt = time_s - self._time
         # The common case, every point valid now and before, needs no restart or pass-through masks.
         steady = self._complete and bool(valid.all())
-        derivative = (points - self._value) / dt
+        step = points - self._value
+        derivative = step / dt
         derivative_hat = self._derivative + _alpha(self.d_cutoff_hz, dt) * (derivative - self._derivative)
         speed = np.sqrt(np.square(derivative_hat).sum(axis=-1, keepdims=True)) / max(scale, 1e-6)
         cutoff = self.min_cutoff_hz + self.beta * speed
-        smoothed = self._value + _alpha(cutoff, dt) * (points - self._value)
+        smoothed = self._value + _alpha(cutoff, dt) * step
         self._time = time_s
         if steady:
             self._value = smoothed

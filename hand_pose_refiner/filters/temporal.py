@@ -394,9 +394,8 @@ class TemporalFilter:
             memory.smoother = OneEuroFilter(self.config.one_euro_min_cutoff_hz, self.config.one_euro_beta,
                                             self.config.one_euro_d_cutoff_hz)
         valid = hand.valid
-        hand.keypoints = np.where(valid[:, None],
-                                  memory.smoother(hand.keypoints, valid, hand.stamp_s, hand.size),
-                                  hand.keypoints)
+        smoothed = memory.smoother(hand.keypoints, valid, hand.stamp_s, hand.size)  # a new array
+        hand.keypoints = smoothed if valid.all() else np.where(valid[:, None], smoothed, hand.keypoints)
 
     def _forget_old_tracks(self, newest_s: float) -> None:
         """Drop memories of tracks gone for longer than any gap could bridge (online mode)."""
