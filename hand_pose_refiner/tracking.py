@@ -135,9 +135,13 @@ class HandTracker:
         gaps = np.where(shared, np.hypot(difference[..., 0], difference[..., 1]), 0.0)
         shared_count = shared.sum(axis=-1)
         keypoint_cost = gaps.sum(axis=-1) / np.maximum(shared_count, 1)
-        center_offset = predicted_centers[:, None] - centers[None]
-        center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
-        cost = np.where(shared_count >= 3, keypoint_cost, center_cost) / size[:, None]
+        by_keypoints = shared_count >= 3
+        if by_keypoints.all():  # the usual case: no pair falls back to the box centres
+            cost = keypoint_cost / size[:, None]
+        else:
+            center_offset = predicted_centers[:, None] - centers[None]
+            center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
+            cost = np.where(by_keypoints, keypoint_cost, center_cost) / size[:, None]
 
         hand_labels = hands.handedness.tolist()
         # Compared as float32, like the scores (a score of exactly float32(0.7) is confident).

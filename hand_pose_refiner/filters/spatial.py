@@ -101,7 +101,8 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
     from the camera shortens one of the two but rarely both.
     """
     palm_valid = bone_valid[:, PALM_BONES]
-    if palm_valid.all():  # all four known (the common case): the mean of the middle two
+    every_palm_bone = bool(palm_valid.all())
+    if every_palm_bone:  # all four known (the common case): the mean of the middle two
         ordered = np.sort(lengths[:, PALM_BONES], axis=-1)
         along = (ordered[:, 1] + ordered[:, 2]) / 2
     else:
@@ -109,7 +110,8 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
         along = np.where(palm_valid.sum(axis=1) >= 2, along, 0.0)
     span_vector = keypoints[:, MCP_SPAN[1]] - keypoints[:, MCP_SPAN[0]]
     span = np.hypot(span_vector[:, 0], span_vector[:, 1])
-    span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
+    if not every_palm_bone or not valid[:, MCP_SPAN].all():
+        span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
     return np.maximum(along, PALM_LENGTH_PER_MCP_SPAN * span)
 
 
@@ -225,8 +227,11 @@ class SpatialFilter:
         if self._needs_bones:
             delta = keypoints[:, _BONE_CHILD] - keypoints[:, _BONE_PARENT]
             lengths = np.hypot(delta[..., 0], delta[..., 1])
-            bone_valid = valid[:, _BONE_CHILD] & valid[:, _BONE_PARENT]
-            lengths = np.where(bone_valid, lengths, 0.0)
+            if valid.all():  # every bone measurable: nothing to mask
+                bone_valid = np.ones(lengths.shape, bool)
+            else:
+                bone_valid = valid[:, _BONE_CHILD] & valid[:, _BONE_PARENT]
+                lengths = np.where(bone_valid, lengths, 0.0)
         if "bone_length" in rules:
             limit = config.max_bone_length_px
             if image_diagonal > 0:
@@ -341,6 +346,8 @@ def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
     where every valid keypoint is already known to be finite: fewer numpy calls, same values and
     dtype.
     """
+    if valid.all():
+        return np.concatenate([keypoints.min(axis=1), keypoints.max(axis=1)], axis=1)
     mask = valid[..., None]
     boxes = np.concatenate([np.where(mask, keypoints, np.inf).min(axis=1),
                             np.where(mask, keypoints, -np.inf).max(axis=1)], axis=1)
