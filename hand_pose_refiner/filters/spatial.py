@@ -270,6 +270,12 @@ class SpatialFilter:
         alive = np.flatnonzero(reasons == _OK)
         if alive.size == 0:
             return
+        over_limit = "max_hands" in self._rules and alive.size > self.config.max_hands
+        # The usual two hands: the duplicate test is symmetric, so the ranking is needed only to
+        # pick which of a duplicate pair goes.
+        if (alive.size == 2 and not over_limit and "duplicate" in self._rules
+                and not self._same_hand(keypoints, valid, boxes, sizes, int(alive[0]), int(alive[1]))):
+            return
         if alive.size > 1:
             quality = self._quality(hands, valid)[alive]
             alive = alive[np.argsort(-quality, kind="stable")]
@@ -316,7 +322,7 @@ class SpatialFilter:
 
     def _same_hand(self, keypoints: np.ndarray, valid: np.ndarray, boxes: np.ndarray, sizes: np.ndarray,
                    a: int, b: int) -> bool:
-        """Whether hands ``a`` and ``b`` are one hand: boxes overlapping, or keypoints close.
+        """Whether hands ``a`` and ``b`` are one hand: boxes overlapping, or keypoints close (symmetric).
 
         The pairwise test of :meth:`_suppress_duplicates` for one pair, on Python floats (the same
         IEEE operations, so the same result as the matrix form).
