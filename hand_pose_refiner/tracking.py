@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from hand_pose_refiner.config import TrackingConfig
-from hand_pose_refiner.filters.spatial import valid_keypoints
+from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import Handedness
 
 _NS = 1e-9
@@ -77,7 +77,7 @@ class HandTracker:
         self._last_stamp_ns = hands.stamp_ns
         self._end_stale_tracks(hands.stamp_ns)
         valid = valid_keypoints(hands.keypoint_states) & np.isfinite(hands.keypoints).all(axis=-1)
-        boxes = boxes_from_keypoints(hands.keypoints, valid, empty=0.0)
+        boxes = keypoint_boxes(hands.keypoints, valid)
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
@@ -89,16 +89,16 @@ class HandTracker:
             for row, col in zip(rows, cols, strict=True):
                 if cost[row, col] <= self.config.max_match_distance:
                     track_ids[col] = live[row].track_id
+        sizes_list = sizes.tolist()
         for index in range(len(hands)):
             if track_ids[index] < 0:
                 track_ids[index] = self._birth(hands.stamp_ns)
             self._absorb(self.tracks[int(track_ids[index])], hands, index, valid[index],
-                         centers[index], float(sizes[index]))
+                         centers[index], sizes_list[index])
 
-        handedness = np.empty(len(hands), np.uint8)
-        handedness_scores = np.empty(len(hands), np.float32)
-        for index, track_id in enumerate(track_ids):
-            handedness[index], handedness_scores[index] = self.tracks[int(track_id)].handedness()
+        majority = [self.tracks[track_id].handedness() for track_id in track_ids.tolist()]
+        handedness = np.array([label for label, _ in majority], np.uint8)
+        handedness_scores = np.array([share for _, share in majority], np.float32)
         self.stats.add("frames")
         self.stats.add("hands", len(hands))
         return hands.derive(track_ids=track_ids, handedness=handedness,
@@ -124,27 +124,36 @@ class HandTracker:
         """``(tracks, hands)`` matching cost in hand sizes; unmatchable pairs get a huge cost."""
         stamp_ns = hands.stamp_ns
         dt = np.array([(stamp_ns - t.stamp_ns) * _NS for t in live])
-        velocity = np.stack([t.velocity for t in live])
-        predicted = np.stack([t.keypoints for t in live]) + (velocity * dt[:, None])[:, None, :]
-        predicted_centers = np.stack([t.center for t in live]) + velocity * dt[:, None]
+        motion = np.array([t.velocity for t in live]) * dt[:, None]  # (tracks, 2) pixels since the match
+        predicted = np.array([t.keypoints for t in live]) + motion[:, None, :]
+        predicted_centers = np.array([t.center for t in live]) + motion
         size = np.maximum(np.array([t.size for t in live]), 1.0)
 
         known = np.isfinite(predicted).all(axis=-1)  # (tracks, 21)
         shared = known[:, None, :] & valid[None, :, :]  # (tracks, hands, 21)
         difference = predicted[:, None] - hands.keypoints[None]
-        gaps = np.hypot(difference[..., 0], difference[..., 1])
-        gaps[~shared] = 0.0
+        gaps = np.where(shared, np.hypot(difference[..., 0], difference[..., 1]), 0.0)
         shared_count = shared.sum(axis=-1)
-        keypoint_cost = (gaps * shared).sum(axis=-1) / np.maximum(shared_count, 1)
-        center_cost = np.linalg.norm(predicted_centers[:, None] - centers[None], axis=-1)
-        cost = np.where(shared_count >= 3, keypoint_cost, center_cost) / size[:, None]
+        keypoint_cost = gaps.sum(axis=-1) / np.maximum(shared_count, 1)
+        by_keypoints = shared_count >= 3
+        if by_keypoints.all():  # the usual case: no pair falls back to the box centres
+            cost = keypoint_cost / size[:, None]
+        else:
+            center_offset = predicted_centers[:, None] - centers[None]
+            center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
+            cost = np.where(by_keypoints, keypoint_cost, center_cost) / size[:, None]
 
-        track_hand = np.array([t.handedness() for t in live])
-        confident_track = track_hand[:, 1] >= _CONFIDENT
-        confident_hand = (hands.handedness != Handedness.UNKNOWN) & (hands.handedness_scores >= _CONFIDENT)
-        disagree = (confident_track[:, None] & confident_hand[None, :]
-                    & (track_hand[:, :1] != hands.handedness[None, :]))
-        cost = cost + _HANDEDNESS_PENALTY * disagree
+        hand_labels = hands.handedness.tolist()
+        # Compared as float32, like the scores (a score of exactly float32(0.7) is confident).
+        confident_hand = [label != Handedness.UNKNOWN and confident for label, confident
+                          in zip(hand_labels, (hands.handedness_scores >= _CONFIDENT).tolist(), strict=True)]
+        for row, track in enumerate(live):  # a handful of pairs: plain Python beats array set-up
+            label, share = track.handedness()
+            if share < _CONFIDENT:
+                continue
+            for col, hand_label in enumerate(hand_labels):
+                if confident_hand[col] and hand_label != label:
+                    cost[row, col] += _HANDEDNESS_PENALTY
         return np.where(np.isfinite(cost), cost, _UNMATCHABLE)
 
     @staticmethod
@@ -155,7 +164,10 @@ class HandTracker:
         if track.hits > 0 and dt > 0:
             observed_velocity = (center - track.center) / dt
             track.velocity = 0.5 * track.velocity + 0.5 * observed_velocity
-        track.keypoints = np.where(valid[:, None], hands.keypoints[index], track.keypoints)
+        if valid.all():
+            track.keypoints = hands.keypoints[index].astype(np.float64)
+        else:
+            track.keypoints = np.where(valid[:, None], hands.keypoints[index], track.keypoints)
         track.center = center
         if size > 0:
             track.size = size

@@ -29,6 +29,7 @@ class OneEuroFilter:
         self._value: np.ndarray | None = None
         self._derivative: np.ndarray | None = None
         self._time: float | None = None
+        self._complete = False  # every point of _value finite (no restart pending)
 
     def __call__(self, points: np.ndarray, valid: np.ndarray, time_s: float, scale: float) -> np.ndarray:
         """Smoothed copy of ``points`` at ``time_s``; ``scale`` is the hand size in pixels."""
@@ -37,20 +38,30 @@ class OneEuroFilter:
             self._reset(points, valid, time_s)
             return points.copy()
         dt = time_s - self._time
-        restart = valid & ~np.isfinite(self._value).all(axis=-1)
-        derivative = (points - self._value) / dt
+        # The common case, every point valid now and before, needs no restart or pass-through masks.
+        steady = self._complete and bool(valid.all())
+        step = points - self._value
+        derivative = step / dt
         derivative_hat = self._derivative + _alpha(self.d_cutoff_hz, dt) * (derivative - self._derivative)
-        speed = np.linalg.norm(derivative_hat, axis=-1, keepdims=True) / max(scale, 1e-6)
+        speed = np.sqrt(np.square(derivative_hat).sum(axis=-1, keepdims=True)) / max(scale, 1e-6)
         cutoff = self.min_cutoff_hz + self.beta * speed
-        smoothed = self._value + _alpha(cutoff, dt) * (points - self._value)
+        smoothed = self._value + _alpha(cutoff, dt) * step
+        self._time = time_s
+        if steady:
+            self._value = smoothed
+            self._derivative = derivative_hat
+            self._complete = math.isfinite(smoothed.sum())  # False also on overflow: then the full path
+            return smoothed.copy()
+        restart = valid & ~np.isfinite(self._value).all(axis=-1)
         use = (valid & ~restart)[:, None]
         result = np.where(use, smoothed, points)
         self._value = np.where(valid[:, None], result, np.nan)
         self._derivative = np.where(use, derivative_hat, 0.0)
-        self._time = time_s
+        self._complete = bool(np.isfinite(self._value).all())
         return result
 
     def _reset(self, points: np.ndarray, valid: np.ndarray, time_s: float) -> None:
         self._value = np.where(valid[:, None], points, np.nan)
         self._derivative = np.zeros_like(points)
         self._time = time_s
+        self._complete = bool(np.isfinite(self._value).all())

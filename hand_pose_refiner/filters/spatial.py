@@ -38,7 +38,7 @@ from hand_pose_refiner.filters.anatomy import (
     PALM_LENGTH_PER_MCP_SPAN,
 )
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands, box_iou, boxes_from_keypoints
+from hand_pose_refiner.hands import FrameHands, box_iou
 from hand_pose_refiner.skeleton import BONES, INTERPOLATED, MISSING, REJECTED
 
 HAND_REASONS = ("hand_score", "min_keypoints", "hand_too_small", "hand_too_large", "bone_length",
@@ -57,10 +57,22 @@ class SpatialResult:
 
 
 def clean_scores(scores: np.ndarray) -> np.ndarray:
-    """Scores as probabilities: NaN counts as 0, and values are clipped to [0, 1]."""
-    clipped = np.clip(scores, 0.0, 1.0)
-    clipped[np.isnan(clipped)] = 0.0
-    return clipped
+    """Scores as probabilities: NaN counts as 0, and values are clipped to [0, 1].
+
+    One ``where`` instead of clip-then-mask: NaN fails ``>= 0`` and becomes 0 with the negatives.
+    """
+    return np.where(scores >= 0, np.minimum(scores, 1), 0).astype(scores.dtype, copy=False)
+
+
+def below(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """``clean_scores(scores) < threshold`` for a threshold in [0, 1], in one or two numpy calls.
+
+    A NaN or negative score cleans to 0, which is below any positive threshold; a score above 1
+    cleans to 1, below none; so for ``0 < threshold <= 1`` the test is "not at least the threshold".
+    """
+    if 0.0 < threshold <= 1.0:
+        return ~(scores >= threshold)
+    return clean_scores(scores) < threshold
 
 
 def valid_keypoints(states: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
@@ -88,11 +100,18 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
     pinky MCP) times :data:`PALM_LENGTH_PER_MCP_SPAN`, whichever is larger: a palm tilted away
     from the camera shortens one of the two but rarely both.
     """
-    along = nan_median(np.where(bone_valid[:, PALM_BONES], lengths[:, PALM_BONES], np.nan))
-    along = np.where(bone_valid[:, PALM_BONES].sum(axis=1) >= 2, along, 0.0)
+    palm_valid = bone_valid[:, PALM_BONES]
+    every_palm_bone = bool(palm_valid.all())
+    if every_palm_bone:  # all four known (the common case): the mean of the middle two
+        ordered = np.sort(lengths[:, PALM_BONES], axis=-1)
+        along = (ordered[:, 1] + ordered[:, 2]) / 2
+    else:
+        along = nan_median(np.where(palm_valid, lengths[:, PALM_BONES], np.nan))
+        along = np.where(palm_valid.sum(axis=1) >= 2, along, 0.0)
     span_vector = keypoints[:, MCP_SPAN[1]] - keypoints[:, MCP_SPAN[0]]
     span = np.hypot(span_vector[:, 0], span_vector[:, 1])
-    span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
+    if not every_palm_bone or not valid[:, MCP_SPAN].all():
+        span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
     return np.maximum(along, PALM_LENGTH_PER_MCP_SPAN * span)
 
 
@@ -106,23 +125,32 @@ def backward_bend(keypoints: np.ndarray, valid: np.ndarray, palm_sizes: np.ndarr
     it are at least ``min_segment`` palm sizes long: the direction of a short, foreshortened
     segment is mostly keypoint noise. Returns 0 where it cannot be told.
     """
-    prev, joint, after = BEND_JOINTS[:, 0], BEND_JOINTS[:, 1], BEND_JOINTS[:, 2]
-    first = keypoints[:, joint] - keypoints[:, prev]
-    second = keypoints[:, after] - keypoints[:, joint]
-    cross = first[..., 0] * second[..., 1] - first[..., 1] * second[..., 0]
-    dot = (first * second).sum(axis=-1)
+    points = keypoints[:, BEND_JOINTS]  # (n, 8, 3, 2): previous keypoint, joint, next keypoint
+    first = points[:, :, 1] - points[:, :, 0]
+    second = points[:, :, 2] - points[:, :, 1]
+    first_x, first_y, second_x, second_y = first[..., 0], first[..., 1], second[..., 0], second[..., 1]
+    cross = first_x * second_y - first_y * second_x
+    dot = first_x * second_x + first_y * second_y
     angles = np.arctan2(cross, dot)
-    usable = valid[:, prev] & valid[:, joint] & valid[:, after]
+    usable = valid[:, BEND_JOINTS].all(axis=-1) if not valid.all() else None  # None: every joint
     if palm_sizes is not None:
-        shortest = np.minimum(np.hypot(*np.moveaxis(first, -1, 0)), np.hypot(*np.moveaxis(second, -1, 0)))
-        usable &= shortest >= min_segment * np.asarray(palm_sizes)[:, None]
-    angles = np.where(usable, angles, 0.0)
+        shortest = np.minimum(np.hypot(first_x, first_y), np.hypot(second_x, second_y))
+        long_enough = shortest >= min_segment * np.asarray(palm_sizes)[:, None]
+        usable = long_enough if usable is None else usable & long_enough
+    if usable is not None:
+        angles = np.where(usable, angles, 0.0)
     direction = np.sign(angles.sum(axis=1, keepdims=True))
-    return np.clip(-(angles * direction), 0.0, None).max(axis=1, initial=0.0)
+    # np.maximum is what np.clip(x, 0, None) computes, without its Python wrapper.
+    return np.maximum(-(angles * direction), 0.0).max(axis=1, initial=0.0)
 
 
 class SpatialFilter:
-    """Applies the configured anatomical rules to one frame's hands at a time."""
+    """Applies the configured anatomical rules to one frame's hands at a time.
+
+    Every rule is one vectorised test over all hands of the frame, in the order of the module
+    docstring (see :meth:`_check_hands`); the frame runs thousands of times a second, so settings
+    are turned into thresholds once here and each frame's arrays are computed once and shared.
+    """
 
     def __init__(self, config: SpatialFilterConfig, stats: RejectionStats | None = None) -> None:
         self.config = config
@@ -130,31 +158,34 @@ class SpatialFilter:
         self._rules = frozenset(config.rules)
         self._max_backward_rad = np.deg2rad(config.max_backward_bend_deg)
         self._ratio_limits = BONE_RATIO_MAX * config.bone_ratio_tolerance
+        self._needs_bones = bool({"bone_length", "bone_ratio", "joint_angle"} & self._rules)
+        self._needs_palm = bool({"bone_ratio", "joint_angle"} & self._rules)
 
     def __call__(self, hands: FrameHands) -> SpatialResult:
         count = len(hands)
-        self.stats.add("frames")
-        self.stats.add("hands_in", count)
+        stats = self.stats
+        stats.add("frames")
+        stats.add("hands_in", count)
         if not self.config.enabled or count == 0:
-            self.stats.add("hands_out", count)
-            return SpatialResult(hands, hands.select(np.zeros(count, bool)), ())
+            stats.add("hands_out", count)
+            return SpatialResult(hands, _no_hands(hands), ())
 
         keypoints, states = self._clean_keypoints(hands)
         valid = valid_keypoints(states)
-        reasons = np.full(count, _OK, np.int64)
         geometry = keypoints.astype(np.float64)  # float32 extremes would overflow in squares
-        boxes = boxes_from_keypoints(geometry, valid, empty=0.0)
-        self._check_hands(hands, geometry, valid, boxes, reasons)
-        self._check_duplicates_and_count(hands, geometry, valid, boxes, reasons)
+        boxes = keypoint_boxes(geometry, valid)
+        sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        reasons = self._check_hands(hands, geometry, valid, sizes)
+        self._check_duplicates_and_count(hands, geometry, valid, boxes, sizes, reasons)
 
         cleaned = hands.derive(keypoints=keypoints, keypoint_states=states)
         accepted = reasons == _OK
         if accepted.all():
-            self.stats.add("hands_out", count)
-            return SpatialResult(cleaned, cleaned.select(~accepted), ())
+            stats.add("hands_out", count)
+            return SpatialResult(cleaned, _no_hands(cleaned), ())
         for code in np.unique(reasons[~accepted]):
-            self.stats.reject(HAND_REASONS[code], int(np.sum(reasons == code)))
-        self.stats.add("hands_out", int(accepted.sum()))
+            stats.reject(HAND_REASONS[code], int(np.sum(reasons == code)))
+        stats.add("hands_out", int(accepted.sum()))
         return SpatialResult(cleaned.select(accepted), cleaned.select(~accepted),
                              tuple(HAND_REASONS[code] for code in reasons[~accepted]))
 
@@ -162,77 +193,94 @@ class SpatialFilter:
         """Non-finite keypoints become NaN and MISSING; low-scored ones REJECTED."""
         keypoints = hands.keypoints
         states = hands.keypoint_states.copy()
-        finite = np.isfinite(keypoints).all(axis=-1)
-        if not finite.all():
+        finite = np.isfinite(keypoints)
+        if not finite.all():  # the common case, all finite, needs no per-keypoint work
+            finite = finite.all(axis=-1)
             bad = ~finite & (states != MISSING)
             self.stats.reject("non_finite_keypoint", int(bad.sum()), "NaN or inf coordinates")
             states[~finite] = MISSING
             keypoints = np.where(finite[..., None], keypoints, np.float32(np.nan))
         if "keypoint_score" in self._rules:
-            scores = clean_scores(hands.keypoint_scores)
-            low = (scores < self.config.min_keypoint_score) & valid_keypoints(states)
+            low = below(hands.keypoint_scores, self.config.min_keypoint_score) & valid_keypoints(states)
             if low.any():
                 states[low] = REJECTED
                 self.stats.reject("keypoint_score", int(low.sum()))
         return keypoints, states
 
     def _check_hands(self, hands: FrameHands, keypoints: np.ndarray, valid: np.ndarray,
-                     boxes: np.ndarray, reasons: np.ndarray) -> None:
-        """Per-hand rules, each marking the hands it fails that have no reason yet."""
+                     sizes: np.ndarray) -> np.ndarray:
+        """Per-hand rules in order; returns each hand's first failed rule (code), or ``_OK``."""
         config, rules = self.config, self._rules
-
-        def fail(mask: np.ndarray, reason: str) -> None:
-            reasons[(reasons == _OK) & mask] = _CODE[reason]
-
+        failed: list[tuple[np.ndarray, str]] = []  # (hands failing, reason), in rule order
         if "hand_score" in rules:
-            fail(clean_scores(hands.detection_scores) < config.min_hand_score, "hand_score")
+            failed.append((below(hands.detection_scores, config.min_hand_score), "hand_score"))
         if "min_keypoints" in rules:
-            fail(valid.sum(axis=1) < config.min_keypoints, "min_keypoints")
+            failed.append((valid.sum(axis=1) < config.min_keypoints, "min_keypoints"))
         image_diagonal = float(np.hypot(hands.image_width, hands.image_height))
         if "hand_size" in rules:
-            size = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             small = max(config.min_hand_size_px, config.min_hand_size_fraction * image_diagonal)
-            fail(size < small, "hand_too_small")
+            failed.append((sizes < small, "hand_too_small"))
             large = config.max_hand_size_px
             if image_diagonal > 0:
                 large = min(large, config.max_hand_size_fraction * image_diagonal)
-            fail(size > large, "hand_too_large")
-        if {"bone_length", "bone_ratio", "joint_angle"} & rules:
-            delta = keypoints[:, BONES[:, 1]] - keypoints[:, BONES[:, 0]]
+            failed.append((sizes > large, "hand_too_large"))
+        if self._needs_bones:
+            delta = keypoints[:, _BONE_CHILD] - keypoints[:, _BONE_PARENT]
             lengths = np.hypot(delta[..., 0], delta[..., 1])
-            bone_valid = valid[:, BONES[:, 0]] & valid[:, BONES[:, 1]]
-            lengths = np.where(bone_valid, lengths, 0.0)
+            if valid.all():  # every bone measurable: nothing to mask
+                bone_valid = np.ones(lengths.shape, bool)
+            else:
+                bone_valid = valid[:, _BONE_CHILD] & valid[:, _BONE_PARENT]
+                lengths = np.where(bone_valid, lengths, 0.0)
         if "bone_length" in rules:
             limit = config.max_bone_length_px
             if image_diagonal > 0:
                 limit = min(limit, config.max_bone_length_fraction * image_diagonal)
-            fail(lengths.max(axis=1) > limit, "bone_length")
-        if {"bone_ratio", "joint_angle"} & rules:
+            failed.append((lengths.max(axis=1) > limit, "bone_length"))
+        if self._needs_palm:
             palm = palm_sizes(keypoints, valid, lengths, bone_valid)
         if "bone_ratio" in rules:
-            fail(self._bone_ratio_too_large(lengths, palm), "bone_ratio")
+            failed.append((self._bone_ratio_too_large(lengths, palm), "bone_ratio"))
         if "joint_angle" in rules:
-            fail(backward_bend(keypoints, valid, palm) > self._max_backward_rad, "joint_angle")
+            failed.append((backward_bend(keypoints, valid, palm) > self._max_backward_rad, "joint_angle"))
+        reasons = np.full(len(valid), _OK, np.int64)
+        if not failed:
+            return reasons
+        table = np.array([mask for mask, _ in failed])  # (rules, hands)
+        failing = table.any(axis=0)
+        if failing.any():  # each failing hand gets the first rule it fails
+            codes = np.array([_CODE[reason] for _, reason in failed])
+            reasons[failing] = codes[table.argmax(axis=0)[failing]]
+        return reasons
 
     def _bone_ratio_too_large(self, lengths: np.ndarray, palm: np.ndarray) -> np.ndarray:
         """Hands with a bone longer than its anatomical maximum relative to the palm size."""
         known = palm > 0
+        if known.all():
+            return (lengths / palm[:, None] > self._ratio_limits).any(axis=1)
         result = np.zeros(len(lengths), bool)
         if known.any():
             ratios = lengths[known] / palm[known, None]
             result[known] = (ratios > self._ratio_limits).any(axis=1)
         return result
 
-    def _check_duplicates_and_count(self, hands: FrameHands, keypoints: np.ndarray,
-                                    valid: np.ndarray, boxes: np.ndarray, reasons: np.ndarray) -> None:
+    def _check_duplicates_and_count(self, hands: FrameHands, keypoints: np.ndarray, valid: np.ndarray,
+                                    boxes: np.ndarray, sizes: np.ndarray, reasons: np.ndarray) -> None:
         """Suppress duplicate detections, then keep the ``max_hands`` best survivors."""
         alive = np.flatnonzero(reasons == _OK)
         if alive.size == 0:
             return
-        quality = self._quality(hands, valid)[alive]
-        alive = alive[np.argsort(-quality, kind="stable")]
+        over_limit = "max_hands" in self._rules and alive.size > self.config.max_hands
+        # The usual two hands: the duplicate test is symmetric, so the ranking is needed only to
+        # pick which of a duplicate pair goes.
+        if (alive.size == 2 and not over_limit and "duplicate" in self._rules
+                and not self._same_hand(keypoints, valid, boxes, sizes, int(alive[0]), int(alive[1]))):
+            return
+        if alive.size > 1:
+            quality = self._quality(hands, valid)[alive]
+            alive = alive[np.argsort(-quality, kind="stable")]
         if "duplicate" in self._rules and alive.size > 1:
-            alive = self._suppress_duplicates(alive, keypoints, valid, boxes, reasons)
+            alive = self._suppress_duplicates(alive, keypoints, valid, boxes, sizes, reasons)
         if "max_hands" in self._rules and alive.size > self.config.max_hands:
             reasons[alive[self.config.max_hands:]] = _CODE["max_hands"]
 
@@ -244,11 +292,17 @@ class SpatialFilter:
         return clean_scores(hands.detection_scores) * mean_score
 
     def _suppress_duplicates(self, ranked: np.ndarray, keypoints: np.ndarray, valid: np.ndarray,
-                             boxes: np.ndarray, reasons: np.ndarray) -> np.ndarray:
+                             boxes: np.ndarray, sizes: np.ndarray, reasons: np.ndarray) -> np.ndarray:
         """Greedy suppression over hands ranked best first; returns the survivors, ranked."""
+        if len(ranked) == 2:  # the common case: one pair, without the pairwise matrices
+            best, other = int(ranked[0]), int(ranked[1])
+            if self._same_hand(keypoints, valid, boxes, sizes, best, other):
+                reasons[other] = _CODE["duplicate"]
+                return ranked[:1]
+            return ranked
         boxes = boxes[ranked]
         iou = box_iou(boxes, boxes)
-        size = np.maximum(np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1e-6)
+        size = np.maximum(sizes[ranked], 1e-6)
         points, mask = keypoints[ranked], valid[ranked]
         both = mask[:, None, :] & mask[None, :, :]
         difference = points[:, None] - points[None, :]
@@ -265,3 +319,62 @@ class SpatialFilter:
                 keep[i + 1:] &= ~later
         reasons[ranked[~keep]] = _CODE["duplicate"]
         return ranked[keep]
+
+    def _same_hand(self, keypoints: np.ndarray, valid: np.ndarray, boxes: np.ndarray, sizes: np.ndarray,
+                   a: int, b: int) -> bool:
+        """Whether hands ``a`` and ``b`` are one hand: boxes overlapping, or keypoints close (symmetric).
+
+        The pairwise test of :meth:`_suppress_duplicates` for one pair, on Python floats (the same
+        IEEE operations, so the same result as the matrix form).
+        """
+        if _iou(boxes[a].tolist(), boxes[b].tolist()) > self.config.duplicate_iou:
+            return True
+        both = valid[a] & valid[b]
+        shared = int(both.sum())
+        if shared < 3:
+            return False
+        difference = keypoints[a] - keypoints[b]
+        distance = np.hypot(difference[:, 0], difference[:, 1])
+        distance[~both] = 0.0
+        mean_distance = float((distance * both).sum()) / shared
+        size_a, size_b = float(sizes[a]), float(sizes[b])
+        relative = mean_distance / min(max(size_a, 1e-6), max(size_b, 1e-6))
+        return relative < self.config.duplicate_keypoint_distance
+
+
+_BONE_PARENT, _BONE_CHILD = BONES[:, 0].copy(), BONES[:, 1].copy()
+
+
+def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Keypoint boxes ``(n, 4)`` of the valid keypoints, 0 for a hand without any.
+
+    :func:`~hand_pose_refiner.hands.boxes_from_keypoints` with ``empty=0`` for the filters' case,
+    where every valid keypoint is already known to be finite: fewer numpy calls, same values and
+    dtype.
+    """
+    if valid.all():
+        return np.concatenate([keypoints.min(axis=1), keypoints.max(axis=1)], axis=1)
+    mask = valid[..., None]
+    boxes = np.concatenate([np.where(mask, keypoints, np.inf).min(axis=1),
+                            np.where(mask, keypoints, -np.inf).max(axis=1)], axis=1)
+    boxes[~valid.any(axis=1)] = 0.0
+    return boxes
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two xyxy boxes (:func:`~hand_pose_refiner.hands.box_iou` for one pair)."""
+    inter = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    area_a = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
+    area_b = max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _no_hands(frame: FrameHands) -> FrameHands:
+    """The frame with zero hands (the "rejected" part when none is), sharing empty arrays."""
+    return frame.derive(**_EMPTY_HANDS)
+
+
+# Zero-length per-hand arrays of every FrameHands field: holding no data, they can be shared.
+_EMPTY_HANDS: dict[str, np.ndarray] = {
+    name: array for name, array in FrameHands.empty().arrays().items()}

@@ -28,6 +28,7 @@ ids in a frame are counted and dropped.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
 from hand_pose_refiner.filters.spatial import valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import INTERPOLATED, MISSING, NUM_KEYPOINTS, REJECTED
 
 _NS = 1e-9
@@ -83,13 +84,49 @@ class _Hand:
     handedness: int
     handedness_score: float
     size: float
-    valid: np.ndarray = field(init=False)  # (21,) bool: usable coordinates; kept in step with states
+    valid: np.ndarray  # (21,) bool: usable coordinates; kept in step with states
 
-    def __post_init__(self) -> None:
-        self.update_valid()
 
-    def update_valid(self) -> None:
+class _FrameRows:
+    """A frame's per-hand arrays converted once for the temporal filter; hands take their rows."""
+
+    def __init__(self, hands: FrameHands) -> None:
+        self.keypoints = hands.keypoints.astype(np.float64)
+        self.states = hands.keypoint_states.copy()
+        self.scores = hands.keypoint_scores.copy()
+        self.boxes = hands.boxes.copy()
+        self.detection_scores = hands.detection_scores.tolist()
+        self.handedness = hands.handedness.tolist()
+        self.handedness_scores = hands.handedness_scores.tolist()
         self.valid = valid_keypoints(self.states) & ~np.isnan(self.keypoints).any(axis=-1)
+        self.all_valid = self.valid.all(axis=1).tolist()
+
+
+def _box_diagonal(keypoints: np.ndarray, valid: np.ndarray | None) -> float:
+    """Diagonal of the box around the finite (``valid``; None: all) keypoints, 0 without any."""
+    points = keypoints if valid is None else keypoints[valid]
+    if not len(points):
+        return 0.0
+    extent = points.max(axis=0) - points.min(axis=0)
+    diagonal = float(np.hypot(extent[0], extent[1]))
+    if math.isfinite(diagonal):
+        return diagonal
+    points = points[np.isfinite(points).all(axis=-1)]  # an infinite keypoint: leave it out
+    if not len(points):
+        return 0.0
+    extent = points.max(axis=0) - points.min(axis=0)
+    return float(np.hypot(extent[0], extent[1]))
+
+
+def _median_rows(values: np.ndarray) -> np.ndarray:
+    """``numpy.median(values, axis=0)`` for a few rows: the same values, without its overhead."""
+    if not np.isfinite(values).all():  # NaN handling and inf - inf: leave them to numpy
+        return np.median(values, axis=0)
+    ordered = np.sort(values, axis=0)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass
@@ -137,7 +174,11 @@ class TemporalFilter:
         self._last_stamp_ns: int | None = None
 
     def push(self, hands: FrameHands) -> list[FrameHands]:
-        """Add a frame; return the frames this releases (oldest first; offline: none)."""
+        """Add a frame; return the frames this releases (oldest first; offline: none).
+
+        The frame's arrays are converted (float64 keypoints, own copies of the states, scores and
+        boxes) once for all its hands; each hand works on its rows.
+        """
         if self._last_stamp_ns is not None and hands.stamp_ns <= self._last_stamp_ns:
             self.stats.reject("non_monotonic_stamp", 1, f"stamp {hands.stamp_ns} ns after "
                                                         f"{self._last_stamp_ns} ns")
@@ -149,13 +190,15 @@ class TemporalFilter:
             self.stats.add("frames_out")
             return [hands]
         by_track: dict[int, _Hand] = {}
-        for index, track_id in enumerate(hands.track_ids.tolist()):
-            if track_id < 0:
-                self.stats.reject("untracked_hand", 1, "hand without a track id")
-            elif track_id in by_track:
-                self.stats.reject("duplicate_track", 1, f"track {track_id} twice in one frame")
-            else:
-                by_track[track_id] = self._arrive(track_id, hands, index, stamp_s)
+        if len(hands):
+            rows = _FrameRows(hands)
+            for index, track_id in enumerate(hands.track_ids.tolist()):
+                if track_id < 0:
+                    self.stats.reject("untracked_hand", 1, "hand without a track id")
+                elif track_id in by_track:
+                    self.stats.reject("duplicate_track", 1, f"track {track_id} twice in one frame")
+                else:
+                    by_track[track_id] = self._arrive(track_id, rows, index, stamp_s)
         self._pending.append(_Frame(hands, stamp_s, by_track))
         return self._release_until(hands.stamp_ns - self._horizon_ns)
 
@@ -169,41 +212,62 @@ class TemporalFilter:
 
     # -- arrival: the causal velocity check --------------------------------------------------
 
-    def _arrive(self, track_id: int, hands: FrameHands, index: int, stamp_s: float) -> _Hand:
-        memory = self._tracks.setdefault(track_id, _TrackMemory())
+    def _arrive(self, track_id: int, rows: _FrameRows, index: int, stamp_s: float) -> _Hand:
+        memory = self._tracks.get(track_id)
+        if memory is None:
+            memory = self._tracks[track_id] = _TrackMemory()
         memory.arrivals += 1
         memory.last_seen_s = stamp_s
-        hand = _Hand(stamp_s, hands.keypoints[index].astype(np.float64),
-                     hands.keypoint_states[index].copy(), hands.keypoint_scores[index].copy(),
-                     hands.boxes[index].copy(), float(hands.detection_scores[index]),
-                     int(hands.handedness[index]), float(hands.handedness_scores[index]), 0.0)
+        hand = _Hand(stamp_s, rows.keypoints[index], rows.states[index], rows.scores[index],
+                     rows.boxes[index], rows.detection_scores[index], rows.handedness[index],
+                     rows.handedness_scores[index], 0.0, rows.valid[index])
         valid = hand.valid
-        hand.states[~valid & (hand.states != REJECTED)] = MISSING
-        box = boxes_from_keypoints(hand.keypoints, valid, empty=0.0)[0]
-        hand.size = float(np.hypot(box[2] - box[0], box[3] - box[1])) or memory.size
+        all_valid = rows.all_valid[index]
+        if not all_valid:
+            hand.states[~valid & (hand.states != REJECTED)] = MISSING
+        hand.size = _box_diagonal(hand.keypoints, None if all_valid else valid) or memory.size
         memory.size = hand.size or memory.size
         jitter = self._too_fast(memory, hand, valid)
-        if jitter.any():
+        if jitter is not None:
             hand.states[jitter] = REJECTED
-            hand.update_valid()
+            hand.valid = valid = valid & ~jitter
+            all_valid = False
             self.stats.reject("keypoint_speed", int(jitter.sum()))
-        accepted = hand.valid
-        memory.reference_xy[accepted] = hand.keypoints[accepted]
-        memory.reference_s[accepted] = stamp_s
+        if all_valid:
+            memory.reference_xy[:] = hand.keypoints
+            memory.reference_s.fill(stamp_s)
+        else:
+            memory.reference_xy[valid] = hand.keypoints[valid]
+            memory.reference_s[valid] = stamp_s
         return hand
 
-    def _too_fast(self, memory: _TrackMemory, hand: _Hand, valid: np.ndarray) -> np.ndarray:
-        """Keypoints moving faster than the limit relative to their hand's median motion."""
+    def _too_fast(self, memory: _TrackMemory, hand: _Hand, valid: np.ndarray) -> np.ndarray | None:
+        """Keypoints moving faster than the limit relative to their hand's median motion (None: none).
+
+        Only the comparable keypoints (valid, with a recent reference) are measured; the median
+        is taken by sorting their few velocities, as :func:`numpy.median` would but cheaper.
+        """
+        if hand.size <= 0 or self.config.max_keypoint_speed <= 0:
+            return None
         dt = hand.stamp_s - memory.reference_s
         comparable = valid & (dt > 0) & (dt <= max(self.config.max_gap_s, 1e-9))
-        if comparable.sum() < 3 or hand.size <= 0 or self.config.max_keypoint_speed <= 0:
-            return np.zeros(NUM_KEYPOINTS, bool)
-        velocity = np.zeros((NUM_KEYPOINTS, 2))
-        velocity[comparable] = ((hand.keypoints[comparable] - memory.reference_xy[comparable])
-                                / dt[comparable, None])
-        relative = velocity - np.median(velocity[comparable], axis=0)
-        speed = np.linalg.norm(relative, axis=-1) / hand.size
-        return comparable & (speed > self.config.max_keypoint_speed)
+        count = np.count_nonzero(comparable)
+        if count < 3:
+            return None
+        if count == NUM_KEYPOINTS:
+            velocity = (hand.keypoints - memory.reference_xy) / dt[:, None]
+        else:
+            velocity = (hand.keypoints[comparable] - memory.reference_xy[comparable]) / dt[comparable, None]
+        relative = velocity - _median_rows(velocity)
+        speed = np.sqrt(np.square(relative).sum(axis=-1)) / hand.size  # numpy.linalg.norm's sum
+        fast = speed > self.config.max_keypoint_speed
+        if not np.count_nonzero(fast):
+            return None
+        if count == NUM_KEYPOINTS:
+            return fast
+        jitter = np.zeros(NUM_KEYPOINTS, bool)
+        jitter[comparable] = fast
+        return jitter
 
     # -- release: confirmation, gap filling, smoothing ---------------------------------------
 
@@ -272,6 +336,8 @@ class TemporalFilter:
         return None
 
     def _fill_keypoint_gaps(self, track_id: int, hand: _Hand, ahead: list[_Frame]) -> None:
+        if hand.valid.all():
+            return
         memory = self._tracks[track_id]
         for keypoint in np.flatnonzero(~hand.valid):
             before_s = memory.released_s[keypoint]
@@ -307,14 +373,20 @@ class TemporalFilter:
         keypoints = np.where(both[:, None], lerp(before.keypoints, after.keypoints), np.nan)
         return _Hand(stamp_s, keypoints, states, np.where(both, lerp(before.scores, after.scores), 0.0),
                      lerp(before.box, after.box), float(lerp(before.detection_score, after.detection_score)),
-                     after.handedness, after.handedness_score, float(lerp(before.size, after.size)))
+                     after.handedness, after.handedness_score, float(lerp(before.size, after.size)),
+                     valid_keypoints(states) & ~np.isnan(keypoints).any(axis=-1))
 
     @staticmethod
     def _remember(memory: _TrackMemory, hand: _Hand) -> None:
         valid = hand.valid
-        memory.released_xy[valid] = hand.keypoints[valid]
-        memory.released_s[valid] = hand.stamp_s
-        memory.released_scores[valid] = hand.scores[valid]
+        if valid.all():
+            memory.released_xy[:] = hand.keypoints
+            memory.released_s.fill(hand.stamp_s)
+            memory.released_scores[:] = hand.scores
+        else:
+            memory.released_xy[valid] = hand.keypoints[valid]
+            memory.released_s[valid] = hand.stamp_s
+            memory.released_scores[valid] = hand.scores[valid]
         memory.last_released = hand
 
     def _smooth(self, memory: _TrackMemory, hand: _Hand) -> None:
@@ -322,9 +394,8 @@ class TemporalFilter:
             memory.smoother = OneEuroFilter(self.config.one_euro_min_cutoff_hz, self.config.one_euro_beta,
                                             self.config.one_euro_d_cutoff_hz)
         valid = hand.valid
-        hand.keypoints = np.where(valid[:, None],
-                                  memory.smoother(hand.keypoints, valid, hand.stamp_s, hand.size),
-                                  hand.keypoints)
+        smoothed = memory.smoother(hand.keypoints, valid, hand.stamp_s, hand.size)  # a new array
+        hand.keypoints = smoothed if valid.all() else np.where(valid[:, None], smoothed, hand.keypoints)
 
     def _forget_old_tracks(self, newest_s: float) -> None:
         """Drop memories of tracks gone for longer than any gap could bridge (online mode)."""
