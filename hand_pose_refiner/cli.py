@@ -49,6 +49,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "OpenCV (cv2)": "cv2",
         "cv_bridge (optional)": "cv_bridge",
         "message_filters (optional)": "message_filters",
+        "mmcv ops (optional, backend mmlab)": "mmcv.ops",
+        "mmdet (optional, backend mmlab)": "mmdet",
+        "mmpose (optional, backend mmlab)": "mmpose",
     }
     import importlib
 
