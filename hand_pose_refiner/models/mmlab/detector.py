@@ -31,7 +31,7 @@ from hand_pose_refiner.models.mmlab.runtime import (
 )
 
 KIND = "detector"
-_FILE_LOADERS = ("LoadImageFromFile", "mmdet.LoadImageFromFile")
+_FILE_LOADERS = ("LoadImageFromFile", "mmdet.LoadImageFromFile", "mmcv.LoadImageFromFile")
 _ANNOTATION_LOADERS = ("LoadAnnotations", "mmdet.LoadAnnotations")
 
 
@@ -44,7 +44,7 @@ def inference_pipeline(config: Any) -> list[dict[str, Any]]:
         if step["type"] in _ANNOTATION_LOADERS:
             continue
         if step["type"] in _FILE_LOADERS:
-            step = {"type": "mmdet.LoadImageFromNDArray"}
+            step = {"type": "LoadImageFromNDArray"}
         pipeline.append(step)
     return pipeline
 

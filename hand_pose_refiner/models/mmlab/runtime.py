@@ -46,8 +46,12 @@ def require_mmlab() -> None:
     except ImportError as exc:
         raise ModelError(f"models.backend 'mmlab' needs mmdet, mmpose and mmcv with its compiled ops, "
                          f"which do not import here ({exc}); {INSTALL_HINT}") from exc
+    from mmengine.logging import MMLogger
+
     mmdet.utils.register_all_modules(init_default_scope=False)
     mmpose.utils.register_all_modules(init_default_scope=False)
+    # Building a model logs every parameter's initialisation at INFO level.
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -225,12 +229,6 @@ def load_state(model: torch.nn.Module, checkpoint: Checkpoint, kind: str, source
     expected = model.state_dict()
     state = checkpoint.state_dict
     path = checkpoint.path
-    for name, tensor in state.items():
-        if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
-            got, want = tuple(tensor.shape), tuple(expected[name].shape)
-            hint = _count_mismatch(kind, name, got, want)
-            raise WeightsError(f"{path}: {hint or f'tensor {name} has shape {got}'}, but the model of "
-                               f"{source} needs {want if not hint else _wanted(kind)}")
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -240,6 +238,12 @@ def load_state(model: torch.nn.Module, checkpoint: Checkpoint, kind: str, source
         if unexpected:
             parts.append(f"{len(unexpected)} tensors the model does not have (e.g. {unexpected[0]})")
         raise WeightsError(f"{path}: does not fit the {kind} model of {source}: {'; '.join(parts)}")
+    for name, tensor in state.items():
+        if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
+            got, want = tuple(tensor.shape), tuple(expected[name].shape)
+            hint = _count_mismatch(kind, name, got, want)
+            raise WeightsError(f"{path}: {hint or f'tensor {name} has shape {got}'}, but the model of "
+                               f"{source} needs {want if not hint else _wanted(kind)}")
     model.load_state_dict(state, strict=True)
 
 

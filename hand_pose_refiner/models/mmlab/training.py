@@ -11,6 +11,7 @@ held-out images after every epoch and writes a checkpoint there when asked.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import tempfile
 import time
 import uuid
@@ -41,9 +42,9 @@ def dataset_config(kind: str, annotations: Path, config: Any) -> dict[str, Any]:
     common = dict(data_root="", ann_file=str(annotations), data_prefix=dict(img=""),
                   pipeline=train_pipeline(config))
     if kind == "detector":
-        return dict(type="mmdet.CocoDataset", metainfo=dict(classes=("hand",)),
+        return dict(type="CocoDataset", metainfo=dict(classes=("hand",)),
                     filter_cfg=dict(filter_empty_gt=True, min_size=1), **common)
-    return dict(type="mmpose.CocoDataset", data_mode="topdown", metainfo=hand_metainfo(), **common)
+    return dict(type="CocoDataset", data_mode="topdown", metainfo=hand_metainfo(), **common)
 
 
 def evaluate(model: Any, kind: str, images: Sequence[CocoImage], alpha: float) -> dict[str, float]:
@@ -86,7 +87,8 @@ class EpochRecorder(Hook):
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
-        loss = float(outputs["loss"]) if outputs and "loss" in outputs else math.nan
+        value = outputs.get("loss") if outputs else None
+        loss = float(value.detach()) if hasattr(value, "detach") else float(value or math.nan)
         if self.first_loss is None:
             self.first_loss = loss  # computed before the first update: the starting loss
         self.losses.append(loss)
@@ -117,7 +119,9 @@ def fine_tune(model: Any, kind: str, dataset: Sequence[CocoImage], config: FineT
         raise ModelError(f"no labelled hands among the {len(train)} training images")
     initial_metrics = evaluate(model, kind, val, config.pck_alpha)
     recorder = EpochRecorder(model, kind, val, config)
+    # mmengine sets these process-wide: keep what the process has.
     threads = cv2.getNumThreads()
+    start_method = multiprocessing.get_start_method(allow_none=True) or "fork"
     with tempfile.TemporaryDirectory(prefix="hand_pose_refiner_mmlab_") as folder:
         annotations = Path(folder) / "train.json"
         atomic_write_json(annotations, build_coco((str(item.path.resolve()), item.hands) for item in usable))
@@ -140,7 +144,7 @@ def fine_tune(model: Any, kind: str, dataset: Sequence[CocoImage], config: FineT
                     custom_hooks=[recorder], default_scope=KINDS[kind],
                     randomness=dict(seed=config.seed), log_level="WARNING",
                     env_cfg=dict(cudnn_benchmark=False,
-                                 mp_cfg=dict(mp_start_method="fork", opencv_num_threads=threads),
+                                 mp_cfg=dict(mp_start_method=start_method, opencv_num_threads=threads),
                                  dist_cfg=dict(backend="gloo")))
                 runner.train()
         finally:

@@ -43,14 +43,14 @@ def hrnet_topdown(small: bool = False) -> dict[str, Any]:
     size, heatmap = (64, 16) if small else (256, 64)
     channels = (18, 36, 72, 144)
     blocks, modules3, modules4 = (1, 1, 1) if small else (4, 4, 3)
-    codec = dict(type="mmpose.MSRAHeatmap", input_size=(size, size), heatmap_size=(heatmap, heatmap),
+    codec = dict(type="MSRAHeatmap", input_size=(size, size), heatmap_size=(heatmap, heatmap),
                  sigma=1 if small else 2)
     concat = sum(channels)
     model = dict(
-        type="mmpose.TopdownPoseEstimator",
-        data_preprocessor=dict(type="mmpose.PoseDataPreprocessor", mean=MEAN, std=STD, bgr_to_rgb=True),
+        type="TopdownPoseEstimator",
+        data_preprocessor=dict(type="PoseDataPreprocessor", mean=MEAN, std=STD, bgr_to_rgb=True),
         backbone=dict(
-            type="mmpose.HRNet", in_channels=3,
+            type="HRNet", in_channels=3,
             extra=dict(
                 stage1=dict(num_modules=1, num_branches=1, block="BOTTLENECK", num_blocks=(blocks,),
                             num_channels=(32 if small else 64,)),
@@ -58,26 +58,26 @@ def hrnet_topdown(small: bool = False) -> dict[str, Any]:
                 stage3=_stage(3, modules3, blocks, channels),
                 stage4=_stage(4, modules4, blocks, channels, multiscale_output=True),
                 upsample=dict(mode="bilinear", align_corners=False))),
-        neck=dict(type="mmpose.FeatureMapProcessor", concat=True),
-        head=dict(type="mmpose.HeatmapHead", in_channels=concat, out_channels=NUM_KEYPOINTS,
+        neck=dict(type="FeatureMapProcessor", concat=True),
+        head=dict(type="HeatmapHead", in_channels=concat, out_channels=NUM_KEYPOINTS,
                   deconv_out_channels=None, conv_out_channels=(64 if small else concat,),
-                  conv_kernel_sizes=(1,), loss=dict(type="mmpose.KeypointMSELoss", use_target_weight=True),
+                  conv_kernel_sizes=(1,), loss=dict(type="KeypointMSELoss", use_target_weight=True),
                   decoder=codec),
         test_cfg=dict(flip_test=not small, flip_mode="heatmap", shift_heatmap=True))
     train_pipeline = [
-        dict(type="mmpose.LoadImage"),
-        dict(type="mmpose.GetBBoxCenterScale"),
-        dict(type="mmpose.RandomFlip", direction="horizontal"),
-        dict(type="mmpose.RandomBBoxTransform", rotate_factor=30.0, scale_factor=(0.75, 1.25)),
-        dict(type="mmpose.TopdownAffine", input_size=codec["input_size"]),
-        dict(type="mmpose.GenerateTarget", encoder=codec),
-        dict(type="mmpose.PackPoseInputs"),
+        dict(type="LoadImage"),
+        dict(type="GetBBoxCenterScale"),
+        dict(type="RandomFlip", direction="horizontal"),
+        dict(type="RandomBBoxTransform", rotate_factor=30.0, scale_factor=(0.75, 1.25)),
+        dict(type="TopdownAffine", input_size=codec["input_size"]),
+        dict(type="GenerateTarget", encoder=codec),
+        dict(type="PackPoseInputs"),
     ]
     test_pipeline = [
-        dict(type="mmpose.LoadImage"),
-        dict(type="mmpose.GetBBoxCenterScale"),
-        dict(type="mmpose.TopdownAffine", input_size=codec["input_size"]),
-        dict(type="mmpose.PackPoseInputs"),
+        dict(type="LoadImage"),
+        dict(type="GetBBoxCenterScale"),
+        dict(type="TopdownAffine", input_size=codec["input_size"]),
+        dict(type="PackPoseInputs"),
     ]
     return dict(default_scope="mmpose", model=model, codec=codec, train_pipeline=train_pipeline,
                 test_pipeline=test_pipeline, metainfo=hand_metainfo())
