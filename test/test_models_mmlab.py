@@ -156,6 +156,43 @@ def test_refine_runs_one_full_iteration_with_the_mmlab_backend(trained, shared_d
     assert (out / "report.html").is_file()
 
 
+def test_refine_fine_tunes_both_mmlab_models_on_its_pseudo_labels(trained, replayed, tmp_path):
+    """Thresholds low enough for the barely trained models' hands to become pseudo-labels, so the
+    round really trains both networks through mmengine and evaluates the result."""
+    import cv2
+
+    from hand_pose_refiner.config import load_config
+    from hand_pose_refiner.refinement.inputs import InputSpec
+    from hand_pose_refiner.refinement.refine import Refinement, RefineOptions, Thresholds
+    from hand_pose_refiner.refinement.replay import ReplayOptions
+
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for item in replayed[:3]:
+        cv2.imwrite(str(stills / item.path.name), cv2.imread(str(item.path)))
+    config = write_config(tmp_path / "mmlab.yaml", backend="mmlab", device="cpu",
+                          detector_checkpoint=str(trained["paths"]["detector"]),
+                          pose_checkpoint=str(trained["paths"]["pose"]))
+    config_text = yaml.safe_load(config.read_text())
+    config_text["spatial_filter"] = {"rules": ["hand_score", "max_hands"]}
+    config.write_text(yaml.safe_dump(config_text))
+    options = RefineOptions(targets=(InputSpec(stills, stills=True),), iterations=1, epochs=1, batch_size=2,
+                            samples_per_image=1, learning_rate=1e-3, freeze_backbone=False,
+                            schedule=(Thresholds(0.0, 0.0, 0.0, 0.0, 2, 100.0, 180.0),))
+    state = Refinement(tmp_path / "run", options, load_config(config), ReplayOptions(progress=False)).run()
+    results = {step["name"]: step["result"] for step in state["steps"]}
+    assert results["iter1/pseudo_labels"]["accepted_hands"] > 0
+    for which in ("detector", "estimator"):
+        result = results[f"iter1/{which}"]
+        assert "skipped" not in result and result["train_images"] > 0, result
+        assert np.isfinite(result["final_loss"])
+    from safetensors.torch import load_file
+
+    before = load_file(str(trained["paths"]["pose"]))
+    after = load_file(str(tmp_path / "run" / "iter1" / "estimator.safetensors"))
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
 def test_in_process_node_graph_runs_the_mmlab_backend(trained, shared_data, tmp_path, rclpy_types):
     from conftest import import_or_skip_ros
     from ros_graph import STAGES, GraphProbe, read_clip, start_process, stop_processes
