@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,12 +55,19 @@ def require_mmlab() -> None:
     MMLogger.get_current_instance().setLevel(logging.WARNING)
 
 
+_SCOPE_LOCK = threading.RLock()
+
+
 @contextmanager
 def scope(kind: str) -> Iterator[None]:
-    """Registry scope of ``kind``'s library while building models, pipelines or runners."""
+    """Registry scope of ``kind``'s library while building models, pipelines or runners.
+
+    mmengine keeps the scope process-wide; the lock keeps two nodes of one process (detector and
+    pose estimator, configured on executor threads) from switching it under each other.
+    """
     from mmengine.registry import DefaultScope
 
-    with DefaultScope.overwrite_default_scope(KINDS[kind]):
+    with _SCOPE_LOCK, DefaultScope.overwrite_default_scope(KINDS[kind]):
         yield
 
 

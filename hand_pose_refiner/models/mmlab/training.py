@@ -10,6 +10,8 @@ held-out images after every epoch and writes a checkpoint there when asked.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import multiprocessing
 import tempfile
@@ -146,7 +148,9 @@ def fine_tune(model: Any, kind: str, dataset: Sequence[CocoImage], config: FineT
                     env_cfg=dict(cudnn_benchmark=False,
                                  mp_cfg=dict(mp_start_method=start_method, opencv_num_threads=threads),
                                  dist_cfg=dict(backend="gloo")))
-                runner.train()
+                # pycocotools prints its index building to stdout, into the CLI's own output.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    runner.train()
         finally:
             for parameter in model.net.backbone.parameters():
                 parameter.requires_grad_(True)
