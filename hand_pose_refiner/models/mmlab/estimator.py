@@ -11,6 +11,7 @@ import numpy.typing as npt
 import torch
 
 from hand_pose_refiner.coco import CocoImage
+from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models.base import (
     Detections,
@@ -103,8 +104,6 @@ class MMLabPoseEstimator(PoseEstimator):
     def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
                  stamps_ns: Sequence[int] | None = None) -> list[FrameHands]:
         if len(images) != len(detections):
-            from hand_pose_refiner.errors import ModelError
-
             raise ModelError(f"{len(images)} images but {len(detections)} detection lists")
         stamps = list(stamps_ns) if stamps_ns is not None else [0] * len(images)
         frames = []
