@@ -317,3 +317,12 @@ def test_a_foreign_safetensors_file_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(WeightsError, match=r"other\.safetensors: not an OpenMMLab checkpoint"):
         MMLabHandDetector(tmp_path / "other.safetensors", device="cpu")
+
+
+def test_models_without_a_checkpoint_start_from_the_same_weights():
+    from hand_pose_refiner.models.mmlab import MMLabHandDetector, MMLabPoseEstimator
+
+    for make in (lambda: MMLabHandDetector(config="small", device="cpu"),
+                 lambda: MMLabPoseEstimator(config="small", device="cpu")):
+        first, second = make().net.state_dict(), make().net.state_dict()
+        assert all(torch.equal(first[name], second[name]) for name in first)

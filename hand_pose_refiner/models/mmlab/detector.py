@@ -21,6 +21,7 @@ from hand_pose_refiner.models.base import (
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.runtime import (
     LOGGER,
+    build_network,
     config_text,
     load_config,
     load_state,
@@ -68,14 +69,12 @@ class MMLabHandDetector(HandDetector):
         self.load(checkpoint)
 
     def load(self, path: str | Path | None) -> None:
-        from mmdet.registry import MODELS
         from mmengine.dataset import Compose
 
         checkpoint = read_checkpoint(path, KIND) if path else None
         self.config, self.source = load_config(KIND, self.config_reference, checkpoint)
+        net = build_network(KIND, self.config)
         with scope(KIND):
-            net = MODELS.build(self.config.model)
-            net.init_weights()
             self.pipeline = Compose(inference_pipeline(self.config))
         if checkpoint is not None:
             load_state(net, checkpoint, KIND, self.source)

@@ -24,6 +24,7 @@ from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
 from hand_pose_refiner.models.mmlab.runtime import (
     LOGGER,
+    build_network,
     config_text,
     load_config,
     load_state,
@@ -63,13 +64,11 @@ class MMLabPoseEstimator(PoseEstimator):
     def load(self, path: str | Path | None) -> None:
         from mmengine.dataset import Compose
         from mmpose.datasets.datasets.utils import parse_pose_metainfo
-        from mmpose.registry import MODELS
 
         checkpoint = read_checkpoint(path, KIND) if path else None
         self.config, self.source = load_config(KIND, self.config_reference, checkpoint)
+        net = build_network(KIND, self.config)
         with scope(KIND):
-            net = MODELS.build(self.config.model)
-            net.init_weights()
             self.pipeline = Compose(inference_pipeline(self.config))
         if checkpoint is not None:
             load_state(net, checkpoint, KIND, self.source)

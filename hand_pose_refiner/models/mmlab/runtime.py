@@ -71,6 +71,23 @@ def scope(kind: str) -> Iterator[None]:
         yield
 
 
+def build_network(kind: str, config: Any) -> torch.nn.Module:
+    """The model of ``config``, initialised as its config says, from a fixed seed.
+
+    Without a checkpoint these are the weights used, so every creation gives the same ones: a
+    ``refine`` run started from no checkpoint evaluates and keeps one and the same model.
+    """
+    if kind == "detector":
+        from mmdet.registry import MODELS
+    else:
+        from mmpose.registry import MODELS
+    with scope(kind), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = MODELS.build(config.model)
+        net.init_weights()
+    return net
+
+
 def strip_downloads(value: Any) -> Any:
     """``value`` (a config tree) without pre-trained init entries and ``load_from``.
 
