@@ -326,3 +326,15 @@ def test_models_without_a_checkpoint_start_from_the_same_weights():
                  lambda: MMLabPoseEstimator(config="small", device="cpu")):
         first, second = make().net.state_dict(), make().net.state_dict()
         assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_a_checkpoint_that_needs_unpickling_is_refused_not_loaded(tmp_path):
+    import argparse
+
+    from hand_pose_refiner.models.mmlab import MMLabPoseEstimator
+
+    path = tmp_path / "full_runner_state.pth"
+    torch.save({"state_dict": {}, "message_hub": argparse.Namespace(epoch=3)}, path)
+    with pytest.raises(WeightsError, match=r"full_runner_state\.pth: cannot be read with "
+                                           r"torch\.load\(weights_only=True\).*'state_dict'"):
+        MMLabPoseEstimator(path, config="small", device="cpu")

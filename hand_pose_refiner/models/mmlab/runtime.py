@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ _DOWNLOAD_PREFIXES = ("torchvision://", "open-mmlab://", "mmcls://", "openmmlab:
 
 def require_mmlab() -> None:
     """Import mmcv (with its compiled ops), mmengine, mmdet and mmpose, or say how to install them."""
+    # mmengine imports pkg_resources (hence setuptools < 82), which warns on every start.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     try:
         import mmcv.ops  # noqa: F401
         import mmdet.utils
@@ -151,9 +155,11 @@ def read_checkpoint(path: str | Path, kind: str) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        reason = f"it pickles {found.group(1)}" if found else (str(exc).splitlines() or ["?"])[0]
         raise WeightsError(
-            f"{path}: cannot be read with torch.load(weights_only=True) ({exc}); only plain tensors and "
-            f"containers are accepted. In an environment that trusts the file, keep its weights: "
+            f"{path}: cannot be read with torch.load(weights_only=True): {reason}; only plain tensors "
+            f"and containers are accepted. In an environment that trusts the file, keep its weights: "
             f"torch.save({{'state_dict': torch.load(path, weights_only=False)['state_dict']}}, new_path)"
         ) from exc
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
