@@ -29,6 +29,7 @@ if [ "$with_mmlab" = 1 ]; then
 else
   venv=${HAND_POSE_REFINER_VENV:-$root/.venv}
 fi
+case $venv in /*) ;; *) venv=$PWD/$venv ;; esac  # the build steps below run in other folders
 python=${PYTHON:-python3}
 build_dir=$root/build/interfaces
 if [ "$with_mmlab" = 1 ]; then build_dir=$root/build/interfaces-mmlab; fi
