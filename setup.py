@@ -38,6 +38,12 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
         # Replay on a Ray cluster (scripts/requirements-cluster.txt pins the whole set).
         "cluster": ["ray[data]==2.60.0"],
+        # The OpenMMLab backend (models.backend: mmlab). On a machine like the CI's, use
+        # `bash scripts/setup.sh --mmlab` instead: it pins torch 2.14.1 + torchvision, builds mmcv
+        # 2.1.0 with its ops from source, and installs mmpose 1.3.2 with --no-deps (its chumpy
+        # dependency does not build on Python 3.11); scripts/requirements-mmlab*.txt pin the rest.
+        "mmlab": ["torchvision", "mmengine>=0.10,<0.11", "mmcv>=2.0.0rc4,<2.2.0", "mmdet>=3.3,<3.4",
+                  "json-tricks", "munkres", "xtcocotools>=1.12", "shapely", "terminaltables"],
     },
     entry_points={"console_scripts": [
         "hand-pose-refiner = hand_pose_refiner.cli:main",

@@ -50,6 +50,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "cv_bridge (optional)": "cv_bridge",
         "message_filters (optional)": "message_filters",
         "ray (optional: --ray, the cluster extra)": "ray",
+        "mmcv ops (optional, backend mmlab)": "mmcv.ops",
+        "mmdet (optional, backend mmlab)": "mmdet",
+        "mmpose (optional, backend mmlab)": "mmpose",
     }
     import importlib
 

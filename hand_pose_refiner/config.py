@@ -41,6 +41,12 @@ class ModelsConfig:
                             choices=("mediapipe", "mmlab"))
     detector_checkpoint: str = _setting("", "detector weights file; empty = the backend's default")
     pose_checkpoint: str = _setting("", "pose estimator weights file; empty = the backend's default")
+    detector_config: str = _setting("", "mmlab: the detector's mmengine config file, or built-in paper "
+                                    "(Cascade R-CNN R50-FPN) or small; empty = the config stored in "
+                                    "detector_checkpoint, else paper")
+    pose_config: str = _setting("", "mmlab: the pose model's mmengine config file, or built-in paper "
+                                "(HRNetV2-w18, 256x256) or small; empty = the config stored in "
+                                "pose_checkpoint, else paper")
     device: str = _setting("auto", "torch device; auto = cuda when available, else cpu",
                            choices=("auto", "cpu", "cuda"))
     batch_size: int = _setting(8, "images (detector) or hand crops (pose) per forward pass",

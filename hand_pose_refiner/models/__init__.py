@@ -8,11 +8,22 @@ from hand_pose_refiner.models.base import Detections, HandDetector, PoseEstimato
 
 
 def create_backend(config: ModelsConfig | None = None) -> tuple[HandDetector, PoseEstimator]:
-    """The detector and pose estimator selected by ``config`` (``models`` section)."""
+    """The detector and pose estimator selected by ``config`` (``models`` section).
+
+    ``mmlab`` (mmdet + mmpose) is an optional extra: it is imported only here, and a missing
+    install is refused with a :class:`ModelError` that says how to install it.
+    """
     config = config or ModelsConfig()
+    if config.backend == "mmlab":
+        from hand_pose_refiner.models.mmlab import MMLabHandDetector, MMLabPoseEstimator
+
+        return (MMLabHandDetector(config.detector_checkpoint or None, config.detector_config,
+                                  device=config.device, score_threshold=config.detection_score_threshold,
+                                  batch_size=config.batch_size),
+                MMLabPoseEstimator(config.pose_checkpoint or None, config.pose_config, device=config.device,
+                                   batch_size=config.batch_size))
     if config.backend != "mediapipe":
-        raise ConfigError(f"models.backend = {config.backend!r}: not available in this build; "
-                          f"use 'mediapipe'")
+        raise ConfigError(f"models.backend = {config.backend!r}: unknown; use 'mediapipe' or 'mmlab'")
     from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
 
     detector = MediaPipeHandDetector(config.detector_checkpoint or None, device=config.device,

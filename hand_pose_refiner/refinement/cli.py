@@ -42,6 +42,9 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per model forward pass")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="torch device (default: models.device of the config)")
+    parser.add_argument("--backend", choices=("mediapipe", "mmlab"), default=None,
+                        help="model backend (default: models.backend of the config); mmlab needs "
+                             "the OpenMMLab extra (scripts/setup.sh --mmlab)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared machine more threads spin "
                              "against other jobs and run up to 10x slower)")
@@ -101,6 +104,8 @@ def _config(args: argparse.Namespace) -> Any:
     config = load_config(args.config)
     if args.device is not None:
         config = replace(config, models=replace(config.models, device=args.device))
+    if args.backend is not None:
+        config = replace(config, models=replace(config.models, backend=args.backend))
     return config
 
 

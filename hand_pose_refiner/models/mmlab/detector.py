@@ -1,0 +1,126 @@
+"""An mmdet box detector (the paper's Cascade R-CNN by default) behind :class:`HandDetector`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hand_pose_refiner.coco import CocoImage
+from hand_pose_refiner.models.base import (
+    Detections,
+    FineTuneConfig,
+    FineTuneReport,
+    HandDetector,
+    resolve_device,
+)
+from hand_pose_refiner.models.mediapipe.detector import check_rgb
+from hand_pose_refiner.models.mmlab.runtime import (
+    LOGGER,
+    build_network,
+    config_text,
+    load_config,
+    load_state,
+    read_checkpoint,
+    require_mmlab,
+    scope,
+    write_checkpoint,
+)
+
+KIND = "detector"
+_FILE_LOADERS = ("LoadImageFromFile", "mmdet.LoadImageFromFile", "mmcv.LoadImageFromFile")
+_ANNOTATION_LOADERS = ("LoadAnnotations", "mmdet.LoadAnnotations")
+
+
+def inference_pipeline(config: Any) -> list[dict[str, Any]]:
+    """The config's test pipeline, reading arrays instead of files and no annotations."""
+    steps = config.get("test_pipeline") or config.test_dataloader.dataset.pipeline
+    pipeline = []
+    for step in steps:
+        step = dict(step)
+        if step["type"] in _ANNOTATION_LOADERS:
+            continue
+        if step["type"] in _FILE_LOADERS:
+            step = {"type": "LoadImageFromNDArray"}
+        pipeline.append(step)
+    return pipeline
+
+
+class MMLabHandDetector(HandDetector):
+    """A one-class ('hand') mmdet detector: the paper's Cascade R-CNN, or the user's own.
+
+    ``checkpoint`` is a file written by :meth:`save` (it carries its config) or an OpenMMLab
+    ``.pth``; ``config`` an mmengine config file or a built-in name (``paper``, ``small``), empty
+    for the checkpoint's own config. Without a checkpoint the model starts from random weights.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, config: str = "", device: str = "auto",
+                 score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None) -> None:
+        require_mmlab()
+        self.device = resolve_device(device)
+        self.config_reference = config
+        self.score_threshold = score_threshold
+        self.batch_size = batch_size
+        self.max_hands = max_hands
+        self.load(checkpoint)
+
+    def load(self, path: str | Path | None) -> None:
+        from mmengine.dataset import Compose
+
+        checkpoint = read_checkpoint(path, KIND) if path else None
+        self.config, self.source = load_config(KIND, self.config_reference, checkpoint)
+        net = build_network(KIND, self.config)
+        with scope(KIND):
+            self.pipeline = Compose(inference_pipeline(self.config))
+        if checkpoint is not None:
+            load_state(net, checkpoint, KIND, self.source)
+        else:
+            LOGGER.warning("no detector checkpoint: the %s starts from random weights", self.source)
+        net.dataset_meta = {"classes": ("hand",)}
+        self.net = net.to(self.device).eval()
+        self.checkpoint = Path(path) if path else None
+        self.name = f"mmlab/{type(net).__name__}"
+
+    def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        from mmengine.dataset import pseudo_collate
+
+        results: list[Detections] = []
+        for index, image in enumerate(images):
+            check_rgb(image, index)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            # OpenMMLab pipelines take BGR arrays (the data preprocessor turns them back into RGB).
+            batch = pseudo_collate([self.pipeline({"img": np.ascontiguousarray(image[..., ::-1]),
+                                                   "img_id": start + offset})
+                                    for offset, image in enumerate(chunk)])
+            with torch.inference_mode():
+                samples = self.net.test_step(batch)
+            results.extend(self._detections(sample, image)
+                           for sample, image in zip(samples, chunk, strict=True))
+        return results
+
+    def _detections(self, sample: Any, image: npt.NDArray[np.uint8]) -> Detections:
+        found = sample.pred_instances
+        scores = found.scores.detach().cpu().numpy().astype(np.float32)
+        boxes = found.bboxes.detach().cpu().numpy().astype(np.float32)
+        keep = (scores >= self.score_threshold) & (found.labels.detach().cpu().numpy() == 0)
+        order = np.argsort(-scores[keep], kind="stable")
+        if self.max_hands is not None:
+            order = order[:self.max_hands]
+        height, width = image.shape[:2]
+        return Detections(boxes=boxes[keep][order], scores=scores[keep][order],
+                          keypoints=np.zeros((len(order), 0, 2), np.float32),
+                          image_width=width, image_height=height)
+
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
+        from hand_pose_refiner.models.mmlab.training import fine_tune
+
+        return fine_tune(self, KIND, dataset, config or FineTuneConfig(), val_dataset)
+
+    def save(self, path: str | Path) -> Path:
+        return write_checkpoint(path, KIND, self.net, config_text(self.config), self.net.dataset_meta)
