@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from hand_pose_refiner.arrays import all_set
 from hand_pose_refiner.config import TrackingConfig
 from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
@@ -136,7 +137,7 @@ class HandTracker:
         shared_count = shared.sum(axis=-1)
         keypoint_cost = gaps.sum(axis=-1) / np.maximum(shared_count, 1)
         by_keypoints = shared_count >= 3
-        if by_keypoints.all():  # the usual case: no pair falls back to the box centres
+        if all_set(by_keypoints):  # the usual case: no pair falls back to the box centres
             cost = keypoint_cost / size[:, None]
         else:
             center_offset = predicted_centers[:, None] - centers[None]
@@ -164,7 +165,7 @@ class HandTracker:
         if track.hits > 0 and dt > 0:
             observed_velocity = (center - track.center) / dt
             track.velocity = 0.5 * track.velocity + 0.5 * observed_velocity
-        if valid.all():
+        if all_set(valid):
             track.keypoints = hands.keypoints[index].astype(np.float64)
         else:
             track.keypoints = np.where(valid[:, None], hands.keypoints[index], track.keypoints)

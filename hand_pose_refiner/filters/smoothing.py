@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from hand_pose_refiner.arrays import all_set
+
 
 def _alpha(cutoff_hz: np.ndarray | float, dt: float) -> np.ndarray | float:
     tau = 1.0 / (2.0 * math.pi * cutoff_hz)
@@ -39,7 +41,7 @@ class OneEuroFilter:
             return points.copy()
         dt = time_s - self._time
         # The common case, every point valid now and before, needs no restart or pass-through masks.
-        steady = self._complete and bool(valid.all())
+        steady = self._complete and all_set(valid)
         step = points - self._value
         derivative = step / dt
         derivative_hat = self._derivative + _alpha(self.d_cutoff_hz, dt) * (derivative - self._derivative)
@@ -57,11 +59,11 @@ class OneEuroFilter:
         result = np.where(use, smoothed, points)
         self._value = np.where(valid[:, None], result, np.nan)
         self._derivative = np.where(use, derivative_hat, 0.0)
-        self._complete = bool(np.isfinite(self._value).all())
+        self._complete = all_set(np.isfinite(self._value))
         return result
 
     def _reset(self, points: np.ndarray, valid: np.ndarray, time_s: float) -> None:
         self._value = np.where(valid[:, None], points, np.nan)
         self._derivative = np.zeros_like(points)
         self._time = time_s
-        self._complete = bool(np.isfinite(self._value).all())
+        self._complete = all_set(np.isfinite(self._value))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hand_pose_refiner.arrays import all_set, any_set
 from hand_pose_refiner.config import SpatialFilterConfig
 from hand_pose_refiner.filters.anatomy import (
     BEND_JOINTS,
@@ -101,7 +102,7 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
     from the camera shortens one of the two but rarely both.
     """
     palm_valid = bone_valid[:, PALM_BONES]
-    every_palm_bone = bool(palm_valid.all())
+    every_palm_bone = all_set(palm_valid)
     if every_palm_bone:  # all four known (the common case): the mean of the middle two
         ordered = np.sort(lengths[:, PALM_BONES], axis=-1)
         along = (ordered[:, 1] + ordered[:, 2]) / 2
@@ -110,7 +111,7 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
         along = np.where(palm_valid.sum(axis=1) >= 2, along, 0.0)
     span_vector = keypoints[:, MCP_SPAN[1]] - keypoints[:, MCP_SPAN[0]]
     span = np.hypot(span_vector[:, 0], span_vector[:, 1])
-    if not every_palm_bone or not valid[:, MCP_SPAN].all():
+    if not every_palm_bone or not all_set(valid[:, MCP_SPAN]):
         span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
     return np.maximum(along, PALM_LENGTH_PER_MCP_SPAN * span)
 
@@ -132,7 +133,7 @@ def backward_bend(keypoints: np.ndarray, valid: np.ndarray, palm_sizes: np.ndarr
     cross = first_x * second_y - first_y * second_x
     dot = first_x * second_x + first_y * second_y
     angles = np.arctan2(cross, dot)
-    usable = valid[:, BEND_JOINTS].all(axis=-1) if not valid.all() else None  # None: every joint
+    usable = valid[:, BEND_JOINTS].all(axis=-1) if not all_set(valid) else None  # None: every joint
     if palm_sizes is not None:
         shortest = np.minimum(np.hypot(first_x, first_y), np.hypot(second_x, second_y))
         long_enough = shortest >= min_segment * np.asarray(palm_sizes)[:, None]
@@ -180,7 +181,7 @@ class SpatialFilter:
 
         cleaned = hands.derive(keypoints=keypoints, keypoint_states=states)
         accepted = reasons == _OK
-        if accepted.all():
+        if all_set(accepted):
             stats.add("hands_out", count)
             return SpatialResult(cleaned, _no_hands(cleaned), ())
         for code in np.unique(reasons[~accepted]):
@@ -194,7 +195,7 @@ class SpatialFilter:
         keypoints = hands.keypoints
         states = hands.keypoint_states.copy()
         finite = np.isfinite(keypoints)
-        if not finite.all():  # the common case, all finite, needs no per-keypoint work
+        if not all_set(finite):  # the common case, all finite, needs no per-keypoint work
             finite = finite.all(axis=-1)
             bad = ~finite & (states != MISSING)
             self.stats.reject("non_finite_keypoint", int(bad.sum()), "NaN or inf coordinates")
@@ -202,7 +203,7 @@ class SpatialFilter:
             keypoints = np.where(finite[..., None], keypoints, np.float32(np.nan))
         if "keypoint_score" in self._rules:
             low = below(hands.keypoint_scores, self.config.min_keypoint_score) & valid_keypoints(states)
-            if low.any():
+            if any_set(low):
                 states[low] = REJECTED
                 self.stats.reject("keypoint_score", int(low.sum()))
         return keypoints, states
@@ -227,7 +228,7 @@ class SpatialFilter:
         if self._needs_bones:
             delta = keypoints[:, _BONE_CHILD] - keypoints[:, _BONE_PARENT]
             lengths = np.hypot(delta[..., 0], delta[..., 1])
-            if valid.all():  # every bone measurable: nothing to mask
+            if all_set(valid):  # every bone measurable: nothing to mask
                 bone_valid = np.ones(lengths.shape, bool)
             else:
                 bone_valid = valid[:, _BONE_CHILD] & valid[:, _BONE_PARENT]
@@ -248,7 +249,7 @@ class SpatialFilter:
             return reasons
         table = np.array([mask for mask, _ in failed])  # (rules, hands)
         failing = table.any(axis=0)
-        if failing.any():  # each failing hand gets the first rule it fails
+        if any_set(failing):  # each failing hand gets the first rule it fails
             codes = np.array([_CODE[reason] for _, reason in failed])
             reasons[failing] = codes[table.argmax(axis=0)[failing]]
         return reasons
@@ -256,10 +257,10 @@ class SpatialFilter:
     def _bone_ratio_too_large(self, lengths: np.ndarray, palm: np.ndarray) -> np.ndarray:
         """Hands with a bone longer than its anatomical maximum relative to the palm size."""
         known = palm > 0
-        if known.all():
+        if all_set(known):
             return (lengths / palm[:, None] > self._ratio_limits).any(axis=1)
         result = np.zeros(len(lengths), bool)
-        if known.any():
+        if any_set(known):
             ratios = lengths[known] / palm[known, None]
             result[known] = (ratios > self._ratio_limits).any(axis=1)
         return result
@@ -352,7 +353,7 @@ def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
     where every valid keypoint is already known to be finite: fewer numpy calls, same values and
     dtype.
     """
-    if valid.all():
+    if all_set(valid):
         return np.concatenate([keypoints.min(axis=1), keypoints.max(axis=1)], axis=1)
     mask = valid[..., None]
     boxes = np.concatenate([np.where(mask, keypoints, np.inf).min(axis=1),

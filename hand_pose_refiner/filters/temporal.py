@@ -37,6 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
+from hand_pose_refiner.arrays import all_set
 from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
 from hand_pose_refiner.filters.spatial import valid_keypoints
@@ -120,7 +121,7 @@ def _box_diagonal(keypoints: np.ndarray, valid: np.ndarray | None) -> float:
 
 def _median_rows(values: np.ndarray) -> np.ndarray:
     """``numpy.median(values, axis=0)`` for a few rows: the same values, without its overhead."""
-    if not np.isfinite(values).all():  # NaN handling and inf - inf: leave them to numpy
+    if not all_set(np.isfinite(values)):  # NaN handling and inf - inf: leave them to numpy
         return np.median(values, axis=0)
     ordered = np.sort(values, axis=0)
     middle = len(ordered) // 2
@@ -336,7 +337,7 @@ class TemporalFilter:
         return None
 
     def _fill_keypoint_gaps(self, track_id: int, hand: _Hand, ahead: list[_Frame]) -> None:
-        if hand.valid.all():
+        if all_set(hand.valid):
             return
         memory = self._tracks[track_id]
         for keypoint in np.flatnonzero(~hand.valid):
@@ -379,7 +380,7 @@ class TemporalFilter:
     @staticmethod
     def _remember(memory: _TrackMemory, hand: _Hand) -> None:
         valid = hand.valid
-        if valid.all():
+        if all_set(valid):
             memory.released_xy[:] = hand.keypoints
             memory.released_s.fill(hand.stamp_s)
             memory.released_scores[:] = hand.scores
@@ -395,7 +396,7 @@ class TemporalFilter:
                                             self.config.one_euro_d_cutoff_hz)
         valid = hand.valid
         smoothed = memory.smoother(hand.keypoints, valid, hand.stamp_s, hand.size)  # a new array
-        hand.keypoints = smoothed if valid.all() else np.where(valid[:, None], smoothed, hand.keypoints)
+        hand.keypoints = smoothed if all_set(valid) else np.where(valid[:, None], smoothed, hand.keypoints)
 
     def _forget_old_tracks(self, newest_s: float) -> None:
         """Drop memories of tracks gone for longer than any gap could bridge (online mode)."""
