@@ -4,12 +4,13 @@ Goal: >= 5,000 frames/s on the project's 2-core CPU machine (< 0.2 ms per frame)
 
     .venv/bin/python bench/bench_filters.py [--frames 3000] [--repeats 3]
 
-Measured with ``--repeats 5`` (best of 5) on that machine, shared with other jobs (load 3-4 on 2
-cores, so figures vary by up to 20% between runs): spatial filter 12,900 frames/s (0.077 ms),
-tracking 18,900 (0.053 ms), online temporal filter 12,700 (0.079 ms), all three through
-PoseFilterPipeline 4,350 frames/s (0.23 ms/frame); the goal is not reached yet. Before the
-filters were reworked for speed (same outputs, checked by test/test_filter_regression.py), the
-same run gave 6,000 / 13,600 / 6,450 and 2,300 frames/s (0.435 ms/frame).
+Measured on that machine with nothing else running (load below 1), best of 5-7, three runs:
+spatial filter 14,000-14,900 frames/s (0.067-0.071 ms), tracking 20,200-21,000 (0.048-0.050 ms),
+online temporal filter 13,900-15,000 (0.067-0.072 ms), all three through PoseFilterPipeline
+4,750-4,820 frames/s (0.21 ms/frame): the goal is not reached yet. Before the filters were
+reworked for speed (same outputs, checked by test/test_filter_regression.py), the same run gave
+6,000 / 13,600 / 6,450 and 2,290 frames/s (0.435 ms/frame). Under load (3-4 on 2 cores) the
+figures drop by up to 25%.
 """
 
 from __future__ import annotations
