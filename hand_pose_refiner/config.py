@@ -37,8 +37,8 @@ def _setting(default: Any, help: str, *, min: float | None = None, max: float | 
 class ModelsConfig:
     """Which hand detector and pose estimator run, and where."""
 
-    backend: str = _setting("mediapipe", "model backend: built-in MediaPipe port or OpenMMLab",
-                            choices=("mediapipe", "mmlab"))
+    backend: str = _setting("mediapipe", "model backend: the built-in MediaPipe port (mediapipe, also "
+                            "called default) or OpenMMLab (mmlab)", choices=("mediapipe", "default", "mmlab"))
     detector_checkpoint: str = _setting("", "detector weights file; empty = the backend's default")
     pose_checkpoint: str = _setting("", "pose estimator weights file; empty = the backend's default")
     detector_config: str = _setting("", "mmlab: the detector's mmengine config file, or built-in paper "

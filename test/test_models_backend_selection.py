@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from hand_pose_refiner.config import ModelsConfig
-from hand_pose_refiner.errors import ModelError
+from hand_pose_refiner.errors import ConfigError, ModelError
 from hand_pose_refiner.models import create_backend
 
 
@@ -25,3 +25,12 @@ def test_replay_and_refine_take_a_backend_option(monkeypatch, tmp_path, capsys):
         assert main([command, str(tmp_path), "--backend", "mmlab", "--out", str(tmp_path / command),
                      "--quiet"]) != 0
         assert "bash scripts/setup.sh --mmlab" in capsys.readouterr().err
+
+
+def test_default_names_the_built_in_backend():
+    from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
+
+    detector, estimator = create_backend(ModelsConfig(backend="default", device="cpu"))
+    assert isinstance(detector, MediaPipeHandDetector) and isinstance(estimator, MediaPipePoseEstimator)
+    with pytest.raises(ConfigError, match="'mediapipe' \\(or 'default'\\) or 'mmlab'"):
+        create_backend(ModelsConfig(backend="other", device="cpu"))

@@ -124,7 +124,7 @@ def test_backend_from_config_and_bad_input():
     assert len(frames[0]) == 0 and frames[0].stamp_ns == 5 and frames[0].image_width == 64
     with pytest.raises(ModelError, match="uint8 RGB"):
         detector.detect([np.zeros((48, 64), np.uint8)])
-    with pytest.raises(ConfigError, match="'caffe': unknown; use 'mediapipe' or 'mmlab'"):
+    with pytest.raises(ConfigError, match=r"'caffe': unknown; use 'mediapipe' \(or 'default'\) or 'mmlab'"):
         create_backend(ModelsConfig(backend="caffe"))
 
 

@@ -22,8 +22,9 @@ def create_backend(config: ModelsConfig | None = None) -> tuple[HandDetector, Po
                                   batch_size=config.batch_size),
                 MMLabPoseEstimator(config.pose_checkpoint or None, config.pose_config, device=config.device,
                                    batch_size=config.batch_size))
-    if config.backend != "mediapipe":
-        raise ConfigError(f"models.backend = {config.backend!r}: unknown; use 'mediapipe' or 'mmlab'")
+    if config.backend not in ("mediapipe", "default"):
+        raise ConfigError(f"models.backend = {config.backend!r}: unknown; use 'mediapipe' (or 'default') "
+                          "or 'mmlab'")
     from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
 
     detector = MediaPipeHandDetector(config.detector_checkpoint or None, device=config.device,

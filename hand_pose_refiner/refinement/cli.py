@@ -42,7 +42,7 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per model forward pass")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="torch device (default: models.device of the config)")
-    parser.add_argument("--backend", choices=("mediapipe", "mmlab"), default=None,
+    parser.add_argument("--backend", choices=("mediapipe", "default", "mmlab"), default=None,
                         help="model backend (default: models.backend of the config); mmlab needs "
                              "the OpenMMLab extra (scripts/setup.sh --mmlab)")
     parser.add_argument("--threads", type=int, default=1,
