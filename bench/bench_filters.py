@@ -29,26 +29,8 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.spatial import SpatialFilter
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
-from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.synthetic import curled_hand, open_hand
+from hand_pose_refiner.synthetic import two_circling_hands
 from hand_pose_refiner.tracking import HandTracker
-
-
-def synthetic_stream(count: int, seed: int = 0) -> list[FrameHands]:
-    """Two hands moving in circles at ~30 fps with jittered stamps, noise and occasional spikes."""
-    rng = np.random.default_rng(seed)
-    stamps = np.cumsum(rng.uniform(0.028, 0.040, count))
-    frames = []
-    for t in stamps:
-        left = open_hand((200 + 80 * np.cos(t), 240 + 60 * np.sin(t)), scale=1.5)
-        right = curled_hand((440 + 80 * np.cos(1.3 * t), 240 + 60 * np.sin(1.3 * t)))
-        hands = np.stack([left, right]) + rng.normal(0, 1.0, (2, 21, 2))
-        if rng.random() < 0.05:
-            hands[rng.integers(2), rng.integers(21)] += rng.normal(0, 40, 2)
-        frames.append(FrameHands(int(t * 1e9), 640, 480, hands, keypoint_scores=rng.uniform(0.4, 1, (2, 21)),
-                                 detection_scores=rng.uniform(0.7, 1, 2), handedness=[1, 2],
-                                 handedness_scores=[0.9, 0.9]))
-    return frames
 
 
 def best_of(repeats: int, run) -> float:
@@ -67,7 +49,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     config = Config()
-    frames = synthetic_stream(args.frames)
+    frames = two_circling_hands(args.frames)
 
     def pipeline() -> None:
         chain = PoseFilterPipeline(config, FilterMode.ONLINE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import FINGER_KEYPOINTS, NUM_KEYPOINTS, WRIST
 
 
@@ -51,3 +52,23 @@ def curled_hand(center: tuple[float, float] = (100.0, 100.0), degrees: float = 2
         points = bend(points, base + 1, degrees)
         points = bend(points, base + 2, degrees)
     return points
+
+
+def two_circling_hands(count: int, seed: int = 0) -> list[FrameHands]:
+    """Two hands (an open left, a curled right) circling at ~30 fps with jittered stamps, keypoint
+    noise and, in 5% of the frames, one keypoint thrown off: the filter benchmark's stream, and a
+    reference stream of the filters' regression test."""
+    rng = np.random.default_rng(seed)
+    stamps = np.cumsum(rng.uniform(0.028, 0.040, count))
+    frames = []
+    for t in stamps:
+        left = open_hand((200 + 80 * np.cos(t), 240 + 60 * np.sin(t)), scale=1.5)
+        right = curled_hand((440 + 80 * np.cos(1.3 * t), 240 + 60 * np.sin(1.3 * t)))
+        hands = np.stack([left, right]) + rng.normal(0, 1.0, (2, 21, 2))
+        if rng.random() < 0.05:
+            hands[rng.integers(2), rng.integers(21)] += rng.normal(0, 40, 2)
+        frames.append(FrameHands(int(t * 1e9), 640, 480, hands, keypoint_scores=rng.uniform(0.4, 1, (2, 21)),
+                                 detection_scores=rng.uniform(0.7, 1, 2), handedness=[1, 2],
+                                 handedness_scores=[0.9, 0.9]))
+    return frames
+

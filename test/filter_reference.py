@@ -34,27 +34,10 @@ from hand_pose_refiner.filters.pipeline import PoseFilterPipeline  # noqa: E402
 from hand_pose_refiner.filters.temporal import FilterMode  # noqa: E402
 from hand_pose_refiner.hands import FrameHands  # noqa: E402
 from hand_pose_refiner.skeleton import INTERPOLATED, MISSING, REJECTED  # noqa: E402
-from hand_pose_refiner.synthetic import curled_hand, open_hand  # noqa: E402
+from hand_pose_refiner.synthetic import curled_hand, open_hand, two_circling_hands  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "filter_reference.json"
 RTG_SEQUENCES = 6
-
-
-def bench_stream(count: int, seed: int = 0) -> list[FrameHands]:
-    """The benchmark's stream (bench/bench_filters.py), rebuilt here so the test stands alone."""
-    rng = np.random.default_rng(seed)
-    stamps = np.cumsum(rng.uniform(0.028, 0.040, count))
-    frames = []
-    for t in stamps:
-        left = open_hand((200 + 80 * np.cos(t), 240 + 60 * np.sin(t)), scale=1.5)
-        right = curled_hand((440 + 80 * np.cos(1.3 * t), 240 + 60 * np.sin(1.3 * t)))
-        hands = np.stack([left, right]) + rng.normal(0, 1.0, (2, 21, 2))
-        if rng.random() < 0.05:
-            hands[rng.integers(2), rng.integers(21)] += rng.normal(0, 40, 2)
-        frames.append(FrameHands(int(t * 1e9), 640, 480, hands, keypoint_scores=rng.uniform(0.4, 1, (2, 21)),
-                                 detection_scores=rng.uniform(0.7, 1, 2), handedness=[1, 2],
-                                 handedness_scores=[0.9, 0.9]))
-    return frames
 
 
 def corrupted_stream(count: int, seed: int = 1) -> list[FrameHands]:
@@ -147,7 +130,7 @@ def configs() -> dict[str, Config]:
 
 
 def streams(shared_data: Path | None) -> Iterator[tuple[str, list[FrameHands]]]:
-    yield "bench", bench_stream(400)
+    yield "bench", two_circling_hands(400)
     yield "corrupted", corrupted_stream(500)
     if shared_data is not None:
         yield from rtg_streams(shared_data).items()
