@@ -20,14 +20,9 @@ from hand_pose_refiner.models.base import (
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.runtime import (
-    LOGGER,
-    build_network,
     config_text,
-    load_config,
-    load_state,
-    read_checkpoint,
+    load_network,
     require_mmlab,
-    scope,
     write_checkpoint,
 )
 
@@ -69,17 +64,8 @@ class MMLabHandDetector(HandDetector):
         self.load(checkpoint)
 
     def load(self, path: str | Path | None) -> None:
-        from mmengine.dataset import Compose
-
-        checkpoint = read_checkpoint(path, KIND) if path else None
-        self.config, self.source = load_config(KIND, self.config_reference, checkpoint)
-        net = build_network(KIND, self.config)
-        with scope(KIND):
-            self.pipeline = Compose(inference_pipeline(self.config))
-        if checkpoint is not None:
-            load_state(net, checkpoint, KIND, self.source)
-        else:
-            LOGGER.warning("no detector checkpoint: the %s starts from random weights", self.source)
+        self.config, self.source, net, self.pipeline = load_network(KIND, self.config_reference, path,
+                                                                    inference_pipeline)
         net.dataset_meta = {"classes": ("hand",)}
         self.net = net.to(self.device).eval()
         self.checkpoint = Path(path) if path else None

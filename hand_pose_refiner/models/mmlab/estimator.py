@@ -23,14 +23,9 @@ from hand_pose_refiner.models.base import (
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
 from hand_pose_refiner.models.mmlab.runtime import (
-    LOGGER,
-    build_network,
     config_text,
-    load_config,
-    load_state,
-    read_checkpoint,
+    load_network,
     require_mmlab,
-    scope,
     write_checkpoint,
 )
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
@@ -62,18 +57,10 @@ class MMLabPoseEstimator(PoseEstimator):
         self.load(checkpoint)
 
     def load(self, path: str | Path | None) -> None:
-        from mmengine.dataset import Compose
         from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-        checkpoint = read_checkpoint(path, KIND) if path else None
-        self.config, self.source = load_config(KIND, self.config_reference, checkpoint)
-        net = build_network(KIND, self.config)
-        with scope(KIND):
-            self.pipeline = Compose(inference_pipeline(self.config))
-        if checkpoint is not None:
-            load_state(net, checkpoint, KIND, self.source)
-        else:
-            LOGGER.warning("no pose checkpoint: the %s starts from random weights", self.source)
+        self.config, self.source, net, self.pipeline = load_network(KIND, self.config_reference, path,
+                                                                    inference_pipeline)
         net.dataset_meta = parse_pose_metainfo(hand_metainfo())
         self.net = net.to(self.device).eval()
         self.checkpoint = Path(path) if path else None

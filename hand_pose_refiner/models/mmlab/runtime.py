@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +276,25 @@ def load_state(model: torch.nn.Module, checkpoint: Checkpoint, kind: str, source
             raise WeightsError(f"{path}: {hint or f'tensor {name} has shape {got}'}, but the model of "
                                f"{source} needs {want if not hint else _wanted(kind)}")
     model.load_state_dict(state, strict=True)
+
+
+def load_network(kind: str, reference: str, path: str | Path | None,
+                 pipeline_of: Callable[[Any], list[dict[str, Any]]]) -> tuple[Any, str, torch.nn.Module, Any]:
+    """What both adapters' ``load`` does: config (from ``reference`` or the checkpoint), network,
+    inference pipeline and weights. Returns ``(config, source, net, pipeline)``; without a
+    checkpoint the network keeps its random initialisation (and says so)."""
+    from mmengine.dataset import Compose
+
+    checkpoint = read_checkpoint(path, kind) if path else None
+    config, source = load_config(kind, reference, checkpoint)
+    net = build_network(kind, config)
+    with scope(kind):
+        pipeline = Compose(pipeline_of(config))
+    if checkpoint is not None:
+        load_state(net, checkpoint, kind, source)
+    else:
+        LOGGER.warning("no %s checkpoint: the %s starts from random weights", kind, source)
+    return config, source, net, pipeline
 
 
 def _wanted(kind: str) -> str:
