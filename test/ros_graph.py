@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,41 @@ def stop_processes(processes: list[subprocess.Popen]) -> list[str]:
             output, _ = process.communicate()
         outputs.append(output)
     return outputs
+
+
+@contextmanager
+def activity_node_probe(types: Any, parameters: dict[str, Any], depth: int
+                        ) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """An active ``activity_recognizer`` with ``parameters`` and a probe node, on one executor, in a
+    context of their own; yields ``(executor, HandPoseArray publisher, received HandActivity list)``
+    once the node is subscribed. Reliable QoS of ``depth`` both ways, so nothing is dropped."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from hand_pose_refiner.ros.nodes.activity_recognizer import ActivityRecognizerNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = ActivityRecognizerNode(context=context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in parameters.items()])
+        probe = rclpy.create_node("activity_probe", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        executor.add_node(probe)
+        node.trigger_configure()
+        node.trigger_activate()
+        reliable = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        publisher = probe.create_publisher(types.HandPoseArray, "hand_poses", reliable)
+        received: list[Any] = []
+        probe.create_subscription(types.HandActivity, "hand_activity", received.append, reliable)
+        deadline = time.monotonic() + 10
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        yield executor, publisher, received
+        node.destroy_node()
+        probe.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import import_or_skip_ros
+from ros_graph import activity_node_probe
 
 from hand_pose_refiner.activity.dataset import WindowSet, labelled_windows
 from hand_pose_refiner.activity.synthetic import SyntheticSettings, generate_recording
@@ -56,46 +57,19 @@ def tracked_recording(config: Config, seed: int):
 
 
 def test_node_publishes_the_activity_of_a_generated_sequence(trained_checkpoint, rclpy_types):
-    rclpy = import_or_skip_ros("rclpy")
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    from hand_pose_refiner.ros.nodes.activity_recognizer import ActivityRecognizerNode
-
+    import_or_skip_ros("rclpy")
     config, checkpoint = trained_checkpoint
     frames, truth = tracked_recording(config, seed=900)
     assert len(frames) > 4 * config.activity.window_frames
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = ActivityRecognizerNode(context=context, parameter_overrides=[
-            Parameter("activity.checkpoint", value=str(checkpoint)),
-            Parameter("activity.class_names", value=list(CLASSES)),
-            Parameter("activity.publish_rate_hz", value=100.0)])
-        probe = rclpy.create_node("activity_probe", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        executor.add_node(probe)
-        node.trigger_configure()
-        node.trigger_activate()
-        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-        publisher = probe.create_publisher(rclpy_types.HandPoseArray, "hand_poses", reliable)
-        received = []
-        probe.create_subscription(rclpy_types.HandActivity, "hand_activity", received.append, reliable)
-        deadline = time.monotonic() + 10
-        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
+    parameters = {"activity.checkpoint": str(checkpoint), "activity.class_names": list(CLASSES),
+                  "activity.publish_rate_hz": 100.0}
+    with activity_node_probe(rclpy_types, parameters, depth=200) as (executor, publisher, received):
         for frame in frames:
             publisher.publish(frame_hands_to_message(frame, rclpy_types))
             executor.spin_once(timeout_sec=0.0)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-        node.destroy_node()
-        probe.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
 
     assert len(received) >= 8, "too few HandActivity messages"
 

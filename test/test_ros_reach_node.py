@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from conftest import import_or_skip_ros
+from ros_graph import activity_node_probe
 
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES, REACH
 from hand_pose_refiner.config import Config
@@ -24,13 +25,7 @@ def _stamp(message_time) -> int:
 @pytest.mark.slow
 def test_node_publishes_phases_and_an_onset_for_a_real_recording(small_reach_split, small_reach_model,
                                                                  rclpy_types, tmp_path):
-    rclpy = import_or_skip_ros("rclpy")
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    from hand_pose_refiner.ros.nodes.activity_recognizer import ActivityRecognizerNode
-
+    import_or_skip_ros("rclpy")
     checkpoint = small_reach_model.save(tmp_path / "reach.safetensors")
     sequence = small_reach_split[1][0].sequence  # a held-out participant
     # what the temporal_filter node publishes for this recording
@@ -38,25 +33,8 @@ def test_node_publishes_phases_and_an_onset_for_a_real_recording(small_reach_spl
     filtered = [out for _, frame in sequence.frames() for out in pipeline.push(frame)]
     label_at = {sequence.stamp_ns(i): int(sequence.phase[i]) for i in np.flatnonzero(sequence.usable)}
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = ActivityRecognizerNode(context=context, parameter_overrides=[
-            Parameter("activity.checkpoint", value=str(checkpoint)),
-            Parameter("activity.publish_rate_hz", value=1000.0)])
-        probe = rclpy.create_node("reach_probe", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        executor.add_node(probe)
-        node.trigger_configure()
-        node.trigger_activate()
-        reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        publisher = probe.create_publisher(rclpy_types.HandPoseArray, "hand_poses", reliable)
-        received = []
-        probe.create_subscription(rclpy_types.HandActivity, "hand_activity", received.append, reliable)
-        deadline = time.monotonic() + 10
-        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
+    parameters = {"activity.checkpoint": str(checkpoint), "activity.publish_rate_hz": 1000.0}
+    with activity_node_probe(rclpy_types, parameters, depth=1000) as (executor, publisher, received):
         # replay at the recorded pace: each message leaves when its stamp is due
         start_wall, start_stamp = time.monotonic(), filtered[0].stamp_ns
         for frame in filtered:
@@ -66,10 +44,6 @@ def test_node_publishes_phases_and_an_onset_for_a_real_recording(small_reach_spl
         deadline = time.monotonic() + 5
         while len(received) < sum(len(f) for f in filtered) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-        node.destroy_node()
-        probe.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
 
     with_hand = sum(len(frame) > 0 for frame in filtered)
     assert len(received) >= 0.95 * with_hand  # one decision per pose (reliable QoS, no rate limit)
