@@ -123,3 +123,15 @@ def small_reach_model(small_reach_split):
     from hand_pose_refiner.activity.reach_training import ReachTrainSettings, train_reach_model
 
     return train_reach_model(small_reach_split[0], ReachTrainSettings(epochs=20, batch_size=4, hidden=32))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (model tests on a shared 2-core machine run far faster so)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
