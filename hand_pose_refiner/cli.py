@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hand_pose_refiner import __version__
 from hand_pose_refiner.activity.cli import add_commands as add_activity_commands
@@ -99,10 +100,28 @@ def _cmd_tune_filters(args: argparse.Namespace) -> int:
     good = tuning.augment(labelled, args.augment, rng)
     print(f"{len(labelled)} labelled hands, {len(good)} good poses after augmentation")
     points = tuning.spatial_sweep(good, config, rng) + tuning.speed_sweep(good, config, rng)
+    if args.model_predictions:
+        points += _prediction_points(args, config, rng)
     print(tuning.format_table(points))
     json_path, png_path = tuning.write_report(points, args.out)
     print(f"wrote {json_path} and {png_path}")
     return 0
+
+
+def _prediction_points(args: argparse.Namespace, config: Config, rng: Any) -> list[Any]:
+    """The sweep on the models' own predictions over transformed labelled images."""
+    from hand_pose_refiner import tuning
+    from hand_pose_refiner.coco import load_coco
+    from hand_pose_refiner.models import create_backend
+
+    images = [image for path in args.annotations for image in load_coco(path)]
+    images += [image for path in args.tip_first for image in load_coco(path, tip_first=True)]
+    detector, estimator = create_backend(config.models)
+    poses = tuning.predicted_poses(images, detector, estimator, args.model_predictions, rng)
+    bad = sum(p.bad for p in poses)
+    print(f"{len(poses)} predicted hands on {len(images) * args.model_predictions} transformed labelled "
+          f"images: {len(poses) - bad} good (PCK >= {tuning.GOOD_PCK}), {bad} bad (PCK < {tuning.BAD_PCK})")
+    return tuning.prediction_check(poses, config)
 
 
 _PROG = "hand-pose-refiner"
@@ -185,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", type=Path, default=Path("runs/tune_filters"), help="output folder")
     tune.add_argument("--augment", type=int, default=40, help="random transforms per labelled hand")
     tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--model-predictions", type=int, default=0, metavar="N",
+                      help="also judge the filters on the models' own predictions over N random "
+                           "views (rotated, scaled, partly covered, blurred) of each labelled image")
     tune.set_defaults(handler=_cmd_tune_filters)
     add_activity_commands(commands)
     add_refinement_commands(commands)

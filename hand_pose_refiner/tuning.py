@@ -5,7 +5,9 @@ scale, position) so that a handful of labelled images gives hundreds of poses. B
 same hands corrupted the ways pose models fail (:mod:`hand_pose_refiner.corruption`). For each
 parameter of a grid, the spatial filter runs with that one value changed from the base config;
 the temporal filter's speed limit is swept on short synthetic sequences made from the labelled
-poses with single-frame spikes injected.
+poses with single-frame spikes injected. With a model, known-bad poses also come from its own real
+predictions (:func:`predicted_poses`): the labelled images are rotated, scaled, partly covered and
+blurred, and each predicted hand is judged by its PCK against the moved label.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from hand_pose_refiner.atomic import atomic_write_text, atomic_write_with
-from hand_pose_refiner.coco import load_coco
+from hand_pose_refiner.coco import CocoImage, load_coco
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.corruption import FRAME_CORRUPTIONS, corrupt, spike
 from hand_pose_refiner.filters.spatial import SpatialFilter
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
-from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.metrics import rejection_precision_recall
+from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.metrics import pck, rejection_precision_recall
+from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.skeleton import INTERPOLATED, NUM_KEYPOINTS, REJECTED
 
 SPATIAL_GRID: dict[str, tuple[float, ...]] = {
@@ -198,9 +201,11 @@ def write_report(points: Sequence[SweepPoint], out_dir: Path) -> tuple[Path, Pat
         for p in series:
             axis.annotate(f"{p.value:g}", (p.let_through_bad, p.kept_good), fontsize=7,
                           textcoords="offset points", xytext=(3, 3))
-        axis.set_xlabel("bad poses let through" if "spatial" in parameter else "spiked keypoints kept")
-        axis.set_ylabel("good poses kept" if "spatial" in parameter else "clean keypoints kept")
-        axis.set_title(parameter.split(".", 1)[1], fontsize=9)
+        whole_poses = not parameter.startswith("temporal")
+        axis.set_xlabel("bad poses let through" if whole_poses else "spiked keypoints kept")
+        axis.set_ylabel("good poses kept" if whole_poses else "clean keypoints kept")
+        section, name = parameter.split(".", 1)
+        axis.set_title(f"{name} (model predictions)" if section == "model" else name, fontsize=9)
         axis.set_xlim(-0.02, 1.02)
         axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
@@ -220,3 +225,100 @@ def format_table(points: Sequence[SweepPoint]) -> str:
         by_kind = " ".join(f"{p.let_through_by_kind.get(k, float('nan')):12.2f}" for k in kinds)
         lines.append(f"{p.parameter:38s} {p.value:7g} {p.kept_good:6.2f} {p.let_through_bad:6.2f} {by_kind}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PredictedPose:
+    """One hand the models predicted on a transformed labelled image, judged against the label.
+
+    ``bad`` is True when the prediction's PCK@0.2 (box-normalised) against the transformed label
+    is below :data:`BAD_PCK` (a pose the filters should drop), False when it is at least
+    :data:`GOOD_PCK`; predictions in between are not used.
+    """
+
+    frame: FrameHands
+    pck: float
+    bad: bool
+
+
+GOOD_PCK, BAD_PCK = 0.8, 0.5
+
+
+def predicted_poses(images: Sequence[CocoImage], detector: HandDetector, estimator: PoseEstimator,
+                    copies: int, rng: np.random.Generator) -> list[PredictedPose]:
+    """Known-good and known-bad poses from real model predictions (no corruption tool involved).
+
+    Each labelled image is transformed ``copies`` times the ways cell footage differs from the
+    photographs (rotation, scale, a part of the hand covered, blur); the same transform moves its
+    labels, the detector and pose estimator run on it, and every predicted hand is scored against
+    the nearest moved label. The models' own failures on hard views give the bad poses.
+    """
+    import cv2
+
+    from hand_pose_refiner.models.mediapipe.training import read_rgb
+
+    poses = []
+    for item in images:
+        image = read_rgb(item.path)
+        for _ in range(copies):
+            warped, matrix = _random_view(image, item.hands.keypoints, rng)
+            truth = item.hands.keypoints @ matrix[:, :2].T + matrix[:, 2]
+            if rng.random() < 0.5:
+                warped = _occlude(warped, truth, rng)
+            if rng.random() < 0.3:
+                warped = cv2.GaussianBlur(warped, (0, 0), rng.uniform(1.0, 3.0))
+            hands = estimator.estimate([warped], detector.detect([warped]))[0]
+            boxes = boxes_from_keypoints(truth)
+            for k in range(len(hands)):
+                score = max((pck(hands.keypoints[k:k + 1], truth[j:j + 1], boxes[j:j + 1])
+                             for j in range(len(truth))), default=0.0)
+                if BAD_PCK <= score < GOOD_PCK:
+                    continue
+                poses.append(PredictedPose(hands.select([k]), score, score < BAD_PCK))
+    return poses
+
+
+def _random_view(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The image rotated (up to 180 degrees) and scaled (0.6-1.4) about its labelled hands."""
+    import cv2
+
+    labelled = np.isfinite(keypoints).all(axis=-1)
+    centre = keypoints[labelled].mean(axis=0) if labelled.any() else np.array(image.shape[1::-1]) / 2
+    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), rng.uniform(-180, 180),
+                                     rng.uniform(0.6, 1.4))
+    warped = cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    return warped, matrix
+
+
+def _occlude(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A grey block over 20-50% of one hand's box (a tool, a part, the other hand)."""
+    box = boxes_from_keypoints(keypoints)[rng.integers(len(keypoints))]
+    if not np.isfinite(box).all():
+        return image
+    width, height = box[2] - box[0], box[3] - box[1]
+    fraction = np.sqrt(rng.uniform(0.2, 0.5))
+    w, h = width * fraction, height * fraction
+    x0, y0 = box[0] + rng.uniform(0, width - w), box[1] + rng.uniform(0, height - h)
+    covered = image.copy()
+    covered[max(int(y0), 0):max(int(y0 + h), 0), max(int(x0), 0):max(int(x0 + w), 0)] = 128
+    return covered
+
+
+def prediction_check(poses: Sequence[PredictedPose], base: Config,
+                     grid: dict[str, tuple[float, ...]] = SPATIAL_GRID) -> list[SweepPoint]:
+    """The spatial filter's outcome on real predictions, for each value of each parameter.
+
+    ``let_through_by_kind`` has a single kind, ``model``: the bad predictions let through.
+    """
+    good = [p.frame for p in poses if not p.bad]
+    bad = [p.frame for p in poses if p.bad]
+    points = []
+    for parameter, values in grid.items():
+        for value in values:
+            spatial = SpatialFilter(replace(base.spatial_filter, **{parameter: value}),
+                                    RejectionStats("tuning", logger=None))
+            kept_good = [len(spatial(f).accepted) == 1 for f in good]
+            kept_bad = [len(spatial(f).accepted) == 1 for f in bad]
+            points.append(_point(f"model.{parameter}", value, kept_good, kept_bad, ["model"] * len(bad)))
+    return points

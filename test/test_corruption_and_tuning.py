@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -88,11 +89,36 @@ def test_tune_filters_command_on_the_labelled_images(shared_data, tmp_path, caps
     out = tmp_path / "tune"
     code = main(["tune-filters", str(shared_data / "labelled_hands/onehand10k/test_onehand10k.json"),
                  "--tip-first", str(shared_data / "labelled_hands/rhd/test_rhd.json"),
-                 "--augment", "3", "--out", str(out)])
+                 "--augment", "3", "--model-predictions", "2", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "spatial_filter.bone_ratio_tolerance" in printed and "max_keypoint_speed" in printed
     rows = json.loads((out / "tune_filters.json").read_text())
     assert {row["parameter"] for row in rows} >= {"spatial_filter.bone_ratio_tolerance",
-                                                  "temporal_filter.max_keypoint_speed"}
+                                                  "temporal_filter.max_keypoint_speed",
+                                                  "model.bone_ratio_tolerance"}
+    assert "predicted hands on 14 transformed labelled images" in printed
     assert (out / "tune_filters.png").stat().st_size > 10_000
+
+
+def test_known_bad_poses_from_real_model_predictions(shared_data):
+    from hand_pose_refiner.coco import load_coco
+    from hand_pose_refiner.config import ModelsConfig
+    from hand_pose_refiner.models import create_backend
+    from hand_pose_refiner.tuning import BAD_PCK, GOOD_PCK, predicted_poses, prediction_check
+
+    images = load_coco(shared_data / "labelled_hands/onehand10k/test_onehand10k.json")
+    detector, estimator = create_backend(ModelsConfig(device="cpu"))
+    poses = predicted_poses(images, detector, estimator, copies=6, rng=np.random.default_rng(3))
+    assert poses, "the models predicted no hand on any view"
+    assert all(len(p.frame) == 1 for p in poses)
+    assert all(p.bad == (p.pck < BAD_PCK) and (p.pck < BAD_PCK or p.pck >= GOOD_PCK) for p in poses)
+    assert any(p.bad for p in poses) and any(not p.bad for p in poses)  # hard views make real failures
+    points = prediction_check(poses, Config(), {"bone_ratio_tolerance": (1.0, 3.0)})
+    assert [p.parameter for p in points] == ["model.bone_ratio_tolerance"] * 2
+    strict, loose = points
+    assert strict.kept_good <= loose.kept_good and strict.let_through_bad <= loose.let_through_bad
+    assert set(loose.let_through_by_kind) == {"model"}
+    loose_filter = SpatialFilter(replace(Config().spatial_filter, bone_ratio_tolerance=3.0))
+    let_through = [len(loose_filter(p.frame).accepted) == 1 for p in poses if p.bad]
+    assert loose.let_through_bad == np.mean(let_through)
