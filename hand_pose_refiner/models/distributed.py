@@ -13,6 +13,7 @@ labelled keypoints in the batch, within float noise). Checkpoints are written by
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from dataclasses import dataclass
@@ -94,7 +95,24 @@ def init_from_env(device: str) -> DataParallel | None:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo", timeout=WAIT_TIMEOUT)
+        atexit.register(_leave)
     return current()
+
+
+def _leave() -> None:
+    """Leave the process group together, at exit.
+
+    A rank that exits while another still works (rank 0 evaluating, writing its report) tears
+    down the connections under it, and gloo aborts the process ("terminate called without an
+    active exception"). So every rank waits for all at exit, then leaves the group cleanly. A rank
+    that crashes does not get here: torchrun then stops the others.
+    """
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def rank_device(device: str) -> str:

@@ -37,6 +37,7 @@ class HandPoseEstimatorNode(HandPoseNode):
         self._worker: LatestWorker[tuple[DecodedImage, Any]]  # made by start()
         self._previous: FrameHands | None = None  # the last published hands (worker thread writes)
         self._followed_stamps: deque[int] = deque(maxlen=256)
+        self._last_published_ns = -1  # worker thread only
 
     def setup(self, config: Config) -> None:
         _, self.estimator = create_backend(config.models)
@@ -50,6 +51,7 @@ class HandPoseEstimatorNode(HandPoseNode):
 
     def start(self, config: Config) -> None:
         self._previous = None
+        self._last_published_ns = -1
         self._worker = self.start_worker(self._process)
         ImageInput(self, config, self._on_image)
         self.subscribe(HandDetectionArray, config.topics.detections, self._on_detections,
@@ -84,6 +86,11 @@ class HandPoseEstimatorNode(HandPoseNode):
     def _process(self, pair: tuple[DecodedImage, Any]) -> None:
         started = time.perf_counter()
         image, detections_message = pair
+        if image.stamp_ns <= self._last_published_ns:
+            # A frame that waited for its detections while a later, followed frame went out:
+            # publishing it now would put the topic out of order.
+            self.drop("older_than_published", "a later frame was published while this one waited")
+            return
         detections = message_to_detections(detections_message) if detections_message is not None else None
         previous = self._followable(image.stamp_ns)
         if previous is not None and len(previous):
@@ -95,6 +102,7 @@ class HandPoseEstimatorNode(HandPoseNode):
             return
         hands.frame_id = image.frame_id
         self._previous = hands if len(hands) else None
+        self._last_published_ns = image.stamp_ns
         self.publisher.publish(frame_hands_to_message(hands, self.types))
         self.monitor.published(time.perf_counter() - started)
 
