@@ -33,6 +33,31 @@ DEFAULT_CHANNELS: tuple[int, ...] = (32, 48, 64)
 DEFAULT_STRIDES: tuple[int, ...] = (1, 2, 2)
 
 
+def read_checkpoint(path: Path, expected_format: str, what: str) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """The metadata and tensors of a safetensors checkpoint of ``expected_format``.
+
+    Every way it can be wrong is an :class:`ActivityCheckpointError` naming the file: missing,
+    truncated or not safetensors, or a checkpoint of another kind (``what`` names the wanted one).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    if not path.is_file():
+        raise ActivityCheckpointError(f"{path}: {what} checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ActivityCheckpointError(f"{path}: not a complete safetensors file "
+                                      f"({path.stat().st_size} bytes): {exc}") from exc
+    if metadata.get("format") != expected_format:
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ActivityCheckpointError(f"{path}: not {article} {what} checkpoint (format "
+                                      f"{metadata.get('format')!r}, expected {expected_format!r})")
+    return metadata, state
+
+
 def hand_adjacency() -> np.ndarray:
     """``(3, 21, 21)`` normalised adjacency: self, towards the wrist, away from the wrist.
 
@@ -199,22 +224,8 @@ class ActivityModel(nn.Module):
         With ``config``, a checkpoint made for other classes or another window length is refused
         (:class:`ActivityClassMismatchError` / :class:`ActivityCheckpointError`).
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise ActivityCheckpointError(f"{path}: activity checkpoint not found")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ActivityCheckpointError(f"{path}: not a complete safetensors file "
-                                          f"({path.stat().st_size} bytes): {exc}") from exc
-        if metadata.get("format") != FORMAT:
-            raise ActivityCheckpointError(f"{path}: not an activity checkpoint (format "
-                                          f"{metadata.get('format')!r}, expected {FORMAT!r})")
+        metadata, state = read_checkpoint(path, FORMAT, "activity")
         if metadata.get("features") != json.dumps(list(FEATURE_NAMES)):
             raise ActivityCheckpointError(f"{path}: made for input features {metadata.get('features')}, "
                                           f"this version computes {list(FEATURE_NAMES)}")

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hand_pose_refiner.activity.model import read_checkpoint
 from hand_pose_refiner.activity.reach_features import (
     IDLE,
     NUM_FEATURES,
@@ -157,20 +158,8 @@ class ReachModel(nn.Module):
     @classmethod
     def load(cls, path: Path | str) -> ReachModel:
         """Read a checkpoint written by :meth:`save`; errors name the file and what is wrong."""
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         path = Path(path)
-        if not path.is_file():
-            raise ActivityCheckpointError(f"{path}: reach model checkpoint not found")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            state = load_file(str(path))
-        except Exception as exc:  # safetensors raises several unrelated types for a bad file
-            raise ActivityCheckpointError(f"{path}: not a safetensors checkpoint ({exc})") from exc
-        if metadata.get("format") != FORMAT:
-            raise ActivityCheckpointError(f"{path}: format {metadata.get('format')!r}, expected {FORMAT!r}")
+        metadata, state = read_checkpoint(path, FORMAT, "reach model")
         model = cls(**json.loads(metadata["settings"]))
         try:
             model.load_state_dict(state)
