@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -23,6 +24,8 @@ from rosbags.rosbag1 import ReaderError as Rosbag1ReaderError
 from rosbags.rosbag2 import ReaderError as Rosbag2ReaderError
 
 from hand_pose_refiner.errors import ImageError, InputError
+
+Item = TypeVar("Item")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
@@ -125,6 +128,20 @@ def _in_window(kept: int, spec: InputSpec) -> bool:
     return kept >= spec.first_index
 
 
+def _selected(items: Iterable[Item], spec: InputSpec) -> Iterator[tuple[int, int, Item]]:
+    """``(kept, source index, item)`` of the items a spec decodes: every ``stride``-th, at most
+    ``max_frames``, only those in its window; stops reading once nothing later is wanted."""
+    kept = 0
+    for index, item in enumerate(items):
+        if _done(kept, spec):
+            return
+        if not _keep(index, kept, spec):
+            continue
+        if _in_window(kept, spec):
+            yield kept, index, item
+        kept += 1
+
+
 def _to_rgb(image: np.ndarray, encoding: str) -> npt.NDArray[np.uint8]:
     """Any decoded image as RGB uint8 (16-bit and float scaled to 0..255)."""
     if image.dtype != np.uint8:
@@ -171,18 +188,11 @@ def _bag_frames(spec: InputSpec) -> Iterator[Frame]:
     from hand_pose_refiner.ros.images import compressed_to_numpy, image_to_numpy
 
     topic = choose_image_topic(spec.path, spec.image_topic)
-    kept = 0
     try:
         with AnyReader([spec.path]) as reader:
             connections = [c for c in reader.connections if c.topic == topic]
-            for index, (connection, log_time, raw) in enumerate(reader.messages(connections=connections)):
-                if _done(kept, spec):
-                    return
-                if not _keep(index, kept, spec):
-                    continue
-                if not _in_window(kept, spec):
-                    kept += 1
-                    continue
+            messages = reader.messages(connections=connections)
+            for kept, _, (connection, log_time, raw) in _selected(messages, spec):
                 message = reader.deserialize(raw, connection.msgtype)
                 if connection.msgtype.endswith("CompressedImage"):
                     rgb = _to_rgb(compressed_to_numpy(message), "bgr8")
@@ -192,7 +202,6 @@ def _bag_frames(spec: InputSpec) -> Iterator[Frame]:
                 stamp = message.header.stamp
                 stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec) or int(log_time)
                 yield Frame(kept, stamp_ns, rgb, str(message.header.frame_id))
-                kept += 1
     except _BAG_ERRORS as exc:
         raise InputError(f"{spec.path}: cannot read bag (truncated or corrupt?): {exc}") from exc
 
@@ -239,20 +248,11 @@ def _folder_frames(spec: InputSpec) -> Iterator[Frame]:
     if not files:
         raise InputError(f"{spec.path}: no images ({', '.join(IMAGE_SUFFIXES)})")
     period_ns = round(1e9 / spec.fps)
-    kept = 0
-    for index, file in enumerate(files):
-        if _done(kept, spec):
-            return
-        if not _keep(index, kept, spec):
-            continue
-        if not _in_window(kept, spec):
-            kept += 1
-            continue
+    for kept, index, file in _selected(files, spec):
         bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if bgr is None:
             raise InputError(f"{file}: cannot decode image")
         yield Frame(kept, (index + 1) * period_ns, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), spec.path.name)
-        kept += 1
 
 
 def _kept_count(source_frames: int, spec: InputSpec) -> int:
