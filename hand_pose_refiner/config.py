@@ -58,6 +58,12 @@ class ModelsConfig:
                                        "waiting for the detector, while max_hands hands are tracked")
     landmark_tracking_max_gap_s: float = _setting(0.1, "longest time between frames over which "
                                                   "landmarks are followed", min=0.0, max=10.0)
+    self_check: bool = _setting(True, "mediapipe: repeat each detected hand's estimate on the crop its own "
+                                "landmarks define and keep it only if the hand is still there and its "
+                                "keypoints stay put (rejects hand-shaped objects; one more landmark "
+                                "pass per new hand)")
+    self_check_max_shift: float = _setting(0.1, "self_check: largest mean keypoint shift between the two "
+                                           "estimates, as a fraction of the crop side", min=0.0, max=1.0)
 
 
 SPATIAL_RULES = ("keypoint_score", "hand_score", "min_keypoints", "hand_size", "bone_length",

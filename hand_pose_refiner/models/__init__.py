@@ -31,7 +31,8 @@ def create_backend(config: ModelsConfig | None = None) -> tuple[HandDetector, Po
                                      score_threshold=config.detection_score_threshold,
                                      batch_size=config.batch_size)
     estimator = MediaPipePoseEstimator(config.pose_checkpoint or None, device=config.device,
-                                       batch_size=config.batch_size)
+                                       batch_size=config.batch_size, self_check=config.self_check,
+                                       self_check_max_shift=config.self_check_max_shift)
     return detector, estimator
 
 

@@ -105,7 +105,8 @@ def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
     digest = hashlib.sha256()
     for model in (detector, estimator):
         digest.update(model.name.encode())
-        for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored"):
+        for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored", "self_check",
+                          "self_check_max_shift"):
             digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
         net = getattr(model, "net", None)
         if net is not None:

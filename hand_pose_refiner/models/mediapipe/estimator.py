@@ -32,6 +32,12 @@ from hand_pose_refiner.skeleton import Handedness
 
 NETWORK = "hand_landmark_full"
 BOX_ROI_SCALE = 1.5  # a detector without palm keypoints gives a hand box: crop around it
+# Self-check: the landmarks of a real hand barely move when the network sees the crop their own
+# positions define (MediaPipe's tracking step); on the hand-shaped objects of a cell (wooden
+# blocks, a gripper) the presence collapses or the keypoints jump. Measured on the gloved
+# glovebox frames: hands keep presence 0.73-0.91 and move 0.02-0.05 crop sides; blocks and the
+# gripper fall to presence 0.00-0.23.
+SELF_CHECK_MAX_SHIFT = 0.1  # mean keypoint shift between the two estimates, in crop sides
 
 
 @dataclass
@@ -85,11 +91,14 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
     network = NETWORK
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
-                 batch_size: int = 8, min_presence: float = 0.5, mirrored: bool = False) -> None:
+                 batch_size: int = 8, min_presence: float = 0.5, mirrored: bool = False,
+                 self_check: bool = False, self_check_max_shift: float = SELF_CHECK_MAX_SHIFT) -> None:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.min_presence = min_presence
         self.mirrored = mirrored
+        self.self_check = self_check
+        self.self_check_max_shift = self_check_max_shift
         self.net = HandLandmarkNet()
         self.name = "mediapipe/hand_landmark_full"
         self.use_weights(checkpoint)
@@ -129,10 +138,36 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         detections = [d.select(k) for d, k in zip(detections, kept, strict=True)]
         rois = [rois_from_detections(d) for d in detections]
         predictions = self.predict_rois(images, rois)
+        if self.self_check:
+            predictions = [self._checked(image, prediction)
+                           for image, prediction in zip(images, predictions, strict=True)]
         stamps = list(stamps_ns) if stamps_ns is not None else [0] * len(images)
         return [self._frame(image, detection, prediction, stamp)
                 for image, detection, prediction, stamp in zip(images, detections, predictions, stamps,
                                                                strict=True)]
+
+    def _checked(self, image: npt.NDArray[np.uint8], prediction: CropPrediction) -> CropPrediction:
+        """The prediction repeated on the crop its own landmarks define, scored by both passes.
+
+        A hand keeps the second pass's landmarks (MediaPipe's tracking crop fits the hand
+        better than the detector's) and the lower of the two presences; one whose keypoints
+        move more than ``self_check_max_shift`` crop sides between the passes scores 0.
+        """
+        present = prediction.presence >= self.min_presence
+        if not present.any():
+            return prediction
+        first = crop_to_image(prediction.crop_landmarks[present], prediction.rois[present], INPUT_SIZE)
+        (again,) = self.predict_rois([image], [rois_from_landmarks(first)])
+        second = crop_to_image(again.crop_landmarks, again.rois, INPUT_SIZE)
+        shift = np.linalg.norm(second - first, axis=-1).mean(axis=-1) / np.maximum(again.rois[:, 2], 1.0)
+        checked = CropPrediction(prediction.rois.copy(), prediction.crop_landmarks.copy(),
+                                 prediction.presence.copy(), prediction.left_in_mirror.copy())
+        checked.rois[present] = again.rois
+        checked.crop_landmarks[present] = again.crop_landmarks
+        checked.presence[present] = np.where(shift <= self.self_check_max_shift,
+                                             np.minimum(prediction.presence[present], again.presence), 0.0)
+        checked.left_in_mirror[present] = again.left_in_mirror
+        return checked
 
     tracks_landmarks = True
 
