@@ -10,6 +10,7 @@ import pytest
 
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.metrics import pck
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.cache import model_key
@@ -45,6 +46,15 @@ def test_wooden_blocks_taken_for_a_hand_fail_the_self_check(shared_data, backend
         assert on_blocks.any(), (name, before.keypoints.mean(axis=1))
         # ... with it, nothing is left there (or anywhere: these frames hold no hand)
         assert len(after) == 0, (name, after.keypoints.mean(axis=1), after.detection_scores)
+
+
+def test_live_video_mode_checks_the_hands_new_detections_bring_in(shared_data, backends):
+    (detector, unchecked), (_, checked) = backends
+    image = _rgb(shared_data / "hags_gloved_assembly" / "top_view" / "gloved" / BLOCK_FRAMES[0])
+    (detections,) = detector.detect([image])
+    nothing = FrameHands.empty(0, image.shape[1], image.shape[0])
+    assert len(unchecked.estimate_tracked(image, nothing, 0, detections)) >= 1
+    assert len(checked.estimate_tracked(image, nothing, 0, detections)) == 0
 
 
 def test_labelled_hands_pass_the_self_check_with_their_keypoints(shared_data, backends):

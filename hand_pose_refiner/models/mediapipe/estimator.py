@@ -146,7 +146,8 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
                 for image, detection, prediction, stamp in zip(images, detections, predictions, stamps,
                                                                strict=True)]
 
-    def _checked(self, image: npt.NDArray[np.uint8], prediction: CropPrediction) -> CropPrediction:
+    def _checked(self, image: npt.NDArray[np.uint8], prediction: CropPrediction,
+                 only: npt.NDArray[np.bool_] | None = None) -> CropPrediction:
         """The prediction repeated on the crop its own landmarks define, scored by both passes.
 
         A hand keeps the second pass's landmarks (MediaPipe's tracking crop fits the hand
@@ -154,6 +155,8 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         move more than ``self_check_max_shift`` crop sides between the passes scores 0.
         """
         present = prediction.presence >= self.min_presence
+        if only is not None:
+            present &= only
         if not present.any():
             return prediction
         first = crop_to_image(prediction.crop_landmarks[present], prediction.rois[present], INPUT_SIZE)
@@ -182,12 +185,15 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         """
         rois = rois_from_landmarks(previous.keypoints) if len(previous) else np.zeros((0, 4), np.float32)
         scores = np.ones(len(rois), np.float32)
+        detected = np.zeros(len(rois), bool)
         if detections is not None and len(detections):
             candidates = np.concatenate([rois_from_detections(detections), rois])
             candidate_scores = np.concatenate([detections.scores, scores])
             kept = associate(candidates)
-            rois, scores = candidates[kept], candidate_scores[kept]
+            rois, scores, detected = candidates[kept], candidate_scores[kept], kept < len(detections)
         (prediction,) = self.predict_rois([image], [rois])
+        if self.self_check:  # followed hands are re-cropped from landmarks already; new ones are checked
+            prediction = self._checked(image, prediction, detected)
         height, width = image.shape[:2]
         regions = Detections(np.zeros((len(rois), 4), np.float32), scores, np.zeros((len(rois), 0, 2)),
                              width, height)
