@@ -52,7 +52,8 @@ class OneEuroFilter:
         if steady:
             self._value = smoothed
             self._derivative = derivative_hat
-            self._complete = math.isfinite(smoothed.sum())  # False also on overflow: then the full path
+            # Cheaper than any reduction; where it is False, the full path gives these same values.
+            self._complete = all_set(np.isfinite(smoothed))
             return smoothed.copy()
         restart = valid & ~np.isfinite(self._value).all(axis=-1)
         use = (valid & ~restart)[:, None]

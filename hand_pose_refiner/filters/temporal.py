@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hand_pose_refiner.arrays import all_set
+from hand_pose_refiner.arrays import all_set, any_set
 from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
 from hand_pose_refiner.filters.spatial import valid_keypoints
@@ -99,8 +99,11 @@ class _FrameRows:
         self.detection_scores = hands.detection_scores.tolist()
         self.handedness = hands.handedness.tolist()
         self.handedness_scores = hands.handedness_scores.tolist()
-        self.valid = valid_keypoints(self.states) & ~np.isnan(self.keypoints).any(axis=-1)
-        self.all_valid = self.valid.all(axis=1).tolist()
+        self.valid = valid_keypoints(self.states)
+        missing = np.isnan(self.keypoints)
+        if any_set(missing):  # per-keypoint reductions only where some coordinate is NaN
+            self.valid &= ~missing.any(axis=-1)
+        self.all_valid = [True] * len(self.valid) if all_set(self.valid) else self.valid.all(axis=1).tolist()
         self.sizes = _box_diagonals(self.keypoints, self.valid, self.all_valid)
 
 
