@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from hand_pose_refiner.arrays import all_set
+from hand_pose_refiner.arrays import all_set, vector_lengths
 from hand_pose_refiner.config import TrackingConfig
 from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
@@ -153,7 +153,7 @@ class HandTracker:
             by_keypoints = shared_count >= 3  # else: the predicted box centres
             predicted_centers = np.array([t.center for t in live]) + motion
             center_offset = predicted_centers[:, None] - centers[None]
-            center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
+            center_cost = vector_lengths(center_offset)
             cost = np.where(by_keypoints, keypoint_cost, center_cost) / size[:, None]
 
         hand_labels = hands.handedness.tolist()

@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hand_pose_refiner.arrays import all_set, any_set
+from hand_pose_refiner.arrays import all_set, any_set, vector_lengths
 from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
 from hand_pose_refiner.filters.spatial import valid_keypoints
@@ -303,7 +303,7 @@ class TemporalFilter:
             return [self._too_fast(m, h, h.valid) for m, h in zip(memories, hands, strict=True)]
         median = np.sort(velocity, axis=1)[:, NUM_KEYPOINTS // 2, None]  # odd count: the middle row
         sizes = np.array([h.size for h in hands])
-        speed = np.sqrt(np.square(velocity - median).sum(axis=-1)) / sizes[:, None]
+        speed = vector_lengths(velocity - median) / sizes[:, None]
         fast = speed > speed_limit
         if not np.count_nonzero(fast):
             return [None] * len(hands)
@@ -327,7 +327,7 @@ class TemporalFilter:
         else:
             velocity = (hand.keypoints[comparable] - memory.reference_xy[comparable]) / dt[comparable, None]
         relative = velocity - _median_rows(velocity)
-        speed = np.sqrt(np.square(relative).sum(axis=-1)) / hand.size  # numpy.linalg.norm's sum
+        speed = vector_lengths(relative) / hand.size
         fast = speed > self.config.max_keypoint_speed
         if not np.count_nonzero(fast):
             return None
