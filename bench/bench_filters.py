@@ -4,13 +4,14 @@ Goal: >= 5,000 frames/s on the project's 2-core CPU machine (< 0.2 ms per frame)
 
     .venv/bin/python bench/bench_filters.py [--frames 3000] [--repeats 3]
 
-Measured on that machine with nothing else running (load below 1), best of 5-7, three runs:
-spatial filter 14,000-14,900 frames/s (0.067-0.071 ms), tracking 20,200-21,000 (0.048-0.050 ms),
-online temporal filter 13,900-15,000 (0.067-0.072 ms), all three through PoseFilterPipeline
-4,750-4,820 frames/s (0.21 ms/frame): the goal is not reached yet. Before the filters were
-reworked for speed (same outputs, checked by test/test_filter_regression.py), the same run gave
-6,000 / 13,600 / 6,450 and 2,290 frames/s (0.435 ms/frame). Under load (3-4 on 2 cores) the
-figures drop by up to 25%.
+Measured on that machine while other jobs shared it (load 14-15 on its 2 cores), best of 7,
+three runs interleaved with the previous version: spatial filter 10,800-16,000 frames/s, tracking
+18,800-26,500, online temporal filter 18,000-18,100, all three through PoseFilterPipeline
+5,510-5,580 frames/s (0.18 ms/frame): the goal is reached. The previous version gave 3,040-4,550
+frames/s in those same runs (its best on a quiet machine: 4,750-4,820, 0.21 ms/frame; spatial
+14,000-14,900, tracking 20,200-21,000, temporal 13,900-15,000). Before the filters were first
+reworked for speed, a quiet run gave 6,000 / 13,600 / 6,450 and 2,290 frames/s (0.435 ms/frame).
+Every speed-up keeps the outputs bit for bit (test/test_filter_regression.py).
 """
 
 from __future__ import annotations

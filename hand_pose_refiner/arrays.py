@@ -20,3 +20,17 @@ def all_set(values: npt.NDArray[np.generic]) -> bool:
 def any_set(values: npt.NDArray[np.generic]) -> bool:
     """``bool(values.any())``, faster on small arrays."""
     return np.count_nonzero(values) > 0
+
+
+def vector_lengths(vectors: npt.NDArray[np.floating], keepdims: bool = False) -> npt.NDArray[np.floating]:
+    """Lengths of 2D vectors (last axis of size 2) as ``numpy.linalg.norm`` computes them.
+
+    ``sqrt(x*x + y*y)``: the same values as ``np.sqrt(np.square(v).sum(axis=-1))`` (a sum of two
+    terms rounds once, in either order), not ``np.hypot``'s, which may differ in the last bit. The
+    two columns are added directly, skipping the reduction, which on a keypoint array costs
+    several times an element-wise operation.
+    """
+    squares = np.square(vectors)
+    if keepdims:
+        return np.sqrt(squares[..., :1] + squares[..., 1:])
+    return np.sqrt(squares[..., 0] + squares[..., 1])

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from hand_pose_refiner.arrays import all_set
+from hand_pose_refiner.arrays import all_set, vector_lengths
 from hand_pose_refiner.config import TrackingConfig
 from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.skeleton import Handedness
+from hand_pose_refiner.skeleton import NUM_KEYPOINTS, Handedness
 
 _NS = 1e-9
 _HANDEDNESS_PENALTY = 0.5  # hand sizes added when track and hand disagree confidently
@@ -44,7 +44,9 @@ class Track:
     stamp_ns: int  # last match
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # pixels per second
     hits: int = 1
-    votes: np.ndarray = field(default_factory=lambda: np.zeros(3))  # per Handedness value
+    # Per Handedness value. Python floats: read and added to once per hand and frame, where numpy
+    # scalars cost more than the arithmetic (the same IEEE additions, so the same sums).
+    votes: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def handedness(self) -> tuple[int, float]:
         """Majority handedness and its share of the votes (UNKNOWN, 0 without votes)."""
@@ -52,8 +54,8 @@ class Track:
         if left + right <= 0:
             return int(Handedness.UNKNOWN), 0.0
         if right >= left:
-            return int(Handedness.RIGHT), float(right / (left + right))
-        return int(Handedness.LEFT), float(left / (left + right))
+            return int(Handedness.RIGHT), right / (left + right)
+        return int(Handedness.LEFT), left / (left + right)
 
 
 class HandTracker:
@@ -77,33 +79,42 @@ class HandTracker:
             return hands.derive(track_ids=np.full(len(hands), -1, np.int64))
         self._last_stamp_ns = hands.stamp_ns
         self._end_stale_tracks(hands.stamp_ns)
-        valid = valid_keypoints(hands.keypoint_states) & np.isfinite(hands.keypoints).all(axis=-1)
+        valid = _valid_keypoints(hands)
         boxes = keypoint_boxes(hands.keypoints, valid)
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
-        track_ids = np.full(len(hands), -1, np.int64)
-        live = list(self.tracks.values())
-        if live and len(hands):
-            cost = self._cost(live, hands, valid, centers)
-            rows, cols = linear_sum_assignment(cost)
-            for row, col in zip(rows, cols, strict=True):
-                if cost[row, col] <= self.config.max_match_distance:
-                    track_ids[col] = live[row].track_id
+        track_ids = self._match(hands, valid, centers)
+        every_valid = all_set(valid)
         sizes_list = sizes.tolist()
-        for index in range(len(hands)):
-            if track_ids[index] < 0:
-                track_ids[index] = self._birth(hands.stamp_ns)
-            self._absorb(self.tracks[int(track_ids[index])], hands, index, valid[index],
+        for index, track_id in enumerate(track_ids):
+            if track_id < 0:
+                track_id = track_ids[index] = self._birth(hands.stamp_ns)
+            self._absorb(self.tracks[track_id], hands, index, valid[index], every_valid,
                          centers[index], sizes_list[index])
 
-        majority = [self.tracks[track_id].handedness() for track_id in track_ids.tolist()]
+        majority = [self.tracks[track_id].handedness() for track_id in track_ids]
         handedness = np.array([label for label, _ in majority], np.uint8)
         handedness_scores = np.array([share for _, share in majority], np.float32)
         self.stats.add("frames")
         self.stats.add("hands", len(hands))
-        return hands.derive(track_ids=track_ids, handedness=handedness,
+        return hands.derive(track_ids=np.array(track_ids, np.int64), handedness=handedness,
                             handedness_scores=handedness_scores)
+
+    def _match(self, hands: FrameHands, valid: np.ndarray, centers: np.ndarray) -> list[int]:
+        """Per hand, the id of the live track it continues, or -1 (a new track).
+
+        A Python list: the caller walks it hand by hand, where numpy scalars would cost more.
+        """
+        track_ids = [-1] * len(hands)
+        live = list(self.tracks.values())
+        if live and track_ids:
+            cost = self._cost(live, hands, valid, centers)
+            rows, cols = linear_sum_assignment(cost)
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                if cost[row, col] <= self.config.max_match_distance:
+                    track_ids[col] = live[row].track_id
+        return track_ids
 
     def _end_stale_tracks(self, stamp_ns: int) -> None:
         limit = self.config.max_missed_s
@@ -127,21 +138,22 @@ class HandTracker:
         dt = np.array([(stamp_ns - t.stamp_ns) * _NS for t in live])
         motion = np.array([t.velocity for t in live]) * dt[:, None]  # (tracks, 2) pixels since the match
         predicted = np.array([t.keypoints for t in live]) + motion[:, None, :]
-        predicted_centers = np.array([t.center for t in live]) + motion
         size = np.maximum(np.array([t.size for t in live]), 1.0)
 
-        known = np.isfinite(predicted).all(axis=-1)  # (tracks, 21)
-        shared = known[:, None, :] & valid[None, :, :]  # (tracks, hands, 21)
-        difference = predicted[:, None] - hands.keypoints[None]
-        gaps = np.where(shared, np.hypot(difference[..., 0], difference[..., 1]), 0.0)
-        shared_count = shared.sum(axis=-1)
-        keypoint_cost = gaps.sum(axis=-1) / np.maximum(shared_count, 1)
-        by_keypoints = shared_count >= 3
-        if all_set(by_keypoints):  # the usual case: no pair falls back to the box centres
-            cost = keypoint_cost / size[:, None]
+        difference = predicted[:, None] - hands.keypoints[None]  # (tracks, hands, 21, 2)
+        gaps = np.hypot(difference[..., 0], difference[..., 1])
+        known = np.isfinite(predicted)
+        if all_set(known) and all_set(valid):  # the usual case: every keypoint pair is compared
+            cost = gaps.sum(axis=-1) / NUM_KEYPOINTS / size[:, None]
         else:
+            shared = known.all(axis=-1)[:, None, :] & valid[None, :, :]  # (tracks, hands, 21)
+            gaps = np.where(shared, gaps, 0.0)
+            shared_count = shared.sum(axis=-1)
+            keypoint_cost = gaps.sum(axis=-1) / np.maximum(shared_count, 1)
+            by_keypoints = shared_count >= 3  # else: the predicted box centres
+            predicted_centers = np.array([t.center for t in live]) + motion
             center_offset = predicted_centers[:, None] - centers[None]
-            center_cost = np.sqrt(np.square(center_offset).sum(axis=-1))  # numpy.linalg.norm's sum
+            center_cost = vector_lengths(center_offset)
             cost = np.where(by_keypoints, keypoint_cost, center_cost) / size[:, None]
 
         hand_labels = hands.handedness.tolist()
@@ -158,14 +170,14 @@ class HandTracker:
         return np.where(np.isfinite(cost), cost, _UNMATCHABLE)
 
     @staticmethod
-    def _absorb(track: Track, hands: FrameHands, index: int, valid: np.ndarray, center: np.ndarray,
-                size: float) -> None:
-        """Update a track with its newly matched hand."""
+    def _absorb(track: Track, hands: FrameHands, index: int, valid: np.ndarray, every_valid: bool,
+                center: np.ndarray, size: float) -> None:
+        """Update a track with its newly matched hand (``every_valid``: all hands' keypoints are)."""
         dt = (hands.stamp_ns - track.stamp_ns) * _NS
         if track.hits > 0 and dt > 0:
             observed_velocity = (center - track.center) / dt
             track.velocity = 0.5 * track.velocity + 0.5 * observed_velocity
-        if all_set(valid):
+        if every_valid or all_set(valid):
             track.keypoints = hands.keypoints[index].astype(np.float64)
         else:
             track.keypoints = np.where(valid[:, None], hands.keypoints[index], track.keypoints)
@@ -178,3 +190,15 @@ class HandTracker:
         if label != Handedness.UNKNOWN:
             score = float(hands.handedness_scores[index])
             track.votes[label] += min(max(score, 0.0), 1.0) if score == score else 0.0  # NaN: no vote
+
+
+def _valid_keypoints(hands: FrameHands) -> np.ndarray:
+    """``(n, 21)`` keypoints the tracker may use: valid state and finite coordinates.
+
+    The finiteness test is reduced per keypoint only when some coordinate is not finite.
+    """
+    valid = valid_keypoints(hands.keypoint_states)
+    finite = np.isfinite(hands.keypoints)
+    if all_set(finite):
+        return valid
+    return valid & finite.all(axis=-1)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from hand_pose_refiner.arrays import all_set
+from hand_pose_refiner.arrays import all_set, vector_lengths
 
 
 def _alpha(cutoff_hz: np.ndarray | float, dt: float) -> np.ndarray | float:
@@ -45,14 +45,15 @@ class OneEuroFilter:
         step = points - self._value
         derivative = step / dt
         derivative_hat = self._derivative + _alpha(self.d_cutoff_hz, dt) * (derivative - self._derivative)
-        speed = np.sqrt(np.square(derivative_hat).sum(axis=-1, keepdims=True)) / max(scale, 1e-6)
+        speed = vector_lengths(derivative_hat, keepdims=True) / max(scale, 1e-6)
         cutoff = self.min_cutoff_hz + self.beta * speed
         smoothed = self._value + _alpha(cutoff, dt) * step
         self._time = time_s
         if steady:
             self._value = smoothed
             self._derivative = derivative_hat
-            self._complete = math.isfinite(smoothed.sum())  # False also on overflow: then the full path
+            # Cheaper than any reduction; where it is False, the full path gives these same values.
+            self._complete = all_set(np.isfinite(smoothed))
             return smoothed.copy()
         restart = valid & ~np.isfinite(self._value).all(axis=-1)
         use = (valid & ~restart)[:, None]

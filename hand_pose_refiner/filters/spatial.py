@@ -94,15 +94,19 @@ def nan_median(values: np.ndarray) -> np.ndarray:
 
 
 def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
-               bone_valid: np.ndarray) -> np.ndarray:
+               bone_valid: np.ndarray | None) -> np.ndarray:
     """Per hand, the palm size the bone ratios are measured against (0 where unknown).
 
     The median wrist-to-MCP distance (at least two of them labelled), or the MCP span (index to
     pinky MCP) times :data:`PALM_LENGTH_PER_MCP_SPAN`, whichever is larger: a palm tilted away
-    from the camera shortens one of the two but rarely both.
+    from the camera shortens one of the two but rarely both. ``bone_valid=None`` says that every
+    keypoint is valid (the spatial filter's common case, which then needs no masks).
     """
-    palm_valid = bone_valid[:, PALM_BONES]
-    every_palm_bone = all_set(palm_valid)
+    if bone_valid is None:
+        palm_valid, every_palm_bone = None, True
+    else:
+        palm_valid = bone_valid[:, PALM_BONES]
+        every_palm_bone = all_set(palm_valid)
     if every_palm_bone:  # all four known (the common case): the mean of the middle two
         ordered = np.sort(lengths[:, PALM_BONES], axis=-1)
         along = (ordered[:, 1] + ordered[:, 2]) / 2
@@ -111,7 +115,7 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
         along = np.where(palm_valid.sum(axis=1) >= 2, along, 0.0)
     span_vector = keypoints[:, MCP_SPAN[1]] - keypoints[:, MCP_SPAN[0]]
     span = np.hypot(span_vector[:, 0], span_vector[:, 1])
-    if not every_palm_bone or not all_set(valid[:, MCP_SPAN]):
+    if bone_valid is not None and (not every_palm_bone or not all_set(valid[:, MCP_SPAN])):
         span = np.where(valid[:, MCP_SPAN[0]] & valid[:, MCP_SPAN[1]], span, 0.0)
     return np.maximum(along, PALM_LENGTH_PER_MCP_SPAN * span)
 
@@ -228,9 +232,8 @@ class SpatialFilter:
         if self._needs_bones:
             delta = keypoints[:, _BONE_CHILD] - keypoints[:, _BONE_PARENT]
             lengths = np.hypot(delta[..., 0], delta[..., 1])
-            if all_set(valid):  # every bone measurable: nothing to mask
-                bone_valid = np.ones(lengths.shape, bool)
-            else:
+            bone_valid = None  # every bone measurable: nothing to mask
+            if not all_set(valid):
                 bone_valid = valid[:, _BONE_CHILD] & valid[:, _BONE_PARENT]
                 lengths = np.where(bone_valid, lengths, 0.0)
         if "bone_length" in rules:
@@ -248,8 +251,8 @@ class SpatialFilter:
         if not failed:
             return reasons
         table = np.array([mask for mask, _ in failed])  # (rules, hands)
-        failing = table.any(axis=0)
-        if any_set(failing):  # each failing hand gets the first rule it fails
+        if np.count_nonzero(table):  # each failing hand gets the first rule it fails
+            failing = table.any(axis=0)
             codes = np.array([_CODE[reason] for _, reason in failed])
             reasons[failing] = codes[table.argmax(axis=0)[failing]]
         return reasons
@@ -331,13 +334,15 @@ class SpatialFilter:
         if _iou(boxes[a].tolist(), boxes[b].tolist()) > self.config.duplicate_iou:
             return True
         both = valid[a] & valid[b]
-        shared = int(both.sum())
+        shared = int(np.count_nonzero(both))
         if shared < 3:
             return False
         difference = keypoints[a] - keypoints[b]
         distance = np.hypot(difference[:, 0], difference[:, 1])
-        distance[~both] = 0.0
-        mean_distance = float((distance * both).sum()) / shared
+        if shared < len(both):  # else nothing to mask: the same values, so the same sum
+            distance[~both] = 0.0
+            distance = distance * both
+        mean_distance = float(distance.sum()) / shared
         size_a, size_b = float(sizes[a]), float(sizes[b])
         relative = mean_distance / min(max(size_a, 1e-6), max(size_b, 1e-6))
         return relative < self.config.duplicate_keypoint_distance

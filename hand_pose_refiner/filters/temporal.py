@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hand_pose_refiner.arrays import all_set
+from hand_pose_refiner.arrays import all_set, any_set, vector_lengths
 from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
 from hand_pose_refiner.filters.spatial import valid_keypoints
@@ -99,8 +99,29 @@ class _FrameRows:
         self.detection_scores = hands.detection_scores.tolist()
         self.handedness = hands.handedness.tolist()
         self.handedness_scores = hands.handedness_scores.tolist()
-        self.valid = valid_keypoints(self.states) & ~np.isnan(self.keypoints).any(axis=-1)
-        self.all_valid = self.valid.all(axis=1).tolist()
+        self.valid = valid_keypoints(self.states)
+        missing = np.isnan(self.keypoints)
+        if any_set(missing):  # per-keypoint reductions only where some coordinate is NaN
+            self.valid &= ~missing.any(axis=-1)
+        self.all_valid = [True] * len(self.valid) if all_set(self.valid) else self.valid.all(axis=1).tolist()
+        self.sizes = _box_diagonals(self.keypoints, self.valid, self.all_valid)
+
+
+def _box_diagonals(keypoints: np.ndarray, valid: np.ndarray, all_valid: list[bool]) -> list[float]:
+    """Per hand, :func:`_box_diagonal` of its valid keypoints.
+
+    When every keypoint of the frame is valid (the common case), all hands' boxes come from one
+    set of numpy calls; a hand with invalid keypoints, or without a finite diagonal (an infinite
+    keypoint), is measured on its own.
+    """
+    if all(all_valid):
+        extent = keypoints.max(axis=1) - keypoints.min(axis=1)
+        diagonals = np.hypot(extent[:, 0], extent[:, 1]).tolist()
+    else:
+        diagonals = [math.nan] * len(keypoints)
+    return [diagonal if math.isfinite(diagonal) else
+            _box_diagonal(keypoints[index], None if all_valid[index] else valid[index])
+            for index, diagonal in enumerate(diagonals)]
 
 
 def _box_diagonal(keypoints: np.ndarray, valid: np.ndarray | None) -> float:
@@ -135,6 +156,7 @@ class _Frame:
     hands: FrameHands
     stamp_s: float
     by_track: dict[int, _Hand]
+    rows: _FrameRows | None = None  # the arrays the hands of by_track are rows of
 
     @property
     def stamp_ns(self) -> int:
@@ -191,16 +213,11 @@ class TemporalFilter:
             self.stats.add("frames_out")
             return [hands]
         by_track: dict[int, _Hand] = {}
+        rows = None
         if len(hands):
             rows = _FrameRows(hands)
-            for index, track_id in enumerate(hands.track_ids.tolist()):
-                if track_id < 0:
-                    self.stats.reject("untracked_hand", 1, "hand without a track id")
-                elif track_id in by_track:
-                    self.stats.reject("duplicate_track", 1, f"track {track_id} twice in one frame")
-                else:
-                    by_track[track_id] = self._arrive(track_id, rows, index, stamp_s)
-        self._pending.append(_Frame(hands, stamp_s, by_track))
+            by_track = self._arrive(rows, self._rows_by_track(hands), stamp_s)
+        self._pending.append(_Frame(hands, stamp_s, by_track, rows))
         return self._release_until(hands.stamp_ns - self._horizon_ns)
 
     def flush(self) -> list[FrameHands]:
@@ -213,34 +230,84 @@ class TemporalFilter:
 
     # -- arrival: the causal velocity check --------------------------------------------------
 
-    def _arrive(self, track_id: int, rows: _FrameRows, index: int, stamp_s: float) -> _Hand:
-        memory = self._tracks.get(track_id)
-        if memory is None:
-            memory = self._tracks[track_id] = _TrackMemory()
+    def _rows_by_track(self, hands: FrameHands) -> dict[int, int]:
+        """Each track's row in the frame; untracked hands and repeated track ids are counted and left out."""
+        rows: dict[int, int] = {}
+        for index, track_id in enumerate(hands.track_ids.tolist()):
+            if track_id < 0:
+                self.stats.reject("untracked_hand", 1, "hand without a track id")
+            elif track_id in rows:
+                self.stats.reject("duplicate_track", 1, f"track {track_id} twice in one frame")
+            else:
+                rows[track_id] = index
+        return rows
+
+    def _arrive(self, rows: _FrameRows, indices: dict[int, int], stamp_s: float) -> dict[int, _Hand]:
+        """The frame's hands by track, speed-checked against their tracks' references (then updated)."""
+        by_track: dict[int, _Hand] = {}
+        memories: list[_TrackMemory] = []
+        for track_id, index in indices.items():
+            memory = self._tracks.get(track_id)
+            if memory is None:
+                memory = self._tracks[track_id] = _TrackMemory()
+            by_track[track_id] = self._new_hand(memory, rows, index, stamp_s)
+            memories.append(memory)
+        hands = list(by_track.values())
+        complete = [rows.all_valid[index] for index in indices.values()]
+        jitters = self._too_fast_all(memories, hands, all(complete))
+        for memory, hand, all_valid, jitter in zip(memories, hands, complete, jitters, strict=True):
+            valid = hand.valid
+            if jitter is not None:
+                hand.states[jitter] = REJECTED
+                hand.valid = valid = valid & ~jitter
+                all_valid = False
+                self.stats.reject("keypoint_speed", int(jitter.sum()))
+            if all_valid:
+                memory.reference_xy[:] = hand.keypoints
+                memory.reference_s.fill(stamp_s)
+            else:
+                memory.reference_xy[valid] = hand.keypoints[valid]
+                memory.reference_s[valid] = stamp_s
+        return by_track
+
+    @staticmethod
+    def _new_hand(memory: _TrackMemory, rows: _FrameRows, index: int, stamp_s: float) -> _Hand:
+        """A hand on its row of the frame, counted in its track; invalid keypoints MISSING unless REJECTED."""
         memory.arrivals += 1
         memory.last_seen_s = stamp_s
         hand = _Hand(stamp_s, rows.keypoints[index], rows.states[index], rows.scores[index],
                      rows.boxes[index], rows.detection_scores[index], rows.handedness[index],
-                     rows.handedness_scores[index], 0.0, rows.valid[index])
-        valid = hand.valid
-        all_valid = rows.all_valid[index]
-        if not all_valid:
-            hand.states[~valid & (hand.states != REJECTED)] = MISSING
-        hand.size = _box_diagonal(hand.keypoints, None if all_valid else valid) or memory.size
+                     rows.handedness_scores[index], rows.sizes[index] or memory.size, rows.valid[index])
+        if not rows.all_valid[index]:
+            hand.states[~hand.valid & (hand.states != REJECTED)] = MISSING
         memory.size = hand.size or memory.size
-        jitter = self._too_fast(memory, hand, valid)
-        if jitter is not None:
-            hand.states[jitter] = REJECTED
-            hand.valid = valid = valid & ~jitter
-            all_valid = False
-            self.stats.reject("keypoint_speed", int(jitter.sum()))
-        if all_valid:
-            memory.reference_xy[:] = hand.keypoints
-            memory.reference_s.fill(stamp_s)
-        else:
-            memory.reference_xy[valid] = hand.keypoints[valid]
-            memory.reference_s[valid] = stamp_s
         return hand
+
+    def _too_fast_all(self, memories: list[_TrackMemory], hands: list[_Hand],
+                      all_valid: bool) -> list[np.ndarray | None]:
+        """:meth:`_too_fast` for each hand of a frame (``all_valid``: every hand's keypoints are).
+
+        In the common case, every keypoint of every hand comparable (valid, with a recent
+        reference) and every velocity finite, all hands are measured in one set of numpy calls;
+        otherwise each hand on its own. Same operations per element, so the same result.
+        """
+        speed_limit = self.config.max_keypoint_speed
+        if len(hands) < 2 or speed_limit <= 0 or not all_valid or not all(h.size > 0 for h in hands):
+            return [self._too_fast(m, h, h.valid) for m, h in zip(memories, hands, strict=True)]
+        dt = hands[0].stamp_s - np.array([m.reference_s for m in memories])  # (hands, 21)
+        velocity = None
+        if all_set((dt > 0) & (dt <= max(self.config.max_gap_s, 1e-9))):
+            keypoints = np.array([h.keypoints for h in hands])
+            velocity = (keypoints - np.array([m.reference_xy for m in memories])) / dt[..., None]
+        if velocity is None or not all_set(np.isfinite(velocity)):
+            return [self._too_fast(m, h, h.valid) for m, h in zip(memories, hands, strict=True)]
+        median = np.sort(velocity, axis=1)[:, NUM_KEYPOINTS // 2, None]  # odd count: the middle row
+        sizes = np.array([h.size for h in hands])
+        speed = vector_lengths(velocity - median) / sizes[:, None]
+        fast = speed > speed_limit
+        if not np.count_nonzero(fast):
+            return [None] * len(hands)
+        return [row if np.count_nonzero(row) else None for row in fast]
 
     def _too_fast(self, memory: _TrackMemory, hand: _Hand, valid: np.ndarray) -> np.ndarray | None:
         """Keypoints moving faster than the limit relative to their hand's median motion (None: none).
@@ -260,7 +327,7 @@ class TemporalFilter:
         else:
             velocity = (hand.keypoints[comparable] - memory.reference_xy[comparable]) / dt[comparable, None]
         relative = velocity - _median_rows(velocity)
-        speed = np.sqrt(np.square(relative).sum(axis=-1)) / hand.size  # numpy.linalg.norm's sum
+        speed = vector_lengths(relative) / hand.size
         fast = speed > self.config.max_keypoint_speed
         if not np.count_nonzero(fast):
             return None
@@ -323,7 +390,7 @@ class TemporalFilter:
                 self._smooth(self._tracks[track_id], hand)
         self.stats.add("frames_out")
         self.stats.add("hands_out", len(rows))
-        return self._to_frame_hands(frame.hands, rows)
+        return self._to_frame_hands(frame, rows)
 
     def _next_valid(self, track_id: int, keypoint: int, ahead: list[_Frame],
                     latest_s: float) -> tuple[float, np.ndarray, float] | None:
@@ -405,10 +472,22 @@ class TemporalFilter:
             del self._tracks[track_id]
 
     @staticmethod
-    def _to_frame_hands(template: FrameHands, rows: dict[int, _Hand]) -> FrameHands:
+    def _to_frame_hands(frame: _Frame, rows: dict[int, _Hand]) -> FrameHands:
+        """The released hands as the frame's output.
+
+        When every hand of the frame is released on its own row (no hand dropped or bridged), the
+        frame's arrays already hold the output values except the keypoints: the states and
+        scores (changed in place) are copied, the unchanged arrays kept from the input frame.
+        """
         hands = list(rows.values())
+        keypoints = np.array([h.keypoints for h in hands], np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+        template = frame.hands
+        if (frame.rows is not None and len(hands) == len(template)
+                and all(frame.by_track.get(track_id) is hand for track_id, hand in rows.items())):
+            return template.derive(keypoints=keypoints, keypoint_scores=frame.rows.scores.copy(),
+                                   keypoint_states=frame.rows.states.copy())
         return template.derive(
-            keypoints=np.array([h.keypoints for h in hands], np.float32).reshape(-1, NUM_KEYPOINTS, 2),
+            keypoints=keypoints,
             keypoint_scores=np.array([h.scores for h in hands], np.float32).reshape(-1, NUM_KEYPOINTS),
             keypoint_states=np.array([h.states for h in hands], np.uint8).reshape(-1, NUM_KEYPOINTS),
             boxes=np.array([h.box for h in hands], np.float32).reshape(-1, 4),
