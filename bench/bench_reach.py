@@ -17,7 +17,7 @@ is trained per held-out participant (8 folds). Prints, per fold and as the mean 
   torch thread, a real recording);                                    goal < 2 ms
 
     .venv/bin/python bench/bench_reach.py [--data ../shared/data/hand_actions/rtg_object_size]
-        [--epochs 20] [--participants P1 P2 ...] [--out runs/bench_reach]
+        [--epochs 20] [--participants P1 P2 ...] [--out runs/bench_reach] [--jobs N]
 
 Writes metrics.json and the PNG plots to --out (as ``hand-pose-refiner eval-activity --rtg``).
 """
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--participants", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_reach"))
+    parser.add_argument("--jobs", type=int, default=1, help="processes for filtering and folds")
     args = parser.parse_args()
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
 
@@ -89,13 +90,14 @@ def main() -> None:
     print(f"{len(sequences)} sequences, {sum(len(s) for s in sequences)} frames; stamps: {counts.repeated} "
           f"repeated, {counts.corrupt} corrupt (frames skipped), {counts.gaps} gaps > 50 ms (bridged)")
     started = time.perf_counter()
-    prepared = prepare_sequences(sequences, Config())
+    prepared = prepare_sequences(sequences, Config(), jobs=args.jobs)
     frames = sum(len(s) for s in sequences)
     elapsed = time.perf_counter() - started
     print(f"online filters + features: {elapsed:.0f} s ({frames / elapsed:.0f} frames/s)")
 
     settings = ReachTrainSettings(epochs=args.epochs)
-    result = leave_one_subject_out(prepared, settings, log=lambda line: print("  " + line, flush=True))
+    result = leave_one_subject_out(prepared, settings, log=lambda line: print("  " + line, flush=True),
+                                   jobs=args.jobs)
     print(f"leave-one-subject-out, {len(result.folds)} folds, {result.seconds:.0f} s")
     print(f"{'fold':<6}{'phase F1':>9}{'onset ms':>10}{'missed':>8}{'false/seq':>10}{'ttg ms':>8}"
           f"{'size@0':>8}{'@0.5':>6}{'@0.8':>6}{'@end':>6}{'acc@p>=.8':>10}{'cover':>7}")

@@ -339,13 +339,17 @@ def test_eval_activity_runs_leave_one_subject_out_on_the_recordings(shared_data,
     out = tmp_path / "eval"
     data = shared_data / "hand_actions/rtg_object_size"
     code = main(["eval-activity", "--rtg", str(data), "--participants", "P2", "P3", "P4",
-                 "--max-sequences", "4", "--epochs", "2", "--out", str(out)])
+                 "--max-sequences", "4", "--epochs", "2", "--jobs", "2", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["protocol"] == "leave-one-subject-out"
     assert sorted(report["folds"]) == ["P2", "P3", "P4"]
     assert all(fold["sequences"] == 4 for fold in report["folds"].values())
     assert report["pooled"]["sequences"] == 12
+    # spread over each person's recordings (stored L, M, S): every size is in
+    assert all(sum(row) > 0 for row in report["pooled"]["size_confusion"])
+    assert "size_confident_accuracy_at_end" in report["mean_of_folds"]
+    assert "labelled reach end" in report["size_evaluation"]
     assert set(report["mean_of_folds"]) >= {"phase_macro_f1", "onset_median_delay_ms", "size_accuracy_at_end",
                                             "time_to_grasp_median_error_ms",
                                             "size_accuracy_by_reach_fraction"}
