@@ -120,7 +120,7 @@ def main() -> None:
           + ", ".join(f"{n} {v:.3f}" for n, v in zip(PHASE_NAMES, pooled.phase_f1, strict=True)))
     print("grasp size top-1 by fraction of the reach seen (mean of folds): "
           + ", ".join(f"{f:.1f}: {a:.2f}" for f, a in zip(FRACTIONS, result.mean_by_fraction(), strict=True)))
-    print("size said once confident (p >= 0.8, after the detected reach end) in "
+    print("size said once confident (p >= 0.8, within 0.1 s after the detected reach end) in "
           f"{pooled.size_said_fraction:.0%} of reaches, {pooled.size_said_accuracy:.0%} right, at a median "
           f"{pooled.size_said_median_reach_fraction:.2f} of the reach")
 

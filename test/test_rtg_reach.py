@@ -231,6 +231,16 @@ def test_decider_says_the_size_only_after_the_reach_end_it_detected():
     assert ends == [phases.index(GRASP_MOVE)]  # once, where the network first says grasp
     assert all(r.grasp_size == "" for r in results[: ends[0]])
     assert all(r.grasp_size == "M" for r in results[ends[0] :])
+    # confident only later than size_window_s after the reach end: nothing is said
+    decider = ReachDecider(("S", "M", "L"), ReachSettings(size_window_s=0.1))
+    unsure = np.array([0.3, 0.4, 0.3], np.float32)
+    for k, phase in enumerate(phases + [GRASP_MOVE] * 10):
+        scores = np.full(3, 0.05, np.float32)
+        scores[phase] = 0.9
+        late = k > len(phases) + 5  # about 0.2 s after the reach end
+        output = ReachOutput(scores, confident if late else unsure, 0.3)
+        result = decider.decide(10**9 + k * 16_000_000, output)
+        assert result.grasp_size == ""
 
 
 def test_model_is_causal():
