@@ -3,7 +3,8 @@
 A cobot controller acts on "the worker has started reaching" and "the hand will close on the part
 in N ms" as they happen, so this recogniser is causal and per frame, unlike the window
 classifier of :mod:`~hand_pose_refiner.activity.recognizer`: every filtered pose of a track goes
-through a small causal temporal convolution network (:class:`ReachModel`) with three heads:
+through a small causal temporal convolution network (:class:`ReachModel`) with two heads, and a
+size classifier beside it:
 
 * phase: idle / reach / grasp-and-move (:data:`PHASE_NAMES`);
 * time to grasp: seconds until the hand closes on the part, meaningful during a reach;
@@ -159,7 +160,8 @@ class SizeClassifier(nn.Module):
 
 
 class ReachModel(nn.Module):
-    """A causal temporal convolution network (TCN) with phase, time-to-grasp and size heads.
+    """A causal temporal convolution network (TCN) with phase and time-to-grasp heads, and the size
+    classifier (:class:`SizeClassifier`) whose numbers travel in the same checkpoint.
 
     Dilated convolutions (Bai et al., 2018) rather than a recurrent network: a TCN trains in
     parallel over time, which on a CPU is an order of magnitude faster than a GRU over the same
@@ -296,8 +298,8 @@ class ReachSettings:
     size_confidence: float = 0.8
     # The size may be said only this long after the detected reach end: the classifier is fitted
     # to the closing hand, and as the hand then grips, lifts and moves the part its confident
-    # scores go wrong more often (leave-one-subject-out, pooled: said at p >= 0.8 within 0.1 s,
-    # 81 % right in 58 % of reaches; at the end frame only 88 % in 43 %; any time after 68 % in 96 %).
+    # scores go wrong more often (leave-one-subject-out, pooled, p >= 0.8: within 0.1 s 79 % right
+    # in 58 % of reaches; at the end frame only about 88 % in 43 %; any time after 68 % in 96 %).
     size_window_s: float = 0.1
     max_gap_s: float = 0.5
 
