@@ -586,7 +586,9 @@ class CrossValidation:
     seconds: float
 
     def mean(self, name: str) -> float:
-        return float(np.nanmean([getattr(scores, name) for scores in self.folds.values()]))
+        values = np.array([getattr(scores, name) for scores in self.folds.values()], np.float64)
+        # a figure no fold has (no confident size, no onset in a quick run) is NaN, not a warning
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
     def mean_by_fraction(self) -> npt.NDArray[np.float64]:
         return np.mean([scores.size_accuracy_by_fraction for scores in self.folds.values()], axis=0)
