@@ -101,7 +101,8 @@ def rtg_sequences(shared_data):
 @pytest.fixture(scope="session")
 def small_reach_split(rtg_sequences):
     """Ten real recordings of each of six participants to train on, six of two others to test on,
-    through the online filters."""
+    through the online filters; every few repetitions, so that each person grasps all three sizes
+    (the recordings are stored by size: L, then M, then S)."""
     import logging
 
     from hand_pose_refiner.activity.reach_training import prepare_sequence
@@ -110,11 +111,11 @@ def small_reach_split(rtg_sequences):
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
     config = Config()
 
-    def first(participants: tuple[str, ...], count: int) -> list:
+    def spread(participants: tuple[str, ...], step: int, count: int) -> list:
         return [prepare_sequence(s, config) for p in participants
-                for s in [x for x in rtg_sequences if x.participant == p][:count]]
+                for s in [x for x in rtg_sequences if x.participant == p][::step][:count]]
 
-    return first(RTG_TRAIN_PARTICIPANTS, 10), first(RTG_TEST_PARTICIPANTS, 6)
+    return spread(RTG_TRAIN_PARTICIPANTS, 9, 10), spread(RTG_TEST_PARTICIPANTS, 15, 6)
 
 
 @pytest.fixture(scope="session")

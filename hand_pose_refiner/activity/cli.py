@@ -35,7 +35,10 @@ def _add_rtg_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--participants", nargs="+", default=None, metavar="P",
                         help="--rtg: only these participants (default: all)")
     parser.add_argument("--max-sequences", type=int, default=None, metavar="N",
-                        help="--rtg: at most N sequences per participant (quick runs)")
+                        help="--rtg: at most N sequences per participant, evenly spread over their "
+                             "recordings so that all sizes are in (quick runs)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="--rtg: filter recordings and run folds in N processes (default 1)")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -70,14 +73,18 @@ def _rtg_prepared(args: argparse.Namespace, config: Config) -> list:
 
     sequences = load_rtg_dataset(args.rtg, args.participants)
     if args.max_sequences:
+        # evenly spaced: the recordings are stored by size (L, M, S), the first N are one size
+        def spread(mine: list) -> list:
+            return mine[:: max(1, len(mine) // args.max_sequences)][: args.max_sequences]
+
         sequences = [s for p in participants_of(sequences)
-                     for s in [x for x in sequences if x.participant == p][:args.max_sequences]]
+                     for s in spread([x for x in sequences if x.participant == p])]
     counts = sum((s.stamp_counts for s in sequences), StampCounts())
     print(f"{len(sequences)} sequences of {', '.join(participants_of(sequences))} "
           f"({sum(len(s) for s in sequences)} frames); time stamps: {counts.repeated} repeated and "
           f"{counts.corrupt} corrupt frames skipped, {counts.gaps} gaps over 50 ms bridged")
     started = time.perf_counter()
-    prepared = prepare_sequences(sequences, config)
+    prepared = prepare_sequences(sequences, config, jobs=args.jobs)
     print(f"filtered online in {time.perf_counter() - started:.1f} s")
     return prepared
 
@@ -135,7 +142,7 @@ def _cmd_eval_reach(args: argparse.Namespace, config: Config) -> int:
     from hand_pose_refiner.activity.training import plot_confusion_matrix, write_json
 
     prepared = _rtg_prepared(args, config)
-    result = leave_one_subject_out(prepared, _reach_settings(args), log=print)
+    result = leave_one_subject_out(prepared, _reach_settings(args), log=print, jobs=args.jobs)
     for name, value in result.as_dict()["mean_of_folds"].items():
         if not isinstance(value, dict):
             print(f"mean of {len(result.folds)} folds: {name} {value:.3f}")

@@ -6,6 +6,16 @@ the palm is in the image and how big it is, how fast it moves (palm sizes per se
 stamp time: recorded frames are not evenly spaced) and how far it has moved since its track
 began (a hand back at rest after a grasp is not a hand that has not reached yet). Left hands
 are mirrored. Torch-free, so that datasets can be prepared without the model.
+
+Grasp size has its own, smaller vector (:class:`SizeFeatures`, :data:`NUM_SIZE_FEATURES` values):
+finger-tip apertures in image units and in palm sizes, the palm's size and where it is, each now,
+as its maximum over the last :data:`SIZE_WINDOW_S` and as its mean over the last
+:data:`SIZE_MEAN_S`. These are *not* normalised per pose: what tells S from M from L in these 2D
+poses is how a person's hand at the end of a reach differs from that same person's other reaches
+(camera distance, hand size and grip style differ far more between people than between cube
+sizes), so the size classifier normalises them by the person's own statistics
+(:class:`~hand_pose_refiner.activity.reach.SizeCalibration`). Apertures in pixels beat apertures
+in palm sizes there: a 2D palm foreshortens as the hand turns to grasp, which adds noise.
 """
 
 from __future__ import annotations
@@ -31,6 +41,15 @@ MAX_LOCAL = 4.0  # palm sizes from the palm centre
 MAX_SPEED = 20.0  # palm sizes per second
 MAX_TRAVEL = 10.0  # palm sizes from where the track began
 MAX_DT_S = 0.5
+# Finger-tip pairs of the size features: thumb to each finger, index to pinky and to middle.
+SIZE_PAIRS: tuple[tuple[int, int], ...] = ((4, 8), (4, 12), (4, 16), (4, 20), (8, 20), (8, 12))
+_PALM_PAIRS = np.array([(0, 9), (0, 5), (0, 17), (5, 17)])
+_PALM_POINTS = np.array([0, 5, 9, 13, 17])
+# per pose: apertures in image heights, the same in palm sizes, palm size, palm centre x and y
+NUM_SIZE_QUANTITIES = 2 * len(SIZE_PAIRS) + 3
+NUM_SIZE_FEATURES = 3 * NUM_SIZE_QUANTITIES  # now, max over SIZE_WINDOW_S, mean over SIZE_MEAN_S
+SIZE_WINDOW_S = 1.0
+SIZE_MEAN_S = 0.25
 
 
 @dataclass
@@ -52,6 +71,9 @@ class ReachFeatures:
 
     def __init__(self) -> None:
         self._state = _TrackState()
+        self.size = SizeFeatures()
+        #: the size features of the last pose pushed (:class:`SizeFeatures`)
+        self.size_features = np.zeros(NUM_SIZE_FEATURES, np.float32)
 
     def push(
         self,
@@ -68,6 +90,7 @@ class ReachFeatures:
         tail = 3 * NUM_KEYPOINTS
         features[tail + 9] = min(max(dt, 0.0), MAX_DT_S) / MAX_DT_S
         state.last_stamp_ns = stamp_ns
+        self.size_features = self.size.push(stamp_ns, keypoints, valid, image_size, mirror)
         points = keypoints[None].astype(np.float64)
         mask = valid[None] & np.isfinite(points).all(axis=-1)
         centre = palm_centres(points, mask)[0]
@@ -132,3 +155,61 @@ def aperture_features(local: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if tips.any():
         out[-1] = np.hypot(local[_TIPS[tips], 0], local[_TIPS[tips], 1]).mean() / MAX_LOCAL
     return out
+
+
+class SizeFeatures:
+    """Grasp-size features of one track (``NUM_SIZE_FEATURES`` float32), computed causally.
+
+    Per pose, :data:`NUM_SIZE_QUANTITIES` raw measures (finger-tip apertures of
+    :data:`SIZE_PAIRS` in image heights and in palm sizes, palm size in image heights, palm
+    centre in image heights); a measure that cannot be computed (a point missing) keeps its
+    previous value. The vector is the measures now, their maximum over the last
+    :data:`SIZE_WINDOW_S` (the peak grip aperture, which scales with the object: Jeannerod, 1984)
+    and their mean over the last :data:`SIZE_MEAN_S` (less jitter than one pose).
+    """
+
+    def __init__(self) -> None:
+        self._stamps: list[int] = []
+        self._values: list[np.ndarray] = []
+        self._last = np.zeros(NUM_SIZE_QUANTITIES)
+
+    def push(
+        self,
+        stamp_ns: int,
+        keypoints: np.ndarray,
+        valid: np.ndarray,
+        image_size: tuple[int, int],
+        mirror: bool = False,
+    ) -> np.ndarray:
+        values = size_quantities(keypoints, valid, image_size, mirror)
+        values = np.where(np.isfinite(values), values, self._last)
+        self._last = values
+        self._stamps.append(stamp_ns)
+        self._values.append(values)
+        start = 0
+        while self._stamps[start] < stamp_ns - SIZE_WINDOW_S * 1e9:
+            start += 1
+        del self._stamps[:start], self._values[:start]
+        recent = np.asarray(self._values)
+        mean_from = int(np.searchsorted(np.asarray(self._stamps), stamp_ns - SIZE_MEAN_S * 1e9))
+        summary = [values, recent.max(axis=0), recent[mean_from:].mean(axis=0)]
+        return np.concatenate(summary).astype(np.float32)
+
+
+def size_quantities(
+    keypoints: np.ndarray, valid: np.ndarray, image_size: tuple[int, int], mirror: bool = False
+) -> np.ndarray:
+    """The :data:`NUM_SIZE_QUANTITIES` raw size measures of one pose (NaN where not computable)."""
+    width, height = image_size
+    points = np.where(valid[:, None], keypoints.astype(np.float64), np.nan) / max(height, 1)
+    if mirror:
+        points[:, 0] = width / max(height, 1) - points[:, 0]
+    pairs = np.array(SIZE_PAIRS)
+    apertures = np.hypot(*(points[pairs[:, 0]] - points[pairs[:, 1]]).T)
+    palm_lengths = np.hypot(*(points[_PALM_PAIRS[:, 0]] - points[_PALM_PAIRS[:, 1]]).T)
+    palm = np.nanmedian(palm_lengths) if np.isfinite(palm_lengths).any() else np.nan
+    palm_points = points[_PALM_POINTS]
+    known = np.isfinite(palm_points).all(axis=1)
+    centre = palm_points[known].mean(axis=0) if known.any() else np.full(2, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.concatenate([apertures, apertures / palm, [palm], centre])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hand_pose_refiner.activity.model import ActivityModel
-from hand_pose_refiner.activity.reach import FORMAT as REACH_FORMAT
+from hand_pose_refiner.activity.reach import FORMAT_PREFIX as REACH_FORMAT_PREFIX
 from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, ReachResult, checkpoint_format
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES
 from hand_pose_refiner.activity.recognizer import ActivityRecognizer, ActivityResult
@@ -68,7 +68,8 @@ class ActivityRecognizerNode(HandPoseNode):
             raise ConfigError("activity.checkpoint is empty: train a model with "
                               "`hand-pose-refiner train-activity` and set its path")
         self.recognizer: ActivityRecognizer | ReachRecognizer
-        if checkpoint_format(config.activity.checkpoint) == REACH_FORMAT:
+        # any reach format, so that ReachModel.load says what is wrong with an old one
+        if (checkpoint_format(config.activity.checkpoint) or "").startswith(REACH_FORMAT_PREFIX):
             self.recognizer = ReachRecognizer(ReachModel.load(config.activity.checkpoint))
         else:
             model = ActivityModel.load(config.activity.checkpoint, config.activity)
