@@ -59,12 +59,17 @@ def per_frame_ms(run: Callable[[np.ndarray], object], frames: list[np.ndarray], 
     return statistics.median(times)
 
 
-def mediapipe_ms(frames: list[np.ndarray], repeats: int) -> float:
-    """MediaPipe Hands (full model, 2 hands, static-image mode) per-frame time, in this process."""
+def mediapipe_ms(frames: list[np.ndarray], repeats: int) -> tuple[float, list[int]]:
+    """MediaPipe Hands (full model, 2 hands, static-image mode) per-frame time, in this process.
+
+    Also the number of hands it finds in each frame: the comparison is only like for like when
+    it runs the landmark model on as many hands as the port does.
+    """
     import mediapipe as mp
 
     with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1) as hands:
-        return per_frame_ms(hands.process, frames, repeats)
+        found = [len(hands.process(image).multi_hand_landmarks or []) for image in frames]
+        return per_frame_ms(hands.process, frames, repeats), found
 
 
 def main() -> None:
@@ -86,8 +91,9 @@ def main() -> None:
         frames = frames_with_hands(hands)
         ours = per_frame_ms(port, frames, args.repeats)
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            theirs = pool.apply(mediapipe_ms, (frames, args.repeats))
-        print(f"{hands:>5}  {ours:8.2f}  {theirs:9.2f}  {ours / theirs:5.2f}x  ({len(frames)} frames)")
+            theirs, found = pool.apply(mediapipe_ms, (frames, args.repeats))
+        print(f"{hands:>5}  {ours:8.2f}  {theirs:9.2f}  {ours / theirs:5.2f}x  ({len(frames)} frames, "
+              f"MediaPipe found {'/'.join(map(str, found))} hands)")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class PalmBlock(nn.Module):
             x = functional.max_pool2d(x, 2)
         if self.extra_channels:
             x = functional.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
-        return self.act(x + y)
+        return self.act(y.add_(x))  # y is the convolution's fresh output: add in place
 
     def weight_layers(self) -> list[nn.Module]:
         return [self.depthwise, self.pointwise, self.act]
