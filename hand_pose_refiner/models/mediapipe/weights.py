@@ -234,7 +234,11 @@ class NetworkWeights:
 
     def load(self, path: str | Path) -> None:
         load_weights(path, self.net, self.network)
-        self.net.to(self.device)
+        # Channels-last (NHWC) is the layout the CPU convolution kernels are fast in: measured on
+        # a 2-core CPU, the landmark network runs 2x faster on a batch of two crops and the palm
+        # detector 1.6x, with outputs equal to the NCHW ones within 1e-6. Later loads copy into
+        # these tensors and keep the layout; saving writes plain contiguous tensors.
+        self.net.to(self.device, memory_format=torch.channels_last)
         self.checkpoint = Path(path)
 
     def save(self, path: str | Path) -> Path:
