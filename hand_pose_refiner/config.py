@@ -142,6 +142,18 @@ class TemporalFilterConfig:
 
 
 @dataclass(frozen=True)
+class RecurringObjectsConfig:
+    """Offline, on stills only: hand-shaped objects that recur at one place across the frames."""
+
+    enabled: bool = _setting(True, "drop a hand found at the same place in other stills of the same "
+                             "folder (replay and refine; live nodes ignore this section)")
+    min_other_frames: int = _setting(3, "a hand at a place where hands are in at least this many other "
+                                     "frames is an object", min=1, max=100000)
+    max_centre_distance: float = _setting(0.25, "distance of two hands' box centres, in hand sizes, "
+                                          "under which they are at the same place", min=0.0, max=10.0)
+
+
+@dataclass(frozen=True)
 class ActivityConfig:
     """The skeleton-based activity recogniser."""
 
@@ -202,6 +214,7 @@ class Config:
     spatial_filter: SpatialFilterConfig = field(default_factory=SpatialFilterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     temporal_filter: TemporalFilterConfig = field(default_factory=TemporalFilterConfig)
+    recurring_objects: RecurringObjectsConfig = field(default_factory=RecurringObjectsConfig)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     qos: QosConfig = field(default_factory=QosConfig)

@@ -4,6 +4,8 @@
   duplicates, number of hands;
 * :mod:`.temporal` — per track: keypoint speed limit, gap interpolation, One Euro smoothing,
   in an offline (look-ahead) and an online (bounded delay) mode;
+* :mod:`.recurring` — offline, over a folder of stills: hand-shaped objects that come back at
+  one place in many frames;
 * :mod:`.stats` — every rejection counted with its reason.
 
 Tracking (which hand is which across frames) lives in :mod:`hand_pose_refiner.tracking`, and

@@ -2,7 +2,9 @@
 
 For each input: decode its frames (once, cached), run detector -> pose estimator (cached per
 input and model), then :class:`~hand_pose_refiner.filters.pipeline.PoseFilterPipeline` in
-offline mode, the same classes and configuration the live nodes run. The output folder holds
+offline mode, the same classes and configuration the live nodes run (a folder of stills first
+goes through :mod:`~hand_pose_refiner.filters.recurring`, which needs the whole folder at once).
+The output folder holds
 
 * ``images/``: every frame as JPEG (the exact pixels the models saw),
 * ``annotations.json``: a COCO keypoint dataset of the filtered hands (visibility from the
@@ -46,6 +48,7 @@ from hand_pose_refiner.coco import build_coco
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
+from hand_pose_refiner.filters.recurring import drop_recurring_objects
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
@@ -365,8 +368,14 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
         return result
     began = time.perf_counter()
     pipeline = PoseFilterPipeline(config_for(shard.spec, config), FilterMode.OFFLINE)
-    filtered = {hands.stamp_ns: hands for hands in pipeline.process(raw)}
+    candidates, recurring = raw, None
+    if shard.spec.stills and config.recurring_objects.enabled:
+        recurring = RejectionStats("recurring_objects")
+        candidates = drop_recurring_objects(raw, config.recurring_objects, recurring)
+    filtered = {hands.stamp_ns: hands for hands in pipeline.process(candidates)}
     result.stats = pipeline.stats.as_dict()
+    if recurring is not None:
+        result.stats["recurring_objects"] = recurring.as_dict()
     for frame, hands in zip(frames, raw, strict=True):
         kept = filtered.get(frame.stamp_ns) or FrameHands.empty(frame.stamp_ns, frame.width,
                                                                  frame.height, frame.frame_id)
