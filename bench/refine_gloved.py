@@ -7,7 +7,7 @@ models and after each round. CPU-sized: 2 epochs per network and round, at most 
 input. The run folder is resumable; its report.html has the before/after overlay grids (all
 gloved frames, so a person can count false positives).
 
-    .venv/bin/python bench/refine_gloved.py [--out runs/refine_gloved] [--iterations 3]
+    .venv/bin/python bench/refine_gloved.py [--out runs/refine_gloved] [--iterations 3] [--search-rounds 1]
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--patience", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--search-rounds", type=int, default=0,
+                        help="rounds whose pseudo-labels also come from a crop search of every frame")
     args = parser.parse_args()
     torch.set_num_threads(1)  # shared CPU: one thread runs far faster than two spinning ones
     logging.basicConfig(level=logging.WARNING)
@@ -51,7 +53,7 @@ def main() -> None:
                 LabelledSet(args.data / "labelled_hands/rhd/test_rhd.json", tip_first=True))
     options = RefineOptions(targets=targets, checks=checks, labelled=labelled, iterations=args.iterations,
                             epochs=args.epochs, patience=args.patience,
-                            learning_rate=args.learning_rate)
+                            learning_rate=args.learning_rate, search_rounds=args.search_rounds)
     config = load_config(None)
     started = time.perf_counter()
 

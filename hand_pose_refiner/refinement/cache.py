@@ -106,7 +106,7 @@ def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
     for model in (detector, estimator):
         digest.update(model.name.encode())
         for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored", "self_check",
-                          "self_check_max_shift"):
+                          "self_check_max_shift", "search_sizes", "search_rotations"):
             digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
         net = getattr(model, "net", None)
         if net is not None:

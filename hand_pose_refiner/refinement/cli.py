@@ -178,6 +178,10 @@ def add_commands(commands: Any) -> None:
     refine_parser.add_argument("--patience", type=int, default=1,
                                help="rounds without improvement before stopping")
     refine_parser.add_argument("--seed", type=int, default=0)
+    refine_parser.add_argument("--search-rounds", type=int, default=0, metavar="N",
+                               help="the first N rounds also search every target frame with the "
+                                    "landmark network for hands the detector misses (mediapipe "
+                                    "backend; seconds per frame)")
     refine_parser.add_argument("--grid-frames", type=int, default=16,
                                help="frames in the before/after overlay grids (0: all)")
     launcher = refine_parser.add_argument_group(
@@ -239,7 +243,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         iterations=args.iterations, epochs=args.epochs, batch_size=args.train_batch_size,
         samples_per_image=args.samples_per_image, learning_rate=args.learning_rate,
         glove_probability=args.glove_probability, max_train_images_per_input=args.max_train_images,
-        patience=args.patience, seed=args.seed)
+        patience=args.patience, seed=args.seed, search_rounds=args.search_rounds)
 
     def show(name: str, result: dict[str, Any]) -> None:
         if name.endswith("/evaluate"):

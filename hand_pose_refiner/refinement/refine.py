@@ -127,6 +127,10 @@ class RefineOptions:
     pck_alpha: float = 0.2
     seed: int = 0
     freeze_backbone: bool = True
+    # Rounds whose pseudo-labels also come from a crop search over every target frame (MediaPipe
+    # backend): crop sides as fractions of the image height, each at four angles. See README.
+    search_rounds: int = 0
+    search_sizes: tuple[float, ...] = (0.22, 0.35, 0.55)
 
     def thresholds(self, iteration: int) -> Thresholds:
         """The schedule entry of round ``iteration`` (1-based; the last one repeats)."""
@@ -279,6 +283,11 @@ class Refinement:
     def _pseudo_labels(self, k: int) -> dict[str, Any]:
         thresholds = self.options.thresholds(k)
         detector, estimator = self.models(k - 1, thresholds)
+        if k <= self.options.search_rounds:
+            if not hasattr(estimator, "search_sizes"):
+                raise RefinementStateError(f"search_rounds: the {estimator.name} pose estimator has no "
+                                           "crop search (the mediapipe backend has)")
+            estimator.search_sizes = self.options.search_sizes
         summary = replay(self.options.targets, self.run_dir / f"iter{k}" / "pseudo",
                          thresholds.apply(self.config), detector, estimator, self.replay_options)
         return {"thresholds": asdict(thresholds), **_replay_summary(summary)}

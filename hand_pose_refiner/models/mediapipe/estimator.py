@@ -21,16 +21,22 @@ from hand_pose_refiner.models.base import (
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb, to_tensor
 from hand_pose_refiner.models.mediapipe.geometry import (
+    FloatArray,
     crop,
     crop_to_image,
     rois_from_landmarks,
     rois_from_palms,
+    search_rois,
 )
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
 from hand_pose_refiner.skeleton import Handedness
 
 NETWORK = "hand_landmark_full"
+# The presence a hand found by the crop search needs, whatever the estimator's min_presence: the
+# search scores hundreds of crops per image where the detector proposes a few, so a low candidate
+# threshold would let in as many more false hands (66 pseudo-labels, mostly not hands, at 0.2).
+SEARCH_MIN_PRESENCE = 0.5
 BOX_ROI_SCALE = 1.5  # a detector without palm keypoints gives a hand box: crop around it
 # Self-check: the landmarks of a real hand barely move when the network sees the crop their own
 # positions define (MediaPipe's tracking step); on the hand-shaped objects of a cell (wooden
@@ -92,8 +98,13 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
                  batch_size: int = 8, min_presence: float = 0.5, mirrored: bool = False,
-                 self_check: bool = False, self_check_max_shift: float = SELF_CHECK_MAX_SHIFT) -> None:
+                 self_check: bool = False, self_check_max_shift: float = SELF_CHECK_MAX_SHIFT,
+                 search_sizes: tuple[float, ...] = (), search_rotations: int = 4) -> None:
         self.device = resolve_device(device)
+        # A crop search for hands the palm detector misses (refinement's first rounds on gloves):
+        # crop sides as fractions of the image height; empty: none. See search_rois().
+        self.search_sizes = tuple(search_sizes)
+        self.search_rotations = search_rotations
         self.batch_size = batch_size
         self.min_presence = min_presence
         self.mirrored = mirrored
@@ -137,14 +148,42 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         kept = [associate(rois_from_detections(d)) for d in detections]
         detections = [d.select(k) for d, k in zip(detections, kept, strict=True)]
         rois = [rois_from_detections(d) for d in detections]
+        searched = [np.zeros(len(r), bool) for r in rois]
+        if self.search_sizes:
+            detections, rois = self._with_search(images, detections, rois)
+            searched = [np.arange(len(r)) >= len(s) for r, s in zip(rois, searched, strict=True)]
         predictions = self.predict_rois(images, rois)
         if self.self_check:
             predictions = [self._checked(image, prediction)
                            for image, prediction in zip(images, predictions, strict=True)]
+        for prediction, grid in zip(predictions, searched, strict=True):
+            # Hundreds of grid crops per image: each must be as sure as a live hand.
+            prediction.presence[grid & (prediction.presence < SEARCH_MIN_PRESENCE)] = 0.0
         stamps = list(stamps_ns) if stamps_ns is not None else [0] * len(images)
         return [self._frame(image, detection, prediction, stamp)
                 for image, detection, prediction, stamp in zip(images, detections, predictions, stamps,
                                                                strict=True)]
+
+    def _with_search(self, images: Sequence[npt.NDArray[np.uint8]], detections: list[Detections],
+                     rois: list[FloatArray]) -> tuple[list[Detections], list[FloatArray]]:
+        """Each image's detections and ROIs plus the search grid (detection score 1, no box).
+
+        Every grid crop in which the network sees a hand becomes a candidate; with the self-check
+        on, only those that hold up on their own landmarks' crop stay, and the spatial filter's
+        duplicate rule merges the overlapping crops of one hand. Costs a landmark pass per grid
+        crop: about 500 for a 1920x1080 image at three sizes and four angles (seconds on a CPU).
+        """
+        out_detections, out_rois = [], []
+        for image, found, image_rois in zip(images, detections, rois, strict=True):
+            height, width = image.shape[:2]
+            grid = search_rois(width, height, self.search_sizes, self.search_rotations)
+            boxes = np.concatenate([found.boxes, np.zeros((len(grid), 4), np.float32)])
+            points = np.concatenate([found.keypoints, np.zeros((len(grid), *found.keypoints.shape[1:]),
+                                                               found.keypoints.dtype)])
+            scores = np.concatenate([found.scores, np.ones(len(grid), np.float32)])
+            out_detections.append(Detections(boxes, scores, points, width, height))
+            out_rois.append(np.concatenate([image_rois.reshape(-1, 4), grid]))
+        return out_detections, out_rois
 
     def _checked(self, image: npt.NDArray[np.uint8], prediction: CropPrediction,
                  only: npt.NDArray[np.bool_] | None = None) -> CropPrediction:

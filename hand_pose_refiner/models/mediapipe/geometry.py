@@ -154,3 +154,28 @@ def roi_corners(rois: npt.ArrayLike) -> FloatArray:
     unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64)
     rois = np.asarray(rois, np.float64).reshape(-1, 4)
     return crop_to_image(np.broadcast_to(unit, (rois.shape[0], 4, 2)), rois, 1)
+
+
+def search_rois(width: int, height: int, sizes: tuple[float, ...], rotations: int) -> FloatArray:
+    """A grid of crop ROIs over the whole image, for hands the palm detector does not find.
+
+    ``sizes`` are crop sides as fractions of the image height; at each size the crops overlap by
+    half a side and cover the image edge to edge; each position is tried at ``rotations`` angles
+    evenly around the circle (the landmark network needs the hand roughly upright in its crop).
+    """
+    rows = []
+    for fraction in sizes:
+        side = max(fraction * height, 8.0)
+        step = side / 2
+        for cy in _grid(height, side, step):
+            for cx in _grid(width, side, step):
+                rows.extend((cx, cy, side, 2 * math.pi * k / rotations) for k in range(rotations))
+    return np.asarray(rows, np.float32).reshape(-1, 4)
+
+
+def _grid(extent: int, side: float, step: float) -> npt.NDArray[np.float64]:
+    """Centres ``step`` apart whose crops of ``side`` reach both ends of ``extent``."""
+    if side >= extent:
+        return np.array([extent / 2])
+    count = math.ceil((extent - side) / step) + 1
+    return np.linspace(side / 2, extent - side / 2, count)
