@@ -35,8 +35,9 @@ from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES  # noqa:
 CLIP = REPO.parent / "shared" / "data" / "bare_hand_clips" / "hands1.webm"
 
 
-def measure(label: str, commands: list[list[str]], frames: list[np.ndarray], types: object) -> None:
-    processes = [start_process(command) for command in commands]
+def measure(label: str, commands: list[list[str]], frames: list[np.ndarray], types: object,
+            env: dict[str, str] | None = None) -> None:
+    processes = [start_process(command, env) for command in commands]
     probe = GraphProbe(rclpy, types)
     try:
         probe.wait_for_graph(image_subscribers=2, timeout=120.0)
@@ -82,7 +83,9 @@ def main() -> None:
     node_commands = [["-m", f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[name]}", "--ros-args",
                       "--params-file", config, "-p", "autostart:=true"] for name in DEFAULT_GRAPH]
     if "multi-process" in args.modes:
-        measure("multi-process graph", node_commands, frames, types)
+        # as launch/assembly.launch.py starts them: the cores shared between the two model nodes
+        env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // 2))}
+        measure("multi-process graph", node_commands, frames, types, env)
 
 
 if __name__ == "__main__":

@@ -110,8 +110,8 @@ class GraphProbe:
         self.rclpy.shutdown(context=self.context)
 
 
-def start_process(arguments: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *arguments], cwd=REPO, env=os.environ.copy(),
+def start_process(arguments: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *arguments], cwd=REPO, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -182,12 +182,18 @@ def test_out_of_range_parameter_is_refused_at_run_time(ros_context):
     node.destroy_node()
 
 
-def launch_nodes() -> tuple[str, ...]:
+def launch_nodes(name: str = "NODES") -> tuple[str, ...]:
     tree = ast.parse((REPO / "launch/assembly.launch.py").read_text())
     for statement in tree.body:
-        if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", "") == "NODES":
+        if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", "") == name:
             return tuple(ast.literal_eval(statement.value))
-    raise AssertionError("launch file has no NODES")
+    raise AssertionError(f"launch file has no {name}")
+
+
+def test_launch_shares_the_cores_between_the_same_model_nodes_as_the_runner():
+    from hand_pose_refiner.ros.runner import MODEL_NODES
+
+    assert launch_nodes("MODEL_NODES") == MODEL_NODES
 
 
 def test_every_launched_executable_is_an_installed_entry_point():
