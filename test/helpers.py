@@ -44,3 +44,18 @@ def same_hands(back: FrameHands, original: FrameHands) -> bool:
         back = FrameHands.concatenate([back])
         back.model_name = original.model_name
     return back.equals(original)
+
+
+def labelled_pck(found: list[FrameHands], labelled: list, alpha: float = 0.2) -> float:
+    """PCK of predicted hands against labelled ones (``CocoImage``s, same order as ``found``):
+    each labelled hand is scored against the predicted hand nearest to it."""
+    from hand_pose_refiner.metrics import pck
+
+    predicted, truth, boxes = [], [], []
+    for hands, item in zip(found, labelled, strict=True):
+        for k in range(len(item.hands)):
+            error = np.linalg.norm(hands.keypoints - item.hands.keypoints[k], axis=-1).mean(axis=-1)
+            predicted.append(hands.keypoints[int(np.argmin(error))])
+            truth.append(item.hands.keypoints[k])
+            boxes.append(item.hands.boxes[k])
+    return pck(np.stack(predicted), np.stack(truth), np.stack(boxes), alpha)
