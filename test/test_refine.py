@@ -124,3 +124,14 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
 
         args = build_parser().parse_args(refine_args(tiny_stills, shared_data, killed, "--epochs", "2"))
         args.handler(args)
+
+
+def test_crop_search_settings_are_part_of_a_runs_identity_only_when_used():
+    from hand_pose_refiner.refinement.refine import RefineOptions
+
+    plain = RefineOptions(targets=(InputSpec(REPO),)).identity()
+    # without the search, a run's identity is what it was before the search existed: such runs resume
+    assert "search_rounds" not in plain and "search_sizes" not in plain
+    searched = RefineOptions(targets=(InputSpec(REPO),), search_rounds=1).identity()
+    assert searched["search_rounds"] == 1 and searched["search_sizes"] == [0.22, 0.35, 0.55]
+    assert {k: v for k, v in searched.items() if not k.startswith("search_")} == plain

@@ -140,6 +140,9 @@ class RefineOptions:
         """What a resumed run must share with the original (the iteration count may grow)."""
         data = json.loads(json.dumps(asdict(self), default=str))
         data.pop("iterations")
+        if not data["search_rounds"]:  # without the crop search: as before it existed, so older runs resume
+            data.pop("search_rounds")
+            data.pop("search_sizes")
         return data
 
 
