@@ -31,6 +31,7 @@ from ros_graph import GraphProbe, read_clip, start_process, stop_processes  # no
 
 from hand_pose_refiner.ros.interfaces import rclpy_message_types  # noqa: E402
 from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES  # noqa: E402
+from hand_pose_refiner.ros.runner import model_node_threads  # noqa: E402
 
 CLIP = REPO.parent / "shared" / "data" / "bare_hand_clips" / "hands1.webm"
 
@@ -83,8 +84,8 @@ def main() -> None:
     node_commands = [["-m", f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[name]}", "--ros-args",
                       "--params-file", config, "-p", "autostart:=true"] for name in DEFAULT_GRAPH]
     if "multi-process" in args.modes:
-        # as launch/assembly.launch.py starts them: the cores shared between the two model nodes
-        env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // 2))}
+        # as launch/assembly.launch.py starts them: the cores shared between the model nodes
+        env = {"OMP_NUM_THREADS": str(model_node_threads(DEFAULT_GRAPH) or os.cpu_count() or 1)}
         measure("multi-process graph", node_commands, frames, types, env)
 
 

@@ -34,11 +34,9 @@ MODEL_NODES = ("hand_detector", "hand_pose_estimator")
 
 
 def _model_node_env(names: list[str]) -> dict[str, str]:
-    """The CPU cores shared among the model nodes, as the in-process runner shares them.
-
-    Each model process would otherwise run torch on every core, and two of them oversubscribe the
-    machine: measured on 2 cores at 640x480 and 30 Hz (bench/bench_graph.py), one thread each
-    lowers the multi-process graph's p95 latency from 49-50 ms to 44-46 ms.
+    """The CPU cores shared among the model nodes: hand_pose_refiner.ros.runner.model_node_threads,
+    written out here so that the launch file needs nothing but launch itself (a test checks that
+    both name the same model nodes). Why and what it gains: see that function.
     """
     models = sum(name in MODEL_NODES for name in names)
     if models < 2:

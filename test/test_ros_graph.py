@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import time
 
@@ -191,9 +192,12 @@ def launch_nodes(name: str = "NODES") -> tuple[str, ...]:
 
 
 def test_launch_shares_the_cores_between_the_same_model_nodes_as_the_runner():
-    from hand_pose_refiner.ros.runner import MODEL_NODES
+    from hand_pose_refiner.ros.runner import MODEL_NODES, model_node_threads
 
     assert launch_nodes("MODEL_NODES") == MODEL_NODES
+    assert model_node_threads(["hand_detector", "hand_pose_estimator", "spatial_filter"]) == max(
+        1, (os.cpu_count() or 1) // 2)
+    assert model_node_threads(["hand_detector", "spatial_filter", "temporal_filter"]) is None
 
 
 def test_every_launched_executable_is_an_installed_entry_point():

@@ -31,18 +31,26 @@ def node_class(executable: str) -> type[HandPoseNode]:
 MODEL_NODES = ("hand_detector", "hand_pose_estimator")
 
 
-def share_cores_between_models(nodes: Sequence[str]) -> None:
-    """Give each model node running in this process its share of the CPU cores.
+def model_node_threads(nodes: Sequence[str]) -> int | None:
+    """Torch threads for each model node of ``nodes`` (None: at most one model node, all cores).
 
-    Each model infers on its own thread; with torch's default (all cores per operation) two of
-    them oversubscribe the cores. Measured on 2 cores, 640x480 at 30 Hz: 28.5 FPS, p95 98 ms with
-    the default, 30.0 FPS, p95 53 ms with one thread each (bench/bench_graph.py).
+    Each model infers on its own thread or process; with torch's default (all cores per
+    operation) two of them oversubscribe the cores. Measured on 2 cores, 640x480 at 30 Hz: in one
+    process 28.5 FPS, p95 98 ms with the default, 30.0 FPS, p95 53 ms with one thread each; as
+    processes, p95 49-50 ms with the default, 44-50 ms with one each (bench/bench_graph.py).
+    launch/assembly.launch.py gives its model node processes the same share.
     """
     models = sum(name in MODEL_NODES for name in nodes)
-    if models > 1:
+    return max(1, (os.cpu_count() or 1) // models) if models > 1 else None
+
+
+def share_cores_between_models(nodes: Sequence[str]) -> None:
+    """Give each model node running in this process its share of the CPU cores."""
+    threads = model_node_threads(nodes)
+    if threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // models))
+        torch.set_num_threads(threads)
 
 
 def ros_arguments(config: Path | None, namespace: str, image_topic: str | None,
