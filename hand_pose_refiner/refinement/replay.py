@@ -353,16 +353,17 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
                 progress.close()
             frames = store.frames()
             raw = predictions.load(store, key)
-        result.predictions_cached = raw is not None
-        if raw is None:
-            spec = shard.read_spec()
-            store = FrameStore(cache_root, spec)
-            progress = Progress(f"models {spec.path.name}", len(frames), options.progress)
-            began = time.perf_counter()
-            raw = list(run_models(detector, estimator, frames, options.batch_size, progress))
-            result.inference_seconds = time.perf_counter() - began
-            progress.close()
-            predictions.save(store, key, raw)
+            if raw is None:
+                progress = Progress(f"models {spec.path.name}", len(frames), options.progress)
+                began = time.perf_counter()
+                raw = list(run_models(detector, estimator, frames, options.batch_size, progress))
+                result.inference_seconds = time.perf_counter() - began
+                progress.close()
+                predictions.save(store, key, raw)
+            else:
+                result.predictions_cached = True
+        else:
+            result.predictions_cached = True  # cut from the whole recording's cached predictions
     except InputError as exc:
         result.error = str(exc) if shard.segments == 1 else f"{shard.name}: {exc}"
         return result
