@@ -10,21 +10,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.models.base import (
     Detections,
-    FineTuneConfig,
-    FineTuneReport,
     HandDetector,
     resolve_device,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
-from hand_pose_refiner.models.mmlab.runtime import (
-    config_text,
-    load_network,
-    require_mmlab,
-    write_checkpoint,
-)
+from hand_pose_refiner.models.mmlab.runtime import MMLabModel, load_network, require_mmlab
 
 KIND = "detector"
 _FILE_LOADERS = ("LoadImageFromFile", "mmdet.LoadImageFromFile", "mmcv.LoadImageFromFile")
@@ -45,13 +37,15 @@ def inference_pipeline(config: Any) -> list[dict[str, Any]]:
     return pipeline
 
 
-class MMLabHandDetector(HandDetector):
+class MMLabHandDetector(MMLabModel, HandDetector):
     """A one-class ('hand') mmdet detector: the paper's Cascade R-CNN, or the user's own.
 
     ``checkpoint`` is a file written by :meth:`save` (it carries its config) or an OpenMMLab
     ``.pth``; ``config`` an mmengine config file or a built-in name (``paper``, ``small``), empty
     for the checkpoint's own config. Without a checkpoint the model starts from random weights.
     """
+
+    kind = KIND
 
     def __init__(self, checkpoint: str | Path | None = None, config: str = "", device: str = "auto",
                  score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None) -> None:
@@ -101,12 +95,3 @@ class MMLabHandDetector(HandDetector):
         return Detections(boxes=boxes[keep][order], scores=scores[keep][order],
                           keypoints=np.zeros((len(order), 0, 2), np.float32),
                           image_width=width, image_height=height)
-
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
-                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        from hand_pose_refiner.models.mmlab.training import fine_tune
-
-        return fine_tune(self, KIND, dataset, config or FineTuneConfig(), val_dataset)
-
-    def save(self, path: str | Path) -> Path:
-        return write_checkpoint(path, KIND, self.net, config_text(self.config), self.net.dataset_meta)

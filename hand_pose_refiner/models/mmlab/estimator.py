@@ -10,24 +10,16 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models.base import (
     Detections,
-    FineTuneConfig,
-    FineTuneReport,
     PoseEstimator,
     resolve_device,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
-from hand_pose_refiner.models.mmlab.runtime import (
-    config_text,
-    load_network,
-    require_mmlab,
-    write_checkpoint,
-)
+from hand_pose_refiner.models.mmlab.runtime import MMLabModel, load_network, require_mmlab
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
 KIND = "pose"
@@ -38,7 +30,7 @@ def inference_pipeline(config: Any) -> list[dict[str, Any]]:
     return [dict(step) for step in (config.get("test_pipeline") or config.test_dataloader.dataset.pipeline)]
 
 
-class MMLabPoseEstimator(PoseEstimator):
+class MMLabPoseEstimator(MMLabModel, PoseEstimator):
     """21 hand keypoints from an mmpose top-down model on each detected hand box.
 
     ``checkpoint`` and ``config`` as for :class:`MMLabHandDetector`. Keypoint scores are the
@@ -46,6 +38,8 @@ class MMLabPoseEstimator(PoseEstimator):
     are dropped. The keypoint order is this package's (wrist, then each finger base to tip), the
     order of OneHand10K and COCO-WholeBody hands, on which OpenMMLab hand models are trained.
     """
+
+    kind = KIND
 
     def __init__(self, checkpoint: str | Path | None = None, config: str = "", device: str = "auto",
                  batch_size: int = 8, min_presence: float = 0.0) -> None:
@@ -102,12 +96,3 @@ class MMLabPoseEstimator(PoseEstimator):
                                      boxes=found.boxes[keep], detection_scores=found.scores[keep],
                                      model_name=self.name))
         return frames
-
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
-                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        from hand_pose_refiner.models.mmlab.training import fine_tune
-
-        return fine_tune(self, KIND, dataset, config or FineTuneConfig(), val_dataset)
-
-    def save(self, path: str | Path) -> Path:
-        return write_checkpoint(path, KIND, self.net, config_text(self.config), self.net.dataset_meta)

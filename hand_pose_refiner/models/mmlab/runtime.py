@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,9 @@ from typing import Any
 import torch
 
 from hand_pose_refiner.atomic import atomic_write_with
+from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.errors import ConfigError, ModelError, WeightsError
+from hand_pose_refiner.models.base import FineTuneConfig, FineTuneReport
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
 LOGGER = logging.getLogger("hand_pose_refiner.models.mmlab")
@@ -308,6 +310,24 @@ def _count_mismatch(kind: str, name: str, got: tuple[int, ...], want: tuple[int,
     if kind == "pose" and name.startswith("head.final_layer.") and got[1:] == want[1:]:
         return f"the pose checkpoint has {got[0]} keypoints ({name} has shape {got})"
     return None
+
+
+class MMLabModel:
+    """``fine_tune`` and ``save`` of an adapter that holds one OpenMMLab network ``net`` of ``kind``
+    with its mmengine ``config`` (as ``NetworkWeights`` does for the MediaPipe networks)."""
+
+    kind: str
+    net: Any
+    config: Any
+
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
+        from hand_pose_refiner.models.mmlab.training import fine_tune
+
+        return fine_tune(self, self.kind, dataset, config or FineTuneConfig(), val_dataset)
+
+    def save(self, path: str | Path) -> Path:
+        return write_checkpoint(path, self.kind, self.net, config_text(self.config), self.net.dataset_meta)
 
 
 def config_text(config: Any) -> str:
