@@ -37,6 +37,7 @@ def searching():
     detector, estimator = create_backend(ModelsConfig(device="cpu"))
     _, plain = create_backend(ModelsConfig(device="cpu"))
     estimator.search_sizes = (0.35, 0.55, 0.8)
+    estimator.min_presence = 0.1  # a refinement round's low candidate threshold: not for searched crops
     return detector, estimator, plain
 
 

@@ -148,17 +148,17 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         kept = [associate(rois_from_detections(d)) for d in detections]
         detections = [d.select(k) for d, k in zip(detections, kept, strict=True)]
         rois = [rois_from_detections(d) for d in detections]
-        searched = [np.zeros(len(r), bool) for r in rois]
+        detected = [len(r) for r in rois]  # the search grid's ROIs follow these
         if self.search_sizes:
             detections, rois = self._with_search(images, detections, rois)
-            searched = [np.arange(len(r)) >= len(s) for r, s in zip(rois, searched, strict=True)]
         predictions = self.predict_rois(images, rois)
         if self.self_check:
             predictions = [self._checked(image, prediction)
                            for image, prediction in zip(images, predictions, strict=True)]
-        for prediction, grid in zip(predictions, searched, strict=True):
+        for prediction, count in zip(predictions, detected, strict=True):
             # Hundreds of grid crops per image: each must be as sure as a live hand.
-            prediction.presence[grid & (prediction.presence < SEARCH_MIN_PRESENCE)] = 0.0
+            searched = prediction.presence[count:]
+            searched[searched < SEARCH_MIN_PRESENCE] = 0.0
         stamps = list(stamps_ns) if stamps_ns is not None else [0] * len(images)
         return [self._frame(image, detection, prediction, stamp)
                 for image, detection, prediction, stamp in zip(images, detections, predictions, stamps,
