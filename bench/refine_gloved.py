@@ -1,9 +1,10 @@
 """Refinement on the gloved glovebox frames, with bare-hand clips and labelled hands as checks.
 
 Runs the ``refine`` loop on ../shared/data/hags_gloved_assembly (side and top view, gloved and
-green-screen frames, as stills), evaluates every round on the bare-hand clips (every 5th frame;
+green-screen frames, as stills), evaluates every round on two bare-hand clips (every 5th frame;
 not trained on) and on the labelled hands (PCK@0.2), and prints the detection rate of the initial
-models and after each round. CPU-sized: 2 epochs per network and round, at most 60 images per
+models and after each round. The other four bare-hand clips (every 6th frame) are anchors: the
+initial models' hands on them join every round's training set. CPU-sized: at most 60 images per
 input. The run folder is resumable; its report.html has the before/after overlay grids (all
 gloved frames, so a person can count false positives).
 
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--patience", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--detector-epochs", type=int, default=8)
+    parser.add_argument("--detector-learning-rate", type=float, default=3e-4)
+    parser.add_argument("--no-anchors", action="store_true", help="train on the pseudo-labels alone")
     parser.add_argument("--search-rounds", type=int, default=0,
                         help="rounds whose pseudo-labels also come from a crop search of every frame")
     args = parser.parse_args()
@@ -47,12 +51,16 @@ def main() -> None:
     hags = args.data / "hags_gloved_assembly"
     targets = tuple(InputSpec(hags / view / kind, stills=True)
                     for kind in ("gloved", "greenscreen") for view in ("side_view", "top_view"))
-    clips = sorted((args.data / "bare_hand_clips").glob("*.webm"))
-    checks = tuple(InputSpec(path, stride=5) for path in clips)
+    clips = args.data / "bare_hand_clips"
+    checks = tuple(InputSpec(clips / f"hands{n}.webm", stride=5) for n in (1, 4))
+    anchors = () if args.no_anchors else tuple(InputSpec(clips / f"hands{n}.webm", stride=6)
+                                               for n in (2, 3, 5, 8))
     labelled = (LabelledSet(args.data / "labelled_hands/onehand10k/test_onehand10k.json"),
                 LabelledSet(args.data / "labelled_hands/rhd/test_rhd.json", tip_first=True))
-    options = RefineOptions(targets=targets, checks=checks, labelled=labelled, iterations=args.iterations,
-                            epochs=args.epochs, patience=args.patience,
+    options = RefineOptions(targets=targets, checks=checks, labelled=labelled, anchors=anchors,
+                            iterations=args.iterations, epochs=args.epochs, patience=args.patience,
+                            detector_epochs=args.detector_epochs,
+                            detector_learning_rate=args.detector_learning_rate,
                             learning_rate=args.learning_rate, search_rounds=args.search_rounds)
     config = load_config(None)
     started = time.perf_counter()

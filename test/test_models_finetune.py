@@ -103,3 +103,90 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+
+
+def _clip_frames(path, step: int, count: int) -> list[np.ndarray]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames, index = [], 0
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % step == 0:
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        index += 1
+    return frames
+
+
+def _box_side_ratios(detector, images, hands_per_image, box_scale):
+    """The pre-trained detector's palm box side over the target box side, per matched hand."""
+    from hand_pose_refiner.hands import box_iou
+
+    ratios = []
+    for image, points in zip(images, hands_per_image, strict=True):
+        detections = detector.detect([image])[0]
+        boxes, _ = palm_targets(points, box_scale)
+        for box in boxes:
+            if len(detections):
+                overlap = box_iou(box, detections.boxes)[0]
+                best = int(overlap.argmax())
+                if overlap[best] > 0.1:
+                    detected = detections.boxes[best]
+                    ratios.append((detected[2] - detected[0]) / (box[2] - box[0]))
+    return np.array(ratios)
+
+
+def test_palm_targets_match_the_pretrained_boxes_for_annotated_and_predicted_keypoints(labelled, shared_data):
+    """Annotated keypoints and the landmark network's own differ in palm extent by ~1.3x; the
+    target box of each convention must be the box the pre-trained detector draws, or fine-tuning
+    teaches the anchors that find a hand that they are background."""
+    from hand_pose_refiner.models.mediapipe.training import (
+        ANNOTATED_PALM_BOX_SCALE,
+        PREDICTED_PALM_BOX_SCALE,
+    )
+
+    detector = MediaPipeHandDetector(device="cpu")
+    estimator = MediaPipePoseEstimator(device="cpu")
+    annotated = _box_side_ratios(detector, [read_rgb(item.path) for item in labelled],
+                                 [item.hands.keypoints for item in labelled], ANNOTATED_PALM_BOX_SCALE)
+    frames = _clip_frames(shared_data / "bare_hand_clips" / "hands2.webm", step=12, count=10)
+    predicted = [hands.keypoints for hands in estimator.estimate(frames, detector.detect(frames))]
+    landmark = _box_side_ratios(detector, frames, predicted, PREDICTED_PALM_BOX_SCALE)
+    wrong = _box_side_ratios(detector, frames, predicted, ANNOTATED_PALM_BOX_SCALE)
+    assert len(annotated) >= 6 and len(landmark) >= 10
+    assert 0.9 <= np.median(annotated) <= 1.1
+    assert 0.9 <= np.median(landmark) <= 1.1
+    assert np.median(wrong) > 1.2  # the annotated convention on predicted keypoints: boxes too small
+
+
+def test_anchors_that_already_find_the_palm_are_never_background(shared_data):
+    """The detecting anchor of a small palm can sit half an anchor cell off its centre, beyond
+    0.75 palm sides: it must be a positive or left out, never a hard negative."""
+    import torch
+
+    from hand_pose_refiner.models.mediapipe.anchors import decode_boxes, scores_from_logits
+    from hand_pose_refiner.models.mediapipe.training import (
+        PREDICTED_PALM_BOX_SCALE,
+        _assign,
+        _detector_sample,
+    )
+
+    detector = MediaPipeHandDetector(device="cpu")
+    estimator = MediaPipePoseEstimator(device="cpu")
+    frames = _clip_frames(shared_data / "bare_hand_clips" / "hands2.webm", step=12, count=10)
+    checked = 0
+    for frame, hands in zip(frames, estimator.estimate(frames, detector.detect(frames)), strict=True):
+        patch, points = _detector_sample(frame, hands.keypoints, None, FineTuneConfig())
+        inputs = torch.from_numpy(patch[None]).permute(0, 3, 1, 2).float() / 255
+        with torch.inference_mode():
+            regressions, logits = detector.net(inputs)
+        predicted = decode_boxes(regressions, detector.anchors)[0, :, :4].numpy()
+        scores = scores_from_logits(logits)[0].numpy()
+        boxes, _ = palm_targets(points, PREDICTED_PALM_BOX_SCALE)
+        owner = _assign(detector.anchors.numpy(), predicted, boxes, np.zeros((0, 4), np.float32))
+        assert (owner >= 0).sum() >= len(boxes)
+        assert scores[owner == -1].max() < 0.5  # every confident anchor is on a labelled palm
+        checked += int((scores >= 0.5).sum())
+    assert checked >= 20

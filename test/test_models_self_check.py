@@ -78,3 +78,44 @@ def test_labelled_hands_pass_the_self_check_with_their_keypoints(shared_data, ba
 def test_self_check_setting_is_part_of_the_prediction_cache_key(backends):
     (detector, unchecked), (_, checked) = backends
     assert model_key(detector, unchecked) != model_key(detector, checked)
+
+
+def test_consistency_check_keeps_real_hands_and_refuses_hands_made_up_from_background(shared_data, backends):
+    """A real hand's keypoints hold when its crop is turned, scaled and shifted; keypoints put on
+    an empty stretch of the glovebox (or on the wooden blocks) scatter."""
+    from hand_pose_refiner.models.mediapipe.estimator import CONSISTENCY_MAX_SPREAD
+
+    (detector, unchecked), _ = backends
+    for folder, tip_first in (("onehand10k/test_onehand10k.json", False), ("rhd/test_rhd.json", True)):
+        for item in load_coco(shared_data / "labelled_hands" / folder, tip_first=tip_first):
+            image = _rgb(item.path)
+            (hands,) = unchecked.estimate([image], detector.detect([image]))
+            assert (unchecked.keypoint_spread(image, hands.keypoints) < CONSISTENCY_MAX_SPREAD / 2).all()
+    top = shared_data / "hags_gloved_assembly" / "top_view" / "gloved"
+    image = _rgb(top / BLOCK_FRAMES[0])
+    onehand = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")
+    shape = onehand[0].hands.keypoints[0]
+    shape = shape - np.nanmean(shape, axis=0)
+    empty = np.stack([shape + centre for centre in ((300, 200), (640, 150), (900, 300), (200, 500))])
+    assert (unchecked.keypoint_spread(image, empty) > CONSISTENCY_MAX_SPREAD).all()
+    (made_up,) = unchecked.estimate([image], detector.detect([image]))
+    on_blocks = np.linalg.norm(made_up.keypoints.mean(axis=1) - BLOCKS, axis=-1) < 40
+    assert (unchecked.keypoint_spread(image, made_up.keypoints[on_blocks]) > CONSISTENCY_MAX_SPREAD).all()
+
+
+def test_consistency_check_in_estimate_and_in_the_cache_key(shared_data, backends):
+    (detector, unchecked), _ = backends
+    before = model_key(detector, unchecked)
+    image = _rgb(shared_data / "hags_gloved_assembly" / "top_view" / "gloved" / BLOCK_FRAMES[0])
+    labelled = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")
+    try:
+        unchecked.consistency_check = True
+        assert model_key(detector, unchecked) != before
+        (hands,) = unchecked.estimate([image], detector.detect([image]))
+        assert len(hands) == 0  # the blocks are out
+        found = [unchecked.estimate([_rgb(item.path)], detector.detect([_rgb(item.path)]))[0]
+                 for item in labelled]
+        assert labelled_pck(found, labelled, 0.2) >= 0.9
+    finally:
+        unchecked.consistency_check = False
+    assert model_key(detector, unchecked) == before  # off: the key of the caches made before it existed

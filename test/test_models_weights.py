@@ -136,3 +136,20 @@ def test_pose_from_plain_boxes_of_another_detector():
     assert prediction.crop_landmarks.shape == (0, 21, 2)
     frame = estimator.estimate([image], [boxes])[0]
     assert frame.keypoints.shape[1:] == (21, 2)
+
+
+def test_non_finite_or_degenerate_detector_outputs_end_without_a_hang():
+    """A diverged fine-tune can give NaN boxes, and a box can have no area: NMS must still end,
+    and detect() must not return either as a hand."""
+    from hand_pose_refiner.models.mediapipe.anchors import weighted_nms
+
+    flat = np.array([[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.3, 0.3]], np.float32)
+    rows, scores = weighted_nms(flat, np.array([0.9, 0.8], np.float32))
+    assert len(rows) == 2 and scores.tolist() == pytest.approx([0.9, 0.8])
+    detector = MediaPipeHandDetector(device="cpu")
+    decoded = np.zeros((3, 18), np.float32)
+    decoded[0] = np.nan
+    decoded[1, :4] = (0.2, 0.2, 0.4, 0.4)
+    decoded[2, :4] = np.inf
+    found = detector._postprocess(decoded, np.array([0.99, 0.9, 0.95], np.float32), 640, 480)
+    assert len(found) == 1 and np.isfinite(found.boxes).all()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import cv2
 import pytest
@@ -19,21 +20,30 @@ from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 
 
-@pytest.fixture(scope="module")
-def tiny_stills(shared_data, tmp_path_factory):
-    """Six real frames of a bare-hand clip, as an image folder."""
-    folder = tmp_path_factory.mktemp("stills")
-    clip = shared_data / "bare_hand_clips" / "hands2.webm"
-    for frame in read_frames(InputSpec(clip, stride=10, max_frames=6)):
+def _stills(clip, folder, count):
+    for frame in read_frames(InputSpec(clip, stride=10, max_frames=count)):
         cv2.imwrite(str(folder / f"f{frame.index}.jpg"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
     return folder
 
 
-def refine_args(stills, shared_data, out, *extra):
+@pytest.fixture(scope="module")
+def tiny_stills(shared_data, tmp_path_factory):
+    """Six real frames of a bare-hand clip, as an image folder."""
+    return _stills(shared_data / "bare_hand_clips" / "hands2.webm", tmp_path_factory.mktemp("stills"), 6)
+
+
+@pytest.fixture(scope="module")
+def tiny_anchor(shared_data, tmp_path_factory):
+    """Three real frames of another bare-hand clip: the anchor recording."""
+    return _stills(shared_data / "bare_hand_clips" / "hands3.webm", tmp_path_factory.mktemp("anchor"), 3)
+
+
+def refine_args(stills, anchor, shared_data, out, *extra):
     labelled = shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json"
     return ["refine", str(stills), "--stills", "--out", str(out), "--iterations", "2", "--epochs", "1",
-            "--train-batch-size", "4", "--samples-per-image", "1", "--device", "cpu", "--threads", "1",
-            "--quiet", "--patience", "2", "--labelled", str(labelled), *extra]
+            "--detector-epochs", "1", "--train-batch-size", "4", "--samples-per-image", "1",
+            "--device", "cpu", "--threads", "1", "--quiet", "--patience", "2", "--labelled", str(labelled),
+            "--anchor", str(anchor), *extra]
 
 
 def outcome(run_dir):
@@ -75,21 +85,33 @@ def _one_thread():
 
 
 @pytest.mark.slow
-def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny_stills, shared_data,
-                                                                            tmp_path):
+def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny_stills, tiny_anchor,
+                                                                            shared_data, tmp_path):
     reference = tmp_path / "reference"
-    assert main(refine_args(tiny_stills, shared_data, reference)) == 0
+    assert main(refine_args(tiny_stills, tiny_anchor, shared_data, reference)) == 0
     expected = outcome(reference)
     names = [name for name, _ in expected[0]]
-    assert names == ["iter0/evaluate", "iter1/pseudo_labels", "iter1/detector", "iter1/estimator",
-                     "iter1/evaluate", "iter2/pseudo_labels", "iter2/detector", "iter2/estimator",
-                     "iter2/evaluate"]
+    assert names == ["iter0/evaluate", "iter0/anchor_labels", "iter1/pseudo_labels", "iter1/detector",
+                     "iter1/estimator", "iter1/evaluate", "iter2/pseudo_labels", "iter2/detector",
+                     "iter2/estimator", "iter2/evaluate"]
+    results = dict(expected[0])
+    anchored = results["iter0/anchor_labels"]["frames_with_hands"]
+    zoomed = results["iter0/anchor_labels"]["zoomed_copies"]
+    assert anchored == 3 and zoomed == results["iter0/anchor_labels"]["accepted_hands"] >= 3
+    for k in (1, 2):  # every round trains on its pseudo-labels and 3 times as many anchor images
+        pseudo = results[f"iter{k}/pseudo_labels"]["frames_with_hands"]
+        share = round(3 * pseudo / 2)
+        assert pseudo >= 1
+        trained = pseudo + min(anchored, share) + min(zoomed, share)
+        assert results[f"iter{k}/detector"]["train_images"] == trained
+        assert results[f"iter{k}/estimator"]["train_images"] == trained
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "hand_pose_refiner.cli",
-                                *refine_args(tiny_stills, shared_data, killed)], env=env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "hand_pose_refiner.cli",
+               *refine_args(tiny_stills, tiny_anchor, shared_data, killed)]
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     state_file = killed / "state.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -102,7 +124,7 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
     recorded = len(json.loads(state_file.read_text())["steps"])
     assert 2 <= recorded < len(names), "killed mid-run"
 
-    assert main(refine_args(tiny_stills, shared_data, killed)) == 0
+    assert main(refine_args(tiny_stills, tiny_anchor, shared_data, killed)) == 0
     assert same(outcome(killed), expected)
     before_kill = outcome(killed)[0][:recorded]
     assert before_kill == expected[0][:recorded]  # steps finished before the kill: kept as they were
@@ -117,21 +139,32 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
 
     # Resuming a finished run does nothing new; resuming with other settings is refused.
     finished = outcome(killed)
-    assert main(refine_args(tiny_stills, shared_data, killed)) == 0
+    assert main(refine_args(tiny_stills, tiny_anchor, shared_data, killed)) == 0
     assert outcome(killed) == finished
     with pytest.raises(RefinementStateError):
         from hand_pose_refiner.cli import build_parser
 
-        args = build_parser().parse_args(refine_args(tiny_stills, shared_data, killed, "--epochs", "2"))
+        args = build_parser().parse_args(refine_args(tiny_stills, tiny_anchor, shared_data, killed,
+                                                     "--epochs", "2"))
         args.handler(args)
 
 
-def test_crop_search_settings_are_part_of_a_runs_identity_only_when_used():
-    from hand_pose_refiner.refinement.refine import RefineOptions
+def test_a_run_folder_of_another_format_or_other_options_is_refused(tmp_path):
+    from hand_pose_refiner.config import load_config
+    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
 
-    plain = RefineOptions(targets=(InputSpec(REPO),)).identity()
-    # without the search, a run's identity is what it was before the search existed: such runs resume
-    assert "search_rounds" not in plain and "search_sizes" not in plain
-    searched = RefineOptions(targets=(InputSpec(REPO),), search_rounds=1).identity()
-    assert searched["search_rounds"] == 1 and searched["search_sizes"] == [0.22, 0.35, 0.55]
-    assert {k: v for k, v in searched.items() if not k.startswith("search_")} == plain
+    options = RefineOptions(targets=(InputSpec(REPO),))
+    identity = options.identity()
+    assert "iterations" not in identity  # a run may be resumed with more rounds
+    assert identity["search_rounds"] == 0 and identity["anchors"] == [] and identity["detector_epochs"] == 8
+    config = load_config(None)
+    Refinement(tmp_path / "run", options, config)  # a new folder: created
+    Refinement(tmp_path / "run", replace(options, iterations=5), config)  # same identity: resumed
+    with pytest.raises(RefinementStateError, match="other options"):
+        Refinement(tmp_path / "run", replace(options, search_rounds=1), config)
+    old = tmp_path / "old"
+    old.mkdir()
+    older = {"format": STATE_FORMAT - 1, "options": identity, "steps": []}
+    (old / "state.json").write_text(json.dumps(older))
+    with pytest.raises(RefinementStateError, match="older version"):
+        Refinement(old, options, config)

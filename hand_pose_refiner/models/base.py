@@ -70,6 +70,9 @@ class FineTuneConfig:
     checkpoint_dir: Path | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     pck_alpha: float = 0.2
+    # The training keypoints are a pose model's own predictions (self-training pseudo-labels),
+    # not human annotations: backends whose targets depend on the labelling convention adjust.
+    pseudo_labels: bool = False
 
 
 @dataclass

@@ -108,6 +108,8 @@ def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
         for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored", "self_check",
                           "self_check_max_shift", "search_sizes", "search_rotations"):
             digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
+        if getattr(model, "consistency_check", False):  # added later: in the key only when used,
+            digest.update(f"consistency={model.consistency_max_spread}".encode())  # so old caches stay valid
         net = getattr(model, "net", None)
         if net is not None:
             for name, tensor in net.state_dict().items():

@@ -159,6 +159,12 @@ def add_commands(commands: Any) -> None:
     refine_parser.add_argument("--check", type=Path, action="append", default=[], metavar="INPUT",
                                help="a recording evaluated every round but not trained on "
                                     "(no-regression check); repeatable")
+    refine_parser.add_argument("--anchor", type=Path, action="append", default=[], metavar="INPUT",
+                               help="a recording the initial models already handle (bare hands): "
+                                    "labelled once by them and mixed into every round's training "
+                                    "set, so that the models keep what they knew; repeatable")
+    refine_parser.add_argument("--anchor-ratio", type=float, default=3.0,
+                               help="anchor images per pseudo-labelled image in a round's training set")
     refine_parser.add_argument("--labelled", type=Path, action="append", default=[], metavar="COCO",
                                help="a labelled COCO file for PCK (base-first order); repeatable")
     refine_parser.add_argument("--labelled-tip-first", type=Path, action="append", default=[],
@@ -166,11 +172,14 @@ def add_commands(commands: Any) -> None:
                                                     "first (RHD); repeatable")
     refine_parser.add_argument("--iterations", type=int, default=3)
     refine_parser.add_argument("--epochs", type=int, default=2,
-                               help="fine-tuning epochs per round and network")
+                               help="pose estimator: fine-tuning epochs per round")
     refine_parser.add_argument("--train-batch-size", type=int, default=8)
     refine_parser.add_argument("--samples-per-image", type=int, default=4,
                                help="augmented samples drawn from each training image per epoch")
-    refine_parser.add_argument("--learning-rate", type=float, default=2e-5)
+    refine_parser.add_argument("--learning-rate", type=float, default=2e-5, help="pose estimator")
+    refine_parser.add_argument("--detector-epochs", type=int, default=8,
+                               help="hand detector: fine-tuning epochs per round")
+    refine_parser.add_argument("--detector-learning-rate", type=float, default=3e-4)
     refine_parser.add_argument("--glove-probability", type=float, default=0.5,
                                help="share of training samples with skin recoloured like a glove")
     refine_parser.add_argument("--max-train-images", type=int, default=60,
@@ -236,12 +245,15 @@ def _cmd_refine(args: argparse.Namespace) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
     checks = argparse.Namespace(**{**vars(args), "inputs": args.check})
+    anchors = argparse.Namespace(**{**vars(args), "inputs": args.anchor})
     options = RefineOptions(
         targets=tuple(input_specs(args)), checks=tuple(input_specs(checks)),
+        anchors=tuple(input_specs(anchors)), anchor_ratio=args.anchor_ratio,
         labelled=tuple([LabelledSet(p) for p in args.labelled]
                        + [LabelledSet(p, tip_first=True) for p in args.labelled_tip_first]),
         iterations=args.iterations, epochs=args.epochs, batch_size=args.train_batch_size,
         samples_per_image=args.samples_per_image, learning_rate=args.learning_rate,
+        detector_epochs=args.detector_epochs, detector_learning_rate=args.detector_learning_rate,
         glove_probability=args.glove_probability, max_train_images_per_input=args.max_train_images,
         patience=args.patience, seed=args.seed, search_rounds=args.search_rounds)
 
@@ -255,7 +267,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
             print(f"{name}: detection rate {result['measure']:.3f}{rates}"
                   + (f", checks {check:.3f}" if check is not None else "")
                   + (f", PCK {pck:.3f}" if pck is not None else ""), flush=True)
-        elif name.endswith("/pseudo_labels"):
+        elif name.endswith("/pseudo_labels") or name.endswith("/anchor_labels"):
             print(f"{name}: {result['accepted_hands']} pseudo-labelled hands in "
                   f"{result['frames_with_hands']} of {result['frames']} frames", flush=True)
 

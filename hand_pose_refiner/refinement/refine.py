@@ -56,12 +56,17 @@ from hand_pose_refiner.models.base import (
     PoseEstimator,
 )
 from hand_pose_refiner.models.distributed import current
+from hand_pose_refiner.refinement.anchors import write_zoomed_copies
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplayOptions, ReplaySummary, replay
 
 LOGGER = logging.getLogger("hand_pose_refiner.refine")
 STATE = "state.json"
-STATE_FORMAT = 1
+# 2: detector targets follow the pseudo-labels' palm convention, anchor recordings; a format-1
+# run's finished steps were trained otherwise, so it is not resumed.
+STATE_FORMAT = 2
+ANCHOR_FOLDER = "anchor"
+ZOOMED_FOLDER = "anchor_zoomed"
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,20 @@ class RefineOptions:
     targets: tuple[InputSpec, ...]
     checks: tuple[InputSpec, ...] = ()
     labelled: tuple[LabelledSet, ...] = ()
+    # Recordings the initial models already handle (bare hands): labelled once by them at the live
+    # thresholds, mixed into every round's training set so that the models keep what they knew.
+    anchors: tuple[InputSpec, ...] = ()
+    # Anchor images per pseudo-labelled image in a round's training set: enough to keep the
+    # initial models' hands, few enough that the cell's hands are still what is learnt.
+    anchor_ratio: float = 3.0
     iterations: int = 3
     schedule: tuple[Thresholds, ...] = DEFAULT_SCHEDULE
-    epochs: int = 2
+    epochs: int = 2  # pose estimator
     batch_size: int = 8
     samples_per_image: int = 4
-    learning_rate: float = 2e-5
+    learning_rate: float = 2e-5  # pose estimator
+    detector_epochs: int = 8
+    detector_learning_rate: float = 3e-4
     glove_probability: float = 0.5
     max_train_images_per_input: int = 60
     patience: int = 1
@@ -131,6 +144,9 @@ class RefineOptions:
     # backend): crop sides as fractions of the image height, each at four angles. See README.
     search_rounds: int = 0
     search_sizes: tuple[float, ...] = (0.22, 0.35, 0.55)
+    # Pseudo-labels only from hands whose keypoints hold under turned, scaled and shifted crops
+    # (MediaPipe backend; see models/mediapipe/estimator.py).
+    consistency_check: bool = True
 
     def thresholds(self, iteration: int) -> Thresholds:
         """The schedule entry of round ``iteration`` (1-based; the last one repeats)."""
@@ -140,9 +156,6 @@ class RefineOptions:
         """What a resumed run must share with the original (the iteration count may grow)."""
         data = json.loads(json.dumps(asdict(self), default=str))
         data.pop("iterations")
-        if not data["search_rounds"]:  # without the crop search: as before it existed, so older runs resume
-            data.pop("search_rounds")
-            data.pop("search_sizes")
         return data
 
 
@@ -197,7 +210,10 @@ class Refinement:
             state = json.loads(path.read_text())
         except json.JSONDecodeError as exc:  # cannot happen with atomic writes, unless edited by hand
             raise RefinementStateError(f"{path}: not valid JSON: {exc}") from exc
-        if state.get("format") != STATE_FORMAT or state.get("options") != identity:
+        if state.get("format") != STATE_FORMAT:
+            raise RefinementStateError(f"{path}: this run folder was made by an older version (state format "
+                                       f"{state.get('format')}, now {STATE_FORMAT}); choose a new folder")
+        if state.get("options") != identity:
             raise RefinementStateError(f"{path}: this run folder was made with other options; resume it "
                                        f"with the same inputs and settings or choose a new folder")
         return state
@@ -259,6 +275,8 @@ class Refinement:
         """Run (or resume) the loop; returns the final state (also in ``state.json``)."""
         labelled = self._labelled()
         self._step("iter0/evaluate", lambda: self._evaluate(0, labelled))
+        if self.options.anchors:
+            self._step("iter0/anchor_labels", self._anchor_labels)
         for k in range(1, self.options.iterations + 1):
             if self.stop_reason(k - 1) is not None:
                 break
@@ -291,22 +309,40 @@ class Refinement:
                 raise RefinementStateError(f"search_rounds: the {estimator.name} pose estimator has no "
                                            "crop search (the mediapipe backend has)")
             estimator.search_sizes = self.options.search_sizes
+        if self.options.consistency_check and hasattr(estimator, "consistency_check"):
+            estimator.consistency_check = True
         summary = replay(self.options.targets, self.run_dir / f"iter{k}" / "pseudo",
                          thresholds.apply(self.config), detector, estimator, self.replay_options)
         return {"thresholds": asdict(thresholds), **_replay_summary(summary)}
 
+    def _anchor_labels(self) -> dict[str, Any]:
+        """The initial models' accepted hands on the anchor recordings, at the live thresholds,
+        and zoomed-in copies of them (see refinement/anchors.py)."""
+        detector, estimator = self.models(0)
+        summary = replay(self.options.anchors, self.run_dir / ANCHOR_FOLDER, self.config, detector, estimator,
+                         self.replay_options)
+        labelled = self._capped(self.run_dir / ANCHOR_FOLDER / ANNOTATIONS)
+        zoomed = write_zoomed_copies(labelled, self.run_dir / ZOOMED_FOLDER, self.options.seed)
+        return {**_replay_summary(summary), "zoomed_copies": len(load_coco(zoomed))}
+
     def training_set(self, k: int) -> list[CocoImage]:
-        """Pseudo-labelled images with at least one hand, at most N per input (evenly spread)."""
-        folder = self.run_dir / f"iter{k}" / "pseudo"
-        images = [item for item in load_coco(folder / ANNOTATIONS) if len(item.hands)]
+        """Round ``k``'s pseudo-labelled images with at least one hand (at most N per input), and
+        ``anchor_ratio`` times as many anchor images, half of them zoomed-in copies (evenly spread)."""
+        training = self._capped(self.run_dir / f"iter{k}" / "pseudo" / ANNOTATIONS)
+        if self.options.anchors:
+            share = round(self.options.anchor_ratio * len(training) / 2)
+            training += _spread(self._capped(self.run_dir / ANCHOR_FOLDER / ANNOTATIONS), share)
+            training += _spread(load_coco(self.run_dir / ZOOMED_FOLDER / ANNOTATIONS), share)
+        return training
+
+    def _capped(self, annotations: Path) -> list[CocoImage]:
+        images = [item for item in load_coco(annotations) if len(item.hands)]
         by_input: dict[str, list[CocoImage]] = {}
         for item in images:
             by_input.setdefault(item.path.name.rsplit("_", 1)[0], []).append(item)
-        cap = self.options.max_train_images_per_input
         chosen = []
         for items in by_input.values():
-            picks = np.unique(np.linspace(0, len(items) - 1, min(cap, len(items))).round().astype(int))
-            chosen.extend(items[i] for i in picks)
+            chosen.extend(_spread(items, self.options.max_train_images_per_input))
         return chosen
 
     def _fine_tune(self, k: int, which: str, labelled: list[CocoImage]) -> dict[str, Any]:
@@ -319,12 +355,15 @@ class Refinement:
         result: dict[str, Any] = {"train_images": len(train),
                                   "train_hands": int(sum(len(item.hands) for item in train))}
         if train:
+            options = self.options
+            epochs, learning_rate = ((options.detector_epochs, options.detector_learning_rate)
+                                     if which == "detector" else (options.epochs, options.learning_rate))
             config = FineTuneConfig(
-                epochs=self.options.epochs, batch_size=self.options.batch_size,
-                learning_rate=self.options.learning_rate, freeze_backbone=self.options.freeze_backbone,
+                epochs=epochs, learning_rate=learning_rate,
+                batch_size=self.options.batch_size, freeze_backbone=self.options.freeze_backbone,
                 seed=self.options.seed + k, samples_per_image=self.options.samples_per_image,
                 augment=AugmentConfig(glove_probability=self.options.glove_probability),
-                pck_alpha=self.options.pck_alpha)
+                pck_alpha=self.options.pck_alpha, pseudo_labels=True)
             report = model.fine_tune(train, config, val_dataset=labelled)
             result.update(_finetune_summary(report))
         else:
@@ -394,6 +433,12 @@ class Refinement:
                     f"(best before round {k}: {best_before:.3f})"
                     + (f"; rejected by the no-regression checks: {'; '.join(rejected)}" if rejected else ""))
         return None
+
+
+def _spread(items: Sequence[CocoImage], count: int) -> list[CocoImage]:
+    """At most ``count`` of ``items``, evenly spread over them."""
+    picks = np.unique(np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int))
+    return [items[i] for i in picks] if count > 0 and items else []
 
 
 def labelled_pck(detector: HandDetector, estimator: PoseEstimator, images: Sequence[CocoImage],

@@ -75,6 +75,7 @@ def weighted_nms(detections: npt.NDArray[np.float32], scores: npt.NDArray[np.flo
     while remaining.size:
         best = remaining[0]
         overlap = box_iou(detections[best, :4], detections[remaining, :4])[0] > threshold
+        overlap[0] = True  # a degenerate box (no area) still ends its own group
         group = remaining[overlap]
         weights = scores[group]
         merged = (detections[group] * weights[:, None]).sum(axis=0) / weights.sum()

@@ -92,7 +92,7 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     def _postprocess(self, rows: npt.NDArray[np.float32], scores: npt.NDArray[np.float32],
                      width: int, height: int) -> Detections:
-        keep = scores >= self.score_threshold
+        keep = (scores >= self.score_threshold) & np.isfinite(rows).all(axis=1)  # a diverged net: no hang
         merged, merged_scores = weighted_nms(rows[keep], scores[keep])
         if self.max_hands is not None:
             merged, merged_scores = merged[:self.max_hands], merged_scores[:self.max_hands]
