@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--patience", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
-    parser.add_argument("--detector-epochs", type=int, default=8)
+    parser.add_argument("--detector-epochs", type=int, default=12)
     parser.add_argument("--detector-learning-rate", type=float, default=3e-4)
     parser.add_argument("--no-anchors", action="store_true", help="train on the pseudo-labels alone")
     parser.add_argument("--search-rounds", type=int, default=0,

@@ -156,7 +156,7 @@ def test_a_run_folder_of_another_format_or_other_options_is_refused(tmp_path):
     options = RefineOptions(targets=(InputSpec(REPO),))
     identity = options.identity()
     assert "iterations" not in identity  # a run may be resumed with more rounds
-    assert identity["search_rounds"] == 0 and identity["anchors"] == [] and identity["detector_epochs"] == 8
+    assert identity["search_rounds"] == 0 and identity["anchors"] == [] and identity["detector_epochs"] == 12
     config = load_config(None)
     Refinement(tmp_path / "run", options, config)  # a new folder: created
     Refinement(tmp_path / "run", replace(options, iterations=5), config)  # same identity: resumed

@@ -177,7 +177,7 @@ def add_commands(commands: Any) -> None:
     refine_parser.add_argument("--samples-per-image", type=int, default=4,
                                help="augmented samples drawn from each training image per epoch")
     refine_parser.add_argument("--learning-rate", type=float, default=2e-5, help="pose estimator")
-    refine_parser.add_argument("--detector-epochs", type=int, default=8,
+    refine_parser.add_argument("--detector-epochs", type=int, default=12,
                                help="hand detector: fine-tuning epochs per round")
     refine_parser.add_argument("--detector-learning-rate", type=float, default=3e-4)
     refine_parser.add_argument("--glove-probability", type=float, default=0.5,

@@ -129,7 +129,7 @@ class RefineOptions:
     batch_size: int = 8
     samples_per_image: int = 4
     learning_rate: float = 2e-5  # pose estimator
-    detector_epochs: int = 8
+    detector_epochs: int = 12
     detector_learning_rate: float = 3e-4
     glove_probability: float = 0.5
     max_train_images_per_input: int = 60
