@@ -190,3 +190,37 @@ def test_anchors_that_already_find_the_palm_are_never_background(shared_data):
         assert scores[owner == -1].max() < 0.5  # every confident anchor is on a labelled palm
         checked += int((scores >= 0.5).sum())
     assert checked >= 20
+
+
+def test_kept_heads_keep_what_the_detector_found_before_fine_tuning(labelled, tmp_path):
+    """With keep_initial the pre-trained heads stay, frozen, next to the fine-tuned ones on the
+    shared backbone; detections of both are merged, so the hands found before are found after."""
+    from hand_pose_refiner.errors import ModelError
+
+    images = [read_rgb(item.path) for item in labelled]
+    plain = MediaPipeHandDetector(device="cpu")
+    before = plain.detect(images)
+    detector = MediaPipeHandDetector(device="cpu")
+    detector.net.keep_heads()
+    for found, again in zip(before, detector.detect(images), strict=True):  # identical heads: same hands
+        assert len(found) == len(again) and np.allclose(found.boxes, again.boxes, atol=1e-3)
+
+    with pytest.raises(ModelError, match="freeze_backbone"):
+        detector.fine_tune(labelled[:5], FineTuneConfig(epochs=1, freeze_backbone=False, keep_initial=True))
+    initial = {name: p.clone() for name, p in detector.net.kept_heads.named_parameters()}
+    config = FineTuneConfig(epochs=1, batch_size=8, samples_per_image=2, seed=0, keep_initial=True,
+                            learning_rate=1e-3)
+    detector.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
+    assert all(torch.equal(p, initial[name]) for name, p in detector.net.kept_heads.named_parameters())
+    with torch.no_grad():  # own heads that find nothing: the kept ones still find every hand
+        for name in ("cls12", "cls24"):
+            getattr(detector.net, name).bias.fill_(-50.0)
+    for found, again in zip(before, detector.detect(images), strict=True):
+        assert len(again) >= len(found)
+    path = detector.save(tmp_path / "kept.safetensors")
+    reloaded = MediaPipeHandDetector(path, device="cpu")
+    assert reloaded.net.kept_heads is not None
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.net.state_dict().values(),
+                                                 detector.net.state_dict().values(), strict=True))
+    reloaded.load(plain.checkpoint)  # a file without kept heads drops them
+    assert reloaded.net.kept_heads is None

@@ -73,6 +73,10 @@ class FineTuneConfig:
     # The training keypoints are a pose model's own predictions (self-training pseudo-labels),
     # not human annotations: backends whose targets depend on the labelling convention adjust.
     pseudo_labels: bool = False
+    # Keep the model as it was before this fine-tune and merge both models' outputs, where a
+    # backend can at little cost (MediaPipe palm detector, frozen backbone: its heads, evaluated on
+    # the shared features): fine-tuning then adds what it learns without losing what it found.
+    keep_initial: bool = False
 
 
 @dataclass

@@ -363,7 +363,8 @@ class Refinement:
                 batch_size=self.options.batch_size, freeze_backbone=self.options.freeze_backbone,
                 seed=self.options.seed + k, samples_per_image=self.options.samples_per_image,
                 augment=AugmentConfig(glove_probability=self.options.glove_probability),
-                pck_alpha=self.options.pck_alpha, pseudo_labels=True)
+                pck_alpha=self.options.pck_alpha, pseudo_labels=True,
+                keep_initial=self.options.freeze_backbone)
             report = model.fine_tune(train, config, val_dataset=labelled)
             result.update(_finetune_summary(report))
         else:

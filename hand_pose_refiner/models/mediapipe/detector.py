@@ -26,8 +26,8 @@ from hand_pose_refiner.models.mediapipe.anchors import (
     weighted_nms,
 )
 from hand_pose_refiner.models.mediapipe.geometry import crop, letterbox_roi
-from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, PalmDetectorNet
-from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
+from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, KEPT_HEADS, PalmDetectorNet
+from hand_pose_refiner.models.mediapipe.weights import NetworkWeights, tensor_names
 
 NETWORK = "palm_detection_full"
 
@@ -37,6 +37,11 @@ def check_rgb(image: npt.NDArray[np.uint8], index: int) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ModelError(f"image {index}: expected an (h, w, 3) uint8 RGB array, got "
                          f"{image.dtype} {image.shape}")
+
+
+def has_kept_heads(path: Path) -> bool:
+    """Whether a palm detector weight file holds kept heads next to its own."""
+    return any(name.startswith(KEPT_HEADS + ".") for name in tensor_names(path))
 
 
 def letterbox(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -73,9 +78,18 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     @torch.inference_mode()
     def raw_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoded boxes/keypoints (0..1 of the input) and scores of all anchors."""
-        regressions, logits = self.net(inputs)
-        return decode_boxes(regressions, self.anchors), scores_from_logits(logits)
+        """Decoded boxes/keypoints (0..1 of the input) and scores of all anchors (of the own and
+        of the kept heads, when the net holds some: NMS then merges their detections)."""
+        regressions, logits = self.net.all_outputs(inputs)
+        anchors = self.anchors if regressions.shape[1] == len(self.anchors) else self.anchors.repeat(2, 1)
+        return decode_boxes(regressions, anchors), scores_from_logits(logits)
+
+    def load(self, path: str | Path) -> None:
+        """Load a weight file; one with kept heads (see :meth:`PalmDetectorNet.keep_heads`) brings them."""
+        self.net.kept_heads = None
+        if has_kept_heads(Path(path)):
+            self.net.keep_heads()
+        super().load(path)
 
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         results: list[Detections] = []

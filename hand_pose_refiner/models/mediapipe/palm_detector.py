@@ -8,6 +8,9 @@ at stride 16). Keeping it a plain ``nn.Module`` makes it trainable with any torc
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 from torch.nn import functional
@@ -18,6 +21,9 @@ INPUT_SIZE = 192
 NUM_ANCHORS = 2016
 NUM_COORDS = 18  # box (x, y, w, h) + 7 palm keypoints (x, y)
 NUM_PALM_KEYPOINTS = 7
+# The layers after the backbone: the feature pyramid and the score and box heads.
+HEADS = ("up12", "fpn12", "cls12", "reg12", "up24", "fpn24", "cls24", "reg24")
+KEPT_HEADS = "kept_heads"
 
 
 class PalmBlock(nn.Module):
@@ -68,6 +74,9 @@ class PalmDetectorNet(nn.Module):
 
     Returns ``(regressions, logits)`` shaped ``(B, 2016, 18)`` and ``(B, 2016)``; regressions are
     in input pixels relative to each anchor centre (see :mod:`.anchors`).
+
+    After :meth:`keep_heads`, the net also holds a frozen copy of its heads as they were then
+    (``kept_heads``); :meth:`all_outputs` evaluates both sets on one backbone pass.
     """
 
     def __init__(self) -> None:
@@ -88,20 +97,43 @@ class PalmDetectorNet(nn.Module):
         self.fpn24 = _stage(128, 128, 2, downsample=False)
         self.cls24 = nn.Conv2d(128, 2, 1)
         self.reg24 = nn.Conv2d(128, 2 * NUM_COORDS, 1)
+        self.kept_heads: nn.ModuleDict | None = None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def keep_heads(self) -> None:
+        """Keep a frozen copy of the current heads next to the (then retrained) own ones."""
+        self.kept_heads = nn.ModuleDict({name: copy.deepcopy(getattr(self, name)) for name in HEADS})
+        self.kept_heads.requires_grad_(False)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The backbone's three feature maps (24x24, 12x12, 6x6) the heads read."""
         x = self.stem_act(self.stem(x))
         x = self.stage96(x)
         x = self.stage48(x)
         skip24 = self.stage24[:-1](x)
         skip12 = self.stage12(self.stage24[-1](skip24))
-        x = self.stage6(self.down12(skip12))
-        p12 = self.fpn12(skip12 + self.up12(x))
-        p24 = self.fpn24(skip24 + self.up24(p12))
-        logits = torch.cat([_flatten(self.cls24(p24), 1), _flatten(self.cls12(p12), 1)], dim=1)
-        regressions = torch.cat([_flatten(self.reg24(p24), NUM_COORDS),
-                                 _flatten(self.reg12(p12), NUM_COORDS)], dim=1)
+        return skip24, skip12, self.stage6(self.down12(skip12))
+
+    def head_outputs(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                     heads: Mapping[str, nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
+        skip24, skip12, x = features
+        p12 = heads["fpn12"](skip12 + heads["up12"](x))
+        p24 = heads["fpn24"](skip24 + heads["up24"](p12))
+        logits = torch.cat([_flatten(heads["cls24"](p24), 1), _flatten(heads["cls12"](p12), 1)], dim=1)
+        regressions = torch.cat([_flatten(heads["reg24"](p24), NUM_COORDS),
+                                 _flatten(heads["reg12"](p12), NUM_COORDS)], dim=1)
         return regressions, logits[..., 0]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head_outputs(self.features(x), {name: getattr(self, name) for name in HEADS})
+
+    def all_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Own and kept heads' outputs, concatenated along the anchors (4032 with kept heads)."""
+        features = self.features(x)
+        regressions, logits = self.head_outputs(features, {name: getattr(self, name) for name in HEADS})
+        if self.kept_heads is None:
+            return regressions, logits
+        kept_regressions, kept_logits = self.head_outputs(features, self.kept_heads)
+        return torch.cat([regressions, kept_regressions], dim=1), torch.cat([logits, kept_logits], dim=1)
 
     def weight_layers(self) -> list[nn.Module]:
         """Layers with weights, in the order of the TFLite graph's operators."""

@@ -50,6 +50,7 @@ from hand_pose_refiner.models.mediapipe.geometry import (
     rois_from_landmarks,
 )
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE as CROP_SIZE
+from hand_pose_refiner.models.mediapipe.palm_detector import HEADS as DETECTOR_HEADS
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE as DETECTOR_SIZE
 from hand_pose_refiner.skeleton import Handedness
 
@@ -155,7 +156,6 @@ def _my_batches(batches: list) -> list:
 
 LANDMARK_HEADS = ("blocks", "last_expand", "last_depthwise", "handedness", "presence", "landmarks",
                   "world_landmarks")
-DETECTOR_HEADS = ("up12", "fpn12", "cls12", "reg12", "up24", "fpn24", "cls24", "reg24")
 
 
 def _checkpoint(save: Callable[[Path], Path], config: FineTuneConfig, name: str,
@@ -545,7 +545,15 @@ def fine_tune_detector(detector: MediaPipeHandDetector, dataset: Sequence[CocoIm
     val_scale = ANNOTATED_PALM_BOX_SCALE if val_dataset is not None else box_scale
     initial_loss = _detector_fit_loss(detector, fit_batches, box_scale)
     initial = evaluate_detector(detector, val, val_scale)
+    if (config.keep_initial or detector.net.kept_heads is not None) and not config.freeze_backbone:
+        raise ModelError("the palm detector's kept heads read the backbone's features: fine-tuning "
+                         "with keep_initial, or a detector that holds kept heads, needs freeze_backbone")
+    if config.keep_initial and detector.net.kept_heads is None:
+        detector.net.keep_heads()
     parameters = trainable_parameters(detector.net, DETECTOR_HEADS, config.freeze_backbone)
+    if detector.net.kept_heads is not None:  # never trained, whatever is frozen
+        detector.net.kept_heads.requires_grad_(False)
+        parameters = [p for p in parameters if p.requires_grad]
     optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     epochs = []

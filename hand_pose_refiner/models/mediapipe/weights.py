@@ -187,6 +187,21 @@ def load_weights(path: str | Path, net: nn.Module, network: str) -> None:
     net.load_state_dict(state)
 
 
+def tensor_names(path: Path) -> list[str]:
+    """The tensor names of a safetensors weight file (none for a torch file or an unreadable one:
+    :func:`load_weights` then says what is wrong with it)."""
+    if path.suffix in (".pt", ".pth") or not path.is_file():
+        return []
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return list(handle.keys())
+    except (SafetensorError, OSError, ValueError):
+        return []
+
+
 def _read_safetensors(path: Path, network: str) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
