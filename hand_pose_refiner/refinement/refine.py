@@ -1,12 +1,17 @@
 """Iterative self-supervised refinement (arXiv 2307.03007), checkpointed step by step.
 
+Before the rounds, ``iter0/anchor_labels`` (with anchor recordings): the initial models label the
+anchor recordings once (see :mod:`.anchors`); every round trains on those too.
+
 Round ``k`` (1..iterations):
 
 1. ``iter{k}/pseudo_labels``: replay the target recordings with the models of round ``k-1`` at
    the round's *candidate* thresholds (:data:`DEFAULT_SCHEDULE`): the filters keep only
    anatomically and temporally plausible hands, which become a COCO dataset.
 2. ``iter{k}/detector`` and ``iter{k}/estimator``: fine-tune each network on those pseudo-labels
-   (CPU-sized: few epochs, small batches, glove-like recolouring among the augmentations).
+   and the anchor images (CPU-sized: few epochs, small batches, glove-like recolouring among the
+   augmentations). With a frozen backbone the detector keeps the heads it started from next to
+   the fine-tuned ones (``FineTuneConfig.keep_initial``) and merges their detections.
 3. ``iter{k}/evaluate``: replay targets and check recordings with the new models at the
    *reference* thresholds of the configuration (what the live nodes run), and score PCK on the
    optional labelled sets. Round 0 evaluates the initial models the same way.
