@@ -106,18 +106,9 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
 
 
 def _clip_frames(path, step: int, count: int) -> list[np.ndarray]:
-    import cv2
+    from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 
-    capture = cv2.VideoCapture(str(path))
-    frames, index = [], 0
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        index += 1
-    return frames
+    return [frame.rgb for frame in read_frames(InputSpec(path, stride=step, max_frames=count))]
 
 
 def _box_side_ratios(detector, images, hands_per_image, box_scale):

@@ -22,13 +22,13 @@ import numpy as np
 from hand_pose_refiner.atomic import atomic_write_json, commit_dir, fresh_partial_dir
 from hand_pose_refiner.coco import CocoImage, build_coco
 from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.refinement.cache import JPEG_QUALITY
+from hand_pose_refiner.refinement.replay import ANNOTATIONS
 from hand_pose_refiner.skeleton import KeypointState
 
-ANNOTATIONS = "annotations.json"
 ZOOM_COPIES = 1  # zoomed copies of each anchor hand
 ZOOM_HAND_SHARE = (0.2, 0.9)  # the hand's extent over the copy's side (log-uniform)
 ZOOM_SIZE = 320  # side of a copy in pixels
-JPEG_QUALITY = 95
 
 
 def zoom_window(keypoints: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float] | None:
