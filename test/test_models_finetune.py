@@ -203,6 +203,9 @@ def test_kept_heads_keep_what_the_detector_found_before_fine_tuning(labelled, tm
                             learning_rate=1e-3)
     detector.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
     assert all(torch.equal(p, initial[name]) for name, p in detector.net.kept_heads.named_parameters())
+    for found, again in zip(before, detector.detect(images), strict=True):
+        for box in found.boxes:  # every box the initial heads drew comes out unmoved
+            assert np.abs(again.boxes - box).max(axis=1).min() < 1e-3, (box, again.boxes)
     with torch.no_grad():  # own heads that find nothing: the kept ones still find every hand
         for name in ("cls12", "cls24"):
             getattr(detector.net, name).bias.fill_(-50.0)

@@ -12,6 +12,7 @@ import torch
 
 from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.errors import ModelError
+from hand_pose_refiner.hands import box_iou
 from hand_pose_refiner.models.base import (
     Detections,
     FineTuneConfig,
@@ -20,12 +21,13 @@ from hand_pose_refiner.models.base import (
     resolve_device,
 )
 from hand_pose_refiner.models.mediapipe.anchors import (
+    MIN_SUPPRESSION_IOU,
     decode_boxes,
     generate_anchors,
     scores_from_logits,
     weighted_nms,
 )
-from hand_pose_refiner.models.mediapipe.geometry import crop, letterbox_roi
+from hand_pose_refiner.models.mediapipe.geometry import FloatArray, crop, letterbox_roi
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, KEPT_HEADS, PalmDetectorNet
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights, tensor_names
 
@@ -79,7 +81,7 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
     @torch.inference_mode()
     def raw_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoded boxes/keypoints (0..1 of the input) and scores of all anchors (of the own and
-        of the kept heads, when the net holds some: NMS then merges their detections)."""
+        then of the kept heads, when the net holds some; see :meth:`_merge_kept`)."""
         regressions, logits = self.net.all_outputs(inputs)
         anchors = self.anchors if regressions.shape[1] == len(self.anchors) else self.anchors.repeat(2, 1)
         return decode_boxes(regressions, anchors), scores_from_logits(logits)
@@ -106,8 +108,10 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     def _postprocess(self, rows: npt.NDArray[np.float32], scores: npt.NDArray[np.float32],
                      width: int, height: int) -> Detections:
-        keep = (scores >= self.score_threshold) & np.isfinite(rows).all(axis=1)  # a diverged net: no hang
-        merged, merged_scores = weighted_nms(rows[keep], scores[keep])
+        if len(rows) == 2 * len(self.anchors):  # own and kept heads
+            merged, merged_scores = self._merge_kept(rows, scores)
+        else:
+            merged, merged_scores = self._suppress(rows, scores)
         if self.max_hands is not None:
             merged, merged_scores = merged[:self.max_hands], merged_scores[:self.max_hands]
         # Input coordinates (0..1 of the letterboxed square) -> image pixels.
@@ -116,6 +120,24 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         points = merged.reshape(len(merged), merged.shape[1] // 2, 2) * side + offset
         return Detections(boxes=points[:, :2].reshape(-1, 4), scores=merged_scores,
                           keypoints=points[:, 2:], image_width=width, image_height=height)
+
+    def _suppress(self, rows: FloatArray, scores: FloatArray) -> tuple[FloatArray, FloatArray]:
+        keep = (scores >= self.score_threshold) & np.isfinite(rows).all(axis=1)  # a diverged net: no hang
+        return weighted_nms(rows[keep], scores[keep])
+
+    def _merge_kept(self, rows: FloatArray, scores: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The kept heads' detections as they are, plus the fine-tuned heads' where the kept ones
+        found nothing: fine-tuning adds hands and never moves a box the initial heads drew (an
+        average of both moved one labelled hand's crop enough to lose its keypoints)."""
+        half = len(self.anchors)
+        kept, kept_scores = self._suppress(rows[half:], scores[half:])
+        own, own_scores = self._suppress(rows[:half], scores[:half])
+        if len(kept) and len(own):
+            new = (box_iou(own[:, :4], kept[:, :4]) <= MIN_SUPPRESSION_IOU).all(axis=1)
+            own, own_scores = own[new], own_scores[new]
+        merged, merged_scores = np.concatenate([kept, own]), np.concatenate([kept_scores, own_scores])
+        order = np.argsort(-merged_scores, kind="stable")
+        return merged[order], merged_scores[order]
 
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
