@@ -125,13 +125,16 @@ class LoopbackRayCluster:
         return [pid for pid in self.pids() if _cmdline(pid).startswith(title) and _alive(pid)]
 
     def stop(self) -> None:
-        pids = self.pids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 3  # some Ray processes ignore SIGTERM: then SIGKILL
-        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-            time.sleep(0.2)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """SIGTERM every process of the cluster, SIGKILL those left after 3 s, and wait until they
+        are gone; repeated while a fresh look finds any (one can start while the others stop)."""
+        for _ in range(3):
+            pids = [pid for pid in self.pids() if _alive(pid)]
+            if not pids:
+                return
+            for sig, seconds in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):  # some ignore SIGTERM
+                for pid in [pid for pid in pids if _alive(pid)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+                    time.sleep(0.1)
