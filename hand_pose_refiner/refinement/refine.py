@@ -11,7 +11,7 @@ Round ``k`` (1..iterations):
 2. ``iter{k}/detector`` and ``iter{k}/estimator``: fine-tune each network on those pseudo-labels
    and the anchor images (CPU-sized: few epochs, small batches, glove-like recolouring among the
    augmentations). With a frozen backbone the detector keeps the heads it started from next to
-   the fine-tuned ones (``FineTuneConfig.keep_initial``) and merges their detections.
+   the fine-tuned ones (``FineTuneConfig.keep_initial``): they add hands, the kept ones stay.
 3. ``iter{k}/evaluate``: replay targets and check recordings with the new models at the
    *reference* thresholds of the configuration (what the live nodes run), and score PCK on the
    optional labelled sets. Round 0 evaluates the initial models the same way.
