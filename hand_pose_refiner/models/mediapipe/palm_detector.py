@@ -101,7 +101,7 @@ class PalmDetectorNet(nn.Module):
 
     def keep_heads(self) -> None:
         """Keep a frozen copy of the current heads next to the (then retrained) own ones."""
-        self.kept_heads = nn.ModuleDict({name: copy.deepcopy(getattr(self, name)) for name in HEADS})
+        self.kept_heads = nn.ModuleDict(copy.deepcopy(self.own_heads()))
         self.kept_heads.requires_grad_(False)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,13 +123,17 @@ class PalmDetectorNet(nn.Module):
                                  _flatten(heads["reg12"](p12), NUM_COORDS)], dim=1)
         return regressions, logits[..., 0]
 
+    def own_heads(self) -> dict[str, nn.Module]:
+        """The heads trained with the net (not the kept ones), by name."""
+        return {name: getattr(self, name) for name in HEADS}
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head_outputs(self.features(x), {name: getattr(self, name) for name in HEADS})
+        return self.head_outputs(self.features(x), self.own_heads())
 
     def all_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Own and kept heads' outputs, concatenated along the anchors (4032 with kept heads)."""
         features = self.features(x)
-        regressions, logits = self.head_outputs(features, {name: getattr(self, name) for name in HEADS})
+        regressions, logits = self.head_outputs(features, self.own_heads())
         if self.kept_heads is None:
             return regressions, logits
         kept_regressions, kept_logits = self.head_outputs(features, self.kept_heads)
