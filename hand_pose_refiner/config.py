@@ -143,14 +143,22 @@ class TemporalFilterConfig:
 
 @dataclass(frozen=True)
 class RecurringObjectsConfig:
-    """Offline, on stills only: hand-shaped objects that recur at one place across the frames."""
+    """Offline, on stills only: hand-shaped objects that look the same in other frames."""
 
-    enabled: bool = _setting(True, "drop a hand found at the same place in other stills of the same "
-                             "folder (replay and refine; live nodes ignore this section)")
-    min_other_frames: int = _setting(3, "a hand at a place where hands are in at least this many other "
-                                     "frames is an object", min=1, max=100000)
-    max_centre_distance: float = _setting(0.25, "distance of two hands' box centres, in hand sizes, "
-                                          "under which they are at the same place", min=0.0, max=10.0)
+    enabled: bool = _setting(True, "drop a hand whose surroundings look the same in other stills of the "
+                             "same folder (replay and refine; live nodes ignore this section)")
+    min_other_frames: int = _setting(3, "a keypoint whose surroundings look the same in at least this "
+                                     "many other frames is unchanged", min=1, max=100000)
+    max_difference: float = _setting(8.0, "mean absolute difference of the RGB values (0-255) up to "
+                                     "which a keypoint's surroundings look the same", min=0.0, max=255.0)
+    keypoint_fraction: float = _setting(0.25, "a hand with at least this fraction of its keypoints "
+                                        "unchanged is an object", min=0.0, max=1.0)
+    patch_radius: float = _setting(0.08, "half the side of the square compared around each keypoint, "
+                                   "in hand sizes", min=0.0, max=1.0)
+    compare_width: int = _setting(640, "frames are compared at this width, pixels (smaller ones as "
+                                  "they are)", min=32, max=100000)
+    max_reference_frames: int = _setting(200, "compare with at most this many other frames of the folder, "
+                                         "spread evenly (bounds memory)", min=1, max=100000)
 
 
 @dataclass(frozen=True)
