@@ -64,6 +64,9 @@ class ModelsConfig:
                                 "pass per new hand)")
     self_check_max_shift: float = _setting(0.1, "self_check: largest mean keypoint shift between the two "
                                            "estimates, as a fraction of the crop side", min=0.0, max=1.0)
+    surest_crop: bool = _setting(True, "mediapipe: of two overlapping detected crops keep the one the "
+                                 "landmark network is surer of (MediaPipe keeps the lower-scored palm's); "
+                                 "one more landmark pass per hand detected twice")
 
 
 SPATIAL_RULES = ("keypoint_score", "hand_score", "min_keypoints", "hand_size", "bone_length",

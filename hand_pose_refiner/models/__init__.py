@@ -32,7 +32,8 @@ def create_backend(config: ModelsConfig | None = None) -> tuple[HandDetector, Po
                                      batch_size=config.batch_size)
     estimator = MediaPipePoseEstimator(config.pose_checkpoint or None, device=config.device,
                                        batch_size=config.batch_size, self_check=config.self_check,
-                                       self_check_max_shift=config.self_check_max_shift)
+                                       self_check_max_shift=config.self_check_max_shift,
+                                       surest_crop=config.surest_crop)
     return detector, estimator
 
 

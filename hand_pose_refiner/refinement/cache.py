@@ -110,6 +110,8 @@ def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
             digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
         if getattr(model, "consistency_check", False):  # added later: in the key only when used,
             digest.update(f"consistency={model.consistency_max_spread}".encode())  # so old caches stay valid
+        if getattr(model, "surest_crop", False):  # likewise
+            digest.update(b"surest_crop")
         net = getattr(model, "net", None)
         if net is not None:
             for name, tensor in net.state_dict().items():
