@@ -15,6 +15,7 @@ from hand_pose_refiner.filters.recurring import RULE, drop_recurring_objects, re
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.refinement.cache import FrameStore
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.replay import ReplayOptions, replay
 
@@ -147,6 +148,29 @@ def test_on_the_real_side_view_the_robot_base_looks_the_same_in_every_still(shar
     base = LAYOUT / 50 * 150 + np.array([0.60 * width, 0.36 * height])
     frames = [_hands(i, base, size=(width, height)) for i in range(len(images))]
     assert all(m.all() for m in recurring_hands(frames, images.__getitem__, RecurringObjectsConfig()))
+
+
+def test_a_cached_still_that_cannot_be_read_back_fails_its_folder_by_name_not_the_others(
+        shared_data, tmp_path):
+    capture = cv2.VideoCapture(str(shared_data / "bare_hand_clips" / "hands1.webm"))
+    stills = [capture.read()[1] for _ in range(8)]  # BGR frames with a hand in each
+    folders = []
+    for name in ("station_a", "station_b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for index in range(4):
+            cv2.imwrite(str(folder / f"{index}.png"), stills[index + 4 * len(folders)])
+        folders.append(InputSpec(folder, stills=True))
+    config = Config()
+    models = create_backend(config.models)
+    options = ReplayOptions(cache_dir=tmp_path / "cache", progress=False)
+    replay(folders, tmp_path / "first", config, *models, options)
+    broken = sorted(FrameStore(tmp_path / "cache", folders[0]).folder.glob("*.jpg"))[1]
+    broken.write_bytes(b"not a jpeg")  # the models' predictions stay cached: only the filter reads it
+    summary = replay(folders, tmp_path / "second", config, *models, options)
+    assert [failure.path for failure in summary.failed] == [str(folders[0].path)]
+    assert str(broken) in (summary.failed[0].error or "")
+    assert summary.total("frames") == 4  # the other folder's
 
 
 @pytest.mark.slow

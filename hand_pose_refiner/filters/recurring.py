@@ -75,10 +75,11 @@ def _references(indexes: Sequence[int], most: int) -> list[int]:
     return [indexes[i] for i in picks]
 
 
-def _unchanged_keypoints(frame: npt.NDArray[np.uint8], others: npt.NDArray[np.uint8],
-                         keypoints: npt.NDArray[np.float64], config: RecurringObjectsConfig,
-                         ) -> tuple[int, int]:
-    """How many keypoints look unchanged in ``min_other_frames`` of ``others``, of how many compared.
+def _unchanged_keypoints(frame: npt.NDArray[np.uint8], references: npt.NDArray[np.uint8],
+                         itself: int | None, keypoints: npt.NDArray[np.float64],
+                         config: RecurringObjectsConfig) -> tuple[int, int]:
+    """How many keypoints look unchanged in ``min_other_frames`` of ``references`` (but not in
+    the one at position ``itself``, the frame itself), of how many compared.
 
     ``keypoints`` are at the comparison width; those without a position, or too close to the
     border for a whole square, are not compared.
@@ -95,7 +96,9 @@ def _unchanged_keypoints(frame: npt.NDArray[np.uint8], others: npt.NDArray[np.ui
             continue
         rows, cols = slice(y - radius, y + radius + 1), slice(x - radius, x + radius + 1)
         square = frame[rows, cols].astype(np.int16)
-        differences = np.abs(others[:, rows, cols].astype(np.int16) - square).mean(axis=(1, 2, 3))
+        differences = np.abs(references[:, rows, cols].astype(np.int16) - square).mean(axis=(1, 2, 3))
+        if itself is not None:
+            differences[itself] = np.inf
         kth = np.partition(differences, config.min_other_frames - 1)[config.min_other_frames - 1]
         compared += 1
         unchanged += int(kth <= config.max_difference)
@@ -119,14 +122,13 @@ def recurring_hands(frames: Sequence[FrameHands], image: ImageSource,
         downscaled = _Downscaled(image, config.compare_width, image_width)
         references = _references(indexes, config.max_reference_frames)
         stack = np.stack([downscaled[index] for index in references])
+        positions = {index: position for position, index in enumerate(references)}
         for index in indexes:
-            if not len(frames[index]):
-                continue
-            others = stack[[position for position, ref in enumerate(references) if ref != index]]
-            if len(others) < config.min_other_frames:
+            itself = positions.get(index)
+            if not len(frames[index]) or len(references) - (itself is not None) < config.min_other_frames:
                 continue
             for hand, keypoints in enumerate(frames[index].keypoints.astype(np.float64)):
-                unchanged, compared = _unchanged_keypoints(downscaled[index], others,
+                unchanged, compared = _unchanged_keypoints(downscaled[index], stack, itself,
                                                            keypoints * downscaled.scale, config)
                 needed = max(1, math.ceil(config.keypoint_fraction * compared))
                 masks[index][hand] = compared > 0 and unchanged >= needed

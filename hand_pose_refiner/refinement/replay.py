@@ -372,8 +372,12 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
     candidates, recurring = raw, None
     if shard.spec.stills and config.recurring_objects.enabled:
         recurring = RejectionStats("recurring_objects")
-        candidates = drop_recurring_objects(raw, lambda index: frames[index].rgb(), config.recurring_objects,
-                                            recurring)
+        try:
+            candidates = drop_recurring_objects(raw, lambda index: frames[index].rgb(),
+                                                config.recurring_objects, recurring)
+        except InputError as exc:  # a cached frame that cannot be read back
+            result.error = str(exc)
+            return result
     filtered = {hands.stamp_ns: hands for hands in pipeline.process(candidates)}
     result.stats = pipeline.stats.as_dict()
     if recurring is not None:
