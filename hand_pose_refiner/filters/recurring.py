@@ -15,12 +15,13 @@ most ``max_difference`` levels (mean absolute difference of the RGB values, 0-25
 an object. A quarter suffices, because a robot arm passing over the object can cover the rest.
 
 Measured on the 56 gloved glovebox stills, on every hand the models of three refinement rounds
-found, each sorted by eye into hand or object. At the live thresholds the rule drops all 80
-hand-shaped objects (76 in the top view, on the block tray and the block station, also where the
-robot arm covers part of them) and 1 of 21 real hands; the rule it replaces, on where hands are,
-dropped 6 of the 12 side-view gloves of the best round, which stay at the station, and kept 3
-frames of blocks. On the low-threshold candidates the rounds learn from, it drops 60 of 61
-objects and 4 of 41 hands (gloves resting on the table change little from still to still).
+found, each sorted into hand or object by a hand region marked by eye on every still. At the
+live thresholds the rule drops all 80 hand-shaped objects (76 in the top view, on the block tray
+and the block station, also where the robot arm covers part of them) and 1 of 21 real hands; the
+rule it replaces, on where hands are, dropped 6 of the 12 side-view gloves of the best round,
+which stay at the station, and kept 3 frames of blocks. On the low-threshold candidates the
+rounds learn from, it drops 60 of 61 objects and 4 of 41 hands (gloves resting on the table
+change little from still to still).
 
 The rule needs the whole folder at once, so it runs offline on stills only (replay and refine);
 in a video a resting hand looks the same for many frames and this rule would be wrong there.
