@@ -30,7 +30,7 @@ in a video a resting hand looks the same for many frames and this rule would be 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 import cv2
 import numpy as np
@@ -63,7 +63,7 @@ class _Downscaled:
             self._frames[index] = frame
         return self._frames[index]
 
-    def forget(self, keep: set[int]) -> None:
+    def forget(self, keep: Container[int]) -> None:
         """Drop every frame but ``keep`` (the references), so memory stays bounded."""
         self._frames = {index: frame for index, frame in self._frames.items() if index in keep}
 
@@ -133,7 +133,7 @@ def recurring_hands(frames: Sequence[FrameHands], image: ImageSource,
                                                            keypoints * downscaled.scale, config)
                 needed = max(1, math.ceil(config.keypoint_fraction * compared))
                 masks[index][hand] = compared > 0 and unchanged >= needed
-            downscaled.forget(set(references))
+            downscaled.forget(positions)
     return masks
 
 
