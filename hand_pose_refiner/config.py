@@ -154,6 +154,9 @@ class RecurringObjectsConfig:
                                      "many other frames is unchanged", min=1, max=100000)
     max_difference: float = _setting(8.0, "mean absolute difference of the RGB values (0-255) up to "
                                      "which a keypoint's surroundings look the same", min=0.0, max=255.0)
+    neighbour_frames: int = _setting(3, "the stills this close in the folder's order (either side) are "
+                                     "not compared: a resting hand looks the same there, a fixed object "
+                                     "in stills far apart too", min=0, max=100000)
     keypoint_fraction: float = _setting(0.25, "a hand with at least this fraction of its keypoints "
                                         "unchanged is an object", min=0.0, max=1.0)
     patch_radius: float = _setting(0.08, "half the side of the square compared around each keypoint, "

@@ -41,7 +41,8 @@ def _hands(index: int, *hands: np.ndarray, size: tuple[int, int] = (WIDTH, HEIGH
 
 
 def _config(**changes: object) -> RecurringObjectsConfig:
-    return replace(RecurringObjectsConfig(compare_width=WIDTH), **changes)
+    """Every other frame compared, unless a test says otherwise (few frames per test)."""
+    return replace(RecurringObjectsConfig(compare_width=WIDTH, neighbour_frames=0), **changes)
 
 
 def test_a_fixed_object_is_dropped_a_hand_at_the_same_place_that_changes_is_kept():
@@ -66,6 +67,28 @@ def test_how_many_other_frames_make_an_object():
     assert [m.tolist() for m in masks] == [[True]] * 4 + [[False]] * 2
     masks = recurring_hands(frames, images.__getitem__, _config(min_other_frames=4))
     assert [m.tolist() for m in masks] == [[False]] * 6
+
+
+def test_a_hand_resting_for_a_few_stills_is_kept_an_object_in_stills_far_apart_is_not():
+    # frames 0-3: a hand at rest (the same picture at AT_WORK); the object is in all 10 frames
+    rest = np.random.default_rng(7).integers(0, 256, size=(50, 50, 3), dtype=np.uint8)
+
+    def image(index: int) -> np.ndarray:
+        picture = _image(index)
+        if index < 4:
+            picture[20:70, 120:170] = rest
+        return picture
+
+    frames = [_hands(i, AT_OBJECT, AT_WORK) if i < 4 else _hands(i, AT_OBJECT) for i in range(10)]
+    every_other = recurring_hands(frames, image, _config(neighbour_frames=0))
+    assert [m.tolist() for m in every_other[:4]] == [[True, True]] * 4
+    # with 3 neighbours either side left out, the resting hand has no look-alike left
+    far_apart = recurring_hands(frames, image, _config(neighbour_frames=3))
+    assert [m.tolist() for m in far_apart[:4]] == [[True, False]] * 4
+    assert all(m.tolist() == [True] for m in far_apart[4:])
+    # 10 frames less 7 neighbours leave 3 to compare with: enough for min_other_frames 3, not 4
+    assert not any(m.any() for m in recurring_hands(frames, image, _config(neighbour_frames=3,
+                                                                          min_other_frames=4))[3:7])
 
 
 def test_a_quarter_of_the_keypoints_on_the_object_is_enough():

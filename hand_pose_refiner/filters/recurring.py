@@ -8,11 +8,14 @@ positions dropped half of the side view's real gloves, which stay at the station
 a glove is never twice the same picture: fingers bend, the glove folds, the arm moves.
 
 So each keypoint's surroundings (a square of ``patch_radius`` hand sizes) are compared with the
-same square in the other frames of the same image size, at ``compare_width`` pixels wide (which
+same square in the other frames of the same image size but not the ``neighbour_frames`` next to
+it in the folder's order, at ``compare_width`` pixels wide (which
 smooths JPEG noise and small camera shake). A keypoint is *unchanged* if its square differs by at
 most ``max_difference`` levels (mean absolute difference of the RGB values, 0-255) in at least
 ``min_other_frames`` other frames; a hand with ``keypoint_fraction`` of its keypoints unchanged is
 an object. A quarter suffices, because a robot arm passing over the object can cover the rest.
+The neighbours are left out because a worker's hand at rest looks the same for a few stills in a
+row; a fixed object looks the same in stills far apart as well.
 
 Measured on the 56 gloved glovebox stills, on every hand the models of three refinement rounds
 found, each sorted into hand or object by a hand region marked by eye on every still. At the
@@ -20,8 +23,11 @@ live thresholds the rule drops all 80 hand-shaped objects (76 in the top view, o
 and the block station, also where the robot arm covers part of them) and 1 of 21 real hands; the
 rule it replaces, on where hands are, dropped 6 of the 12 side-view gloves of the best round,
 which stay at the station, and kept 3 frames of blocks. On the low-threshold candidates the
-rounds learn from, it drops 60 of 61 objects and 4 of 41 hands (gloves resting on the table
-change little from still to still).
+rounds learn from, it drops 60 of 61 objects and 4 of 41 hands. Compared with every other still,
+it also dropped a top-view glove resting on the table for five stills in a row (5 of the 17
+top-view gloves of a later round); with the 3 neighbours either side left out it keeps all 17,
+and of the objects of those rounds it lets one more through (side view), which the spatial
+filter then rejects.
 
 The rule needs the whole folder at once, so it runs offline on stills only (replay and refine);
 in a video a resting hand looks the same for many frames and this rule would be wrong there.
@@ -77,10 +83,10 @@ def _references(indexes: Sequence[int], most: int) -> list[int]:
 
 
 def _unchanged_keypoints(frame: npt.NDArray[np.uint8], references: npt.NDArray[np.uint8],
-                         itself: int | None, keypoints: npt.NDArray[np.float64],
+                         excluded: npt.NDArray[np.bool_], keypoints: npt.NDArray[np.float64],
                          config: RecurringObjectsConfig) -> tuple[int, int]:
     """How many keypoints look unchanged in ``min_other_frames`` of ``references`` (but not in
-    the one at position ``itself``, the frame itself), of how many compared.
+    the ``excluded`` ones: the frame itself and its neighbours), of how many compared.
 
     ``keypoints`` are at the comparison width; those without a position, or too close to the
     border for a whole square, are not compared.
@@ -98,8 +104,7 @@ def _unchanged_keypoints(frame: npt.NDArray[np.uint8], references: npt.NDArray[n
         rows, cols = slice(y - radius, y + radius + 1), slice(x - radius, x + radius + 1)
         square = frame[rows, cols].astype(np.int16)
         differences = np.abs(references[:, rows, cols].astype(np.int16) - square).mean(axis=(1, 2, 3))
-        if itself is not None:
-            differences[itself] = np.inf
+        differences[excluded] = np.inf
         kth = np.partition(differences, config.min_other_frames - 1)[config.min_other_frames - 1]
         compared += 1
         unchanged += int(kth <= config.max_difference)
@@ -110,6 +115,7 @@ def recurring_hands(frames: Sequence[FrameHands], image: ImageSource,
                     config: RecurringObjectsConfig) -> list[npt.NDArray[np.bool_]]:
     """Per frame, a mask of its hands that are objects: see the module docstring.
 
+    ``frames`` are in the folder's order (their indexes are what ``neighbour_frames`` counts).
     Frames are compared only with frames of the same image size, and with at most
     ``max_reference_frames`` of them (spread evenly), so a large folder needs bounded memory.
     """
@@ -125,11 +131,11 @@ def recurring_hands(frames: Sequence[FrameHands], image: ImageSource,
         stack = np.stack([downscaled[index] for index in references])
         positions = {index: position for position, index in enumerate(references)}
         for index in indexes:
-            itself = positions.get(index)
-            if not len(frames[index]) or len(references) - (itself is not None) < config.min_other_frames:
+            excluded = np.abs(np.asarray(references) - index) <= config.neighbour_frames
+            if not len(frames[index]) or np.count_nonzero(~excluded) < config.min_other_frames:
                 continue
             for hand, keypoints in enumerate(frames[index].keypoints.astype(np.float64)):
-                unchanged, compared = _unchanged_keypoints(downscaled[index], stack, itself,
+                unchanged, compared = _unchanged_keypoints(downscaled[index], stack, excluded,
                                                            keypoints * downscaled.scale, config)
                 needed = max(1, math.ceil(config.keypoint_fraction * compared))
                 masks[index][hand] = compared > 0 and unchanged >= needed
