@@ -135,6 +135,9 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
     assert [row["iteration"] for row in report["iterations"]] == [0, 1, 2]
     assert report["iterations"][0]["pck"] > 0.9 and report["iterations"][0]["detection_rate"] == 1.0
     assert all("rejections" in row for row in report["iterations"])
+    assert results["iter1/pseudo_labels"]["models_from"] == 0
+    assert [row["models_from"] for row in report["iterations"][1:]] == [
+        results[f"iter{k}/pseudo_labels"]["models_from"] for k in (1, 2)]
     assert not list(killed.rglob("*.partial"))
 
     # Resuming a finished run does nothing new; resuming with other settings is refused.
@@ -168,3 +171,28 @@ def test_a_run_folder_of_another_format_or_other_options_is_refused(tmp_path):
     (old / "state.json").write_text(json.dumps(older))
     with pytest.raises(RefinementStateError, match="older version"):
         Refinement(old, options, config)
+
+
+def test_a_round_starts_from_the_best_round_before_it_not_from_a_failed_one(tmp_path):
+    from hand_pose_refiner.config import load_config
+    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
+
+    options = RefineOptions(targets=(InputSpec(REPO),), iterations=4, patience=3)
+
+    def evaluated(measure, pck):
+        return {"measure": measure, "pck": {"pck": pck}}
+
+    steps = [("iter0/evaluate", evaluated(0.02, 1.0)), ("iter1/evaluate", evaluated(0.30, 1.0)),
+             ("iter2/evaluate", evaluated(0.50, 0.80)),  # more hands, but a labelled hand lost
+             ("iter3/evaluate", evaluated(0.30, 0.99)), ("iter4/evaluate", evaluated(0.10, 1.0))]
+    run = tmp_path / "run"
+    run.mkdir()
+    state = {"format": STATE_FORMAT, "options": options.identity(),
+             "steps": [{"name": name, "result": result} for name, result in steps]}
+    (run / "state.json").write_text(json.dumps(state))
+    refinement = Refinement(run, options, load_config(None))
+    # round 3 skips the failed round 2; round 4 takes the later of the tied rounds 1 and 3;
+    # round 5 skips round 4, which fell back
+    assert [refinement.base_iteration(k) for k in range(1, 6)] == [0, 1, 1, 3, 3]
+    # the result is the earliest of the best acceptable rounds (1 and 3 tie at 0.30)
+    assert refinement.best_iteration() == 1

@@ -5,9 +5,10 @@ anchor recordings once (see :mod:`.anchors`); every round trains on those too.
 
 Round ``k`` (1..iterations):
 
-1. ``iter{k}/pseudo_labels``: replay the target recordings with the models of round ``k-1`` at
-   the round's *candidate* thresholds (:data:`DEFAULT_SCHEDULE`): the filters keep only
-   anatomically and temporally plausible hands, which become a COCO dataset.
+1. ``iter{k}/pseudo_labels``: replay the target recordings with the models of the best round
+   before ``k`` (see below) at the round's *candidate* thresholds (:data:`DEFAULT_SCHEDULE`):
+   the filters keep only anatomically and temporally plausible hands, which become a COCO
+   dataset.
 2. ``iter{k}/detector`` and ``iter{k}/estimator``: fine-tune each network on those pseudo-labels
    and the anchor images (CPU-sized: few epochs, small batches, glove-like recolouring among the
    augmentations). With a frozen backbone the detector keeps the heads it started from next to
@@ -21,6 +22,14 @@ reference thresholds. A round whose PCK on the labelled sets falls more than ``m
 below the initial models', or whose detection rate on the check recordings falls more than
 ``max_check_drop``, does not count as an improvement. The loop stops early after ``patience``
 rounds without improvement; the best round's models are the result.
+
+A round starts from the models of the best round before it (on a tie, the later one), not
+blindly from the previous round: a round that fell back or failed the no-regression checks is
+not built on, and with ``patience`` above 1 the next round retries from the best models with its
+own seed. Which round's models a round started from is recorded as ``models_from``. (Measured on
+the gloved glovebox stills: one round of 23 pseudo-labels fell from 26 to 15 frames with a hand
+and lost a labelled hand, while the round before had gone from 5 to 26: the rounds vary with the
+seed far more than they drift.)
 
 Bootstrapping (the initial model finds gloved hands in few frames): early rounds take every
 candidate the detector scores above a low threshold and the landmark network calls present at
@@ -67,9 +76,10 @@ from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplayOptions, Repl
 
 LOGGER = logging.getLogger("hand_pose_refiner.refine")
 STATE = "state.json"
-# 2: detector targets follow the pseudo-labels' palm convention, anchor recordings; a format-1
-# run's finished steps were trained otherwise, so it is not resumed.
-STATE_FORMAT = 2
+# 2: detector targets follow the pseudo-labels' palm convention, anchor recordings. 3: a round
+# starts from the best round before it; the recurring-object filter leaves neighbouring stills
+# out. An older run's finished steps were made otherwise, so it is not resumed.
+STATE_FORMAT = 3
 ANCHOR_FOLDER = "anchor"
 ZOOMED_FOLDER = "anchor_zoomed"
 
@@ -308,7 +318,7 @@ class Refinement:
 
     def _pseudo_labels(self, k: int) -> dict[str, Any]:
         thresholds = self.options.thresholds(k)
-        detector, estimator = self.models(k - 1, thresholds)
+        detector, estimator = self.models(self.base_iteration(k), thresholds)
         if k <= self.options.search_rounds:
             if not hasattr(estimator, "search_sizes"):
                 raise RefinementStateError(f"search_rounds: the {estimator.name} pose estimator has no "
@@ -318,7 +328,8 @@ class Refinement:
             estimator.consistency_check = True
         summary = replay(self.options.targets, self.run_dir / f"iter{k}" / "pseudo",
                          thresholds.apply(self.config), detector, estimator, self.replay_options)
-        return {"thresholds": asdict(thresholds), **_replay_summary(summary)}
+        return {"thresholds": asdict(thresholds), "models_from": self.base_iteration(k),
+                **_replay_summary(summary)}
 
     def _anchor_labels(self) -> dict[str, Any]:
         """The initial models' accepted hands on the anchor recordings, at the live thresholds,
@@ -351,8 +362,8 @@ class Refinement:
         return chosen
 
     def _fine_tune(self, k: int, which: str, labelled: list[CocoImage]) -> dict[str, Any]:
-        # The detector of round k is trained from round k-1's; the estimator likewise.
-        detector, estimator = self.models(k - 1)
+        # Round k's networks are trained from those its pseudo-labels came from.
+        detector, estimator = self.models(self.base_iteration(k))
         model = detector if which == "detector" else estimator
         target = self.model_paths(k)[0 if which == "detector" else 1]
         assert target is not None
@@ -414,10 +425,20 @@ class Refinement:
         """Whether round ``k`` keeps the no-regression checks."""
         return self.regression(k) is None
 
+    def _acceptable_rounds(self, before: int) -> list[int]:
+        return [k for k in range(before) if f"iter{k}/evaluate" in self.results and self.acceptable(k)]
+
     def best_iteration(self) -> int:
-        rounds = [k for k in range(self.options.iterations + 1)
-                  if f"iter{k}/evaluate" in self.results and self.acceptable(k)]
+        """The result: the round with the highest measure that keeps the checks (the earliest of
+        equals)."""
+        rounds = self._acceptable_rounds(self.options.iterations + 1)
         return max(rounds, key=lambda k: (self.results[f"iter{k}/evaluate"]["measure"], -k))
+
+    def base_iteration(self, k: int) -> int:
+        """The round whose models round ``k`` starts from: the best acceptable round before it,
+        the later of equals (it has learnt more of the target)."""
+        rounds = self._acceptable_rounds(k)
+        return max(rounds, key=lambda j: (self.results[f"iter{j}/evaluate"]["measure"], j))
 
     def stop_reason(self, k: int) -> str | None:
         """Why no round after ``k`` should run (None: go on)."""

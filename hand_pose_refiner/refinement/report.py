@@ -48,6 +48,7 @@ def iteration_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if k > 0:
             pseudo = results[f"iter{k}/pseudo_labels"]
+            row["models_from"] = pseudo["models_from"]
             row["pseudo_labels"] = {"thresholds": pseudo["thresholds"],
                                     "accepted_hands": pseudo["accepted_hands"],
                                     "frames_with_hands": pseudo["frames_with_hands"],
@@ -196,7 +197,8 @@ def _fmt(value: Any) -> str:
 
 
 def _html(report: dict[str, Any], run_dir: Path) -> str:
-    head = ("<tr><th>iteration</th><th>detection rate (targets)</th><th>check recordings</th>"
+    head = ("<tr><th>iteration</th><th>started from</th><th>detection rate (targets)</th>"
+            "<th>check recordings</th>"
             "<th>accepted poses</th><th>mean keypoint confidence</th><th>PCK@0.2 labelled</th>"
             "<th>pseudo-labels (hands / frames)</th><th>candidate thresholds (det, presence)</th>"
             "<th>rejections per rule</th></tr>")
@@ -207,7 +209,7 @@ def _html(report: dict[str, Any], run_dir: Path) -> str:
         rejections = "<br>".join(f"{html.escape(k)}: {v}" for k, v in row["rejections"].items())
         best = " (best)" if row["iteration"] == report["best_iteration"] else ""
         body.append(
-            f"<tr><td>{row['iteration']}{best}</td>"
+            f"<tr><td>{row['iteration']}{best}</td><td>{_fmt(row.get('models_from', '–'))}</td>"
             f"<td>{_fmt(row['detection_rate'])}</td><td>{_fmt(row['check_detection_rate'])}</td>"
             f"<td>{row['accepted_poses']}</td><td>{_fmt(row['mean_keypoint_confidence'])}</td>"
             f"<td>{_fmt(row['pck'])}</td>"
