@@ -9,13 +9,13 @@ a glove is never twice the same picture: fingers bend, the glove folds, the arm 
 
 So each keypoint's surroundings (a square of ``patch_radius`` hand sizes) are compared with the
 same square in the other frames of the same image size but not the ``neighbour_frames`` next to
-it in the folder's order, at ``compare_width`` pixels wide (which
-smooths JPEG noise and small camera shake). A keypoint is *unchanged* if its square differs by at
-most ``max_difference`` levels (mean absolute difference of the RGB values, 0-255) in at least
-``min_other_frames`` other frames; a hand with ``keypoint_fraction`` of its keypoints unchanged is
-an object. A quarter suffices, because a robot arm passing over the object can cover the rest.
-The neighbours are left out because a worker's hand at rest looks the same for a few stills in a
-row; a fixed object looks the same in stills far apart as well.
+it in the folder's order, at ``compare_width`` pixels wide (which smooths JPEG noise and small
+camera shake). A keypoint is *unchanged* if its square differs by at most ``max_difference``
+levels (mean absolute difference of the RGB values, 0-255) in at least ``min_other_frames`` other
+frames; a hand with ``keypoint_fraction`` of its keypoints unchanged is an object. A quarter
+suffices, because a robot arm passing over the object can cover the rest. The neighbours are
+left out because a worker's hand at rest looks the same for a few stills in a row; a fixed
+object looks the same in stills far apart as well.
 
 Measured on the 56 gloved glovebox stills, on every hand the models of three refinement rounds
 found, each sorted into hand or object by a hand region marked by eye on every still. At the

@@ -27,9 +27,9 @@ A round starts from the models of the best round before it (on a tie, the later 
 blindly from the previous round: a round that fell back or failed the no-regression checks is
 not built on, and with ``patience`` above 1 the next round retries from the best models with its
 own seed. Which round's models a round started from is recorded as ``models_from``. (Measured on
-the gloved glovebox stills: one round of 23 pseudo-labels fell from 26 to 15 frames with a hand
-and lost a labelled hand, while the round before had gone from 5 to 26: the rounds vary with the
-seed far more than they drift.)
+the gloved glovebox stills: round 3, built on round 2's 26 frames with a hand, fell to 15 and lost
+a labelled hand; round 4, the same pseudo-labels from round 2's models with another seed, found
+31.)
 
 Bootstrapping (the initial model finds gloved hands in few frames): early rounds take every
 candidate the detector scores above a low threshold and the landmark network calls present at
