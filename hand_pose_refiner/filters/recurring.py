@@ -130,8 +130,9 @@ def recurring_hands(frames: Sequence[FrameHands], image: ImageSource,
         references = _references(indexes, config.max_reference_frames)
         stack = np.stack([downscaled[index] for index in references])
         positions = {index: position for position, index in enumerate(references)}
+        reference_indexes = np.asarray(references)
         for index in indexes:
-            excluded = np.abs(np.asarray(references) - index) <= config.neighbour_frames
+            excluded = np.abs(reference_indexes - index) <= config.neighbour_frames
             if not len(frames[index]) or np.count_nonzero(~excluded) < config.min_other_frames:
                 continue
             for hand, keypoints in enumerate(frames[index].keypoints.astype(np.float64)):

@@ -318,7 +318,8 @@ class Refinement:
 
     def _pseudo_labels(self, k: int) -> dict[str, Any]:
         thresholds = self.options.thresholds(k)
-        detector, estimator = self.models(self.base_iteration(k), thresholds)
+        base = self.base_iteration(k)
+        detector, estimator = self.models(base, thresholds)
         if k <= self.options.search_rounds:
             if not hasattr(estimator, "search_sizes"):
                 raise RefinementStateError(f"search_rounds: the {estimator.name} pose estimator has no "
@@ -328,8 +329,7 @@ class Refinement:
             estimator.consistency_check = True
         summary = replay(self.options.targets, self.run_dir / f"iter{k}" / "pseudo",
                          thresholds.apply(self.config), detector, estimator, self.replay_options)
-        return {"thresholds": asdict(thresholds), "models_from": self.base_iteration(k),
-                **_replay_summary(summary)}
+        return {"thresholds": asdict(thresholds), "models_from": base, **_replay_summary(summary)}
 
     def _anchor_labels(self) -> dict[str, Any]:
         """The initial models' accepted hands on the anchor recordings, at the live thresholds,
@@ -362,8 +362,8 @@ class Refinement:
         return chosen
 
     def _fine_tune(self, k: int, which: str, labelled: list[CocoImage]) -> dict[str, Any]:
-        # Round k's networks are trained from those its pseudo-labels came from.
-        detector, estimator = self.models(self.base_iteration(k))
+        # Round k's networks are trained from those its pseudo-labels came from (as recorded).
+        detector, estimator = self.models(self.results[f"iter{k}/pseudo_labels"]["models_from"])
         model = detector if which == "detector" else estimator
         target = self.model_paths(k)[0 if which == "detector" else 1]
         assert target is not None
