@@ -17,7 +17,7 @@ from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.base import FineTuneConfig
-from hand_pose_refiner.models.distributed import init_from_env
+from hand_pose_refiner.models.distributed import init_from_env, leave
 
 EPOCHS = 3
 GLOBAL_BATCH = 8
@@ -40,6 +40,8 @@ def main(coco: Path, out: Path) -> None:
         (out / "report.json").write_text(json.dumps({
             "world_size": 1 if parallel is None else parallel.world_size, "global_batch": GLOBAL_BATCH,
             **curves}))
+    if parallel is not None:
+        leave(0)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ labelled keypoints in the batch, within float noise). Checkpoints are written by
 
 from __future__ import annotations
 
-import atexit
+import logging
 import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -95,24 +95,33 @@ def init_from_env(device: str) -> DataParallel | None:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo", timeout=WAIT_TIMEOUT)
-        atexit.register(_leave)
     return current()
 
 
-def _leave() -> None:
-    """Leave the process group together, at exit.
+def leave(code: int) -> NoReturn:
+    """End this rank: wait for every rank, leave the process group, exit with ``code``.
 
-    A rank that exits while another still works (rank 0 evaluating, writing its report) tears
-    down the connections under it, and gloo aborts the process ("terminate called without an
-    active exception"). So every rank waits for all at exit, then leaves the group cleanly. A rank
-    that crashes does not get here: torchrun then stops the others.
+    A rank that ends while another still works (rank 0 evaluating, writing its report) tears down
+    the connections under it, and gloo aborts the process; so after a run that went well every
+    rank waits for all before it leaves. After a failure (``code`` not 0) it does not wait: the
+    others may be in another collective, and torchrun stops them when this rank exits.
+
+    The rank then exits without the interpreter's teardown (``os._exit``, after flushing the
+    output and the logs; every file of the run is written atomically before this): with torch
+    2.13 and gloo, a process that destroyed its process group still aborts now and then while the
+    interpreter shuts down ("terminate called without an active exception"): 1 of 20 runs of a
+    two-rank script that only trains a DDP model and leaves the group, and 3 of 31 runs of the
+    two-process refine test.
     """
-    if not dist.is_initialized():
-        return
     try:
-        dist.barrier()
+        if code == 0 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
     finally:
-        dist.destroy_process_group()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def rank_device(device: str) -> str:

@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hand_pose_refiner.config import load_config
-from hand_pose_refiner.errors import ConfigError
+from hand_pose_refiner.config import Config, load_config
+from hand_pose_refiner.errors import ConfigError, HandPoseRefinerError
 from hand_pose_refiner.refinement.inputs import InputSpec
 
 EXIT_SOME_INPUTS_FAILED = 3
@@ -230,17 +230,27 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
 
 def _cmd_refine(args: argparse.Namespace) -> int:
     from hand_pose_refiner.models import distributed
-    from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
-    from hand_pose_refiner.refinement.report import write_report
 
     if (args.nproc_per_node > 1 or args.nnodes > 1) and not distributed.launched():
         return _relaunch_under_torchrun(args)
     config = _config(args)
     parallel = distributed.init_from_env(config.models.device)
-    main_rank = parallel is None or parallel.is_main
-    if parallel is not None:
-        config = replace(config, models=replace(config.models,
-                                                device=distributed.rank_device(config.models.device)))
+    if parallel is None:
+        return _refine(args, config, main_rank=True)
+    config = replace(config, models=replace(config.models,
+                                            device=distributed.rank_device(config.models.device)))
+    try:
+        code = _refine(args, config, main_rank=parallel.is_main)
+    except HandPoseRefinerError as exc:
+        print(f"hand-pose-refiner refine: error: {exc}", file=sys.stderr)
+        code = 2
+    distributed.leave(code)
+
+
+def _refine(args: argparse.Namespace, config: Config, main_rank: bool) -> int:
+    from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
+    from hand_pose_refiner.refinement.report import write_report
+
     logging.basicConfig(level=logging.INFO if not args.quiet and main_rank else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
