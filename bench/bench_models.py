@@ -114,6 +114,13 @@ def main() -> None:
     kept_ms = per_frame_ms(lambda image: kept.detect([image]), frames[1], args.repeats)
     print(f"palm detector alone: {plain_ms:.2f} ms, with kept heads {kept_ms:.2f} ms "
           f"({kept_ms / plain_ms:.2f}x)")
+    # Tiles (models.detector_tile_size): one more detector pass per tile.
+    for tile_size in (1.0, 0.5):
+        tiled = MediaPipeHandDetector(device="cpu", tile_size=tile_size)
+        tiled_ms = per_frame_ms(lambda image, tiled=tiled: tiled.detect([image]), frames[1], args.repeats)
+        print(f"palm detector with tiles of {tile_size} x the short side ({len(tiled.rois(640, 480)) - 1} "
+              f"tiles): {tiled_ms:.2f} ms ({tiled_ms / plain_ms:.2f}x)")
+
 
 if __name__ == "__main__":
     main()

@@ -64,6 +64,10 @@ class ModelsConfig:
                                 "pass per new hand)")
     self_check_max_shift: float = _setting(0.1, "self_check: largest mean keypoint shift between the two "
                                            "estimates, as a fraction of the crop side", min=0.0, max=1.0)
+    detector_tile_size: float = _setting(0.0, "mediapipe: the palm detector also looks at half-overlapping "
+                                         "square tiles of this side (a fraction of the image's short "
+                                         "side), where small hands are larger; 0 = the whole frame "
+                                         "only (one more detector pass per tile)", min=0.0, max=1.0)
     surest_crop: bool = _setting(True, "mediapipe: of two overlapping detected crops keep the one the "
                                  "landmark network is surer of (MediaPipe keeps the lower-scored palm's); "
                                  "one more landmark pass per hand detected twice")

@@ -151,5 +151,6 @@ def test_non_finite_or_degenerate_detector_outputs_end_without_a_hang():
     decoded[0] = np.nan
     decoded[1, :4] = (0.2, 0.2, 0.4, 0.4)
     decoded[2, :4] = np.inf
-    found = detector._postprocess(decoded, np.array([0.99, 0.9, 0.95], np.float32), 640, 480)
+    scores = np.array([0.99, 0.9, 0.95], np.float32)
+    found = detector._postprocess([(decoded, scores, detector.rois(640, 480)[0])], 640, 480)
     assert len(found) == 1 and np.isfinite(found.boxes).all()

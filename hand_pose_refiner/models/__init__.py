@@ -29,7 +29,7 @@ def create_backend(config: ModelsConfig | None = None) -> tuple[HandDetector, Po
 
     detector = MediaPipeHandDetector(config.detector_checkpoint or None, device=config.device,
                                      score_threshold=config.detection_score_threshold,
-                                     batch_size=config.batch_size)
+                                     batch_size=config.batch_size, tile_size=config.detector_tile_size)
     estimator = MediaPipePoseEstimator(config.pose_checkpoint or None, device=config.device,
                                        batch_size=config.batch_size, self_check=config.self_check,
                                        self_check_max_shift=config.self_check_max_shift,

@@ -112,6 +112,8 @@ def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
             digest.update(f"consistency={model.consistency_max_spread}".encode())  # so old caches stay valid
         if getattr(model, "surest_crop", False):  # likewise
             digest.update(b"surest_crop")
+        if getattr(model, "tile_size", 0.0):  # likewise
+            digest.update(f"tile_size={model.tile_size}".encode())
         net = getattr(model, "net", None)
         if net is not None:
             for name, tensor in net.state_dict().items():

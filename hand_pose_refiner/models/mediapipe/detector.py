@@ -27,7 +27,7 @@ from hand_pose_refiner.models.mediapipe.anchors import (
     scores_from_logits,
     weighted_nms,
 )
-from hand_pose_refiner.models.mediapipe.geometry import FloatArray, crop, letterbox_roi
+from hand_pose_refiner.models.mediapipe.geometry import FloatArray, crop, letterbox_roi, search_rois
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, KEPT_HEADS, PalmDetectorNet
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights, tensor_names
 
@@ -46,12 +46,6 @@ def has_kept_heads(path: Path) -> bool:
     return any(name.startswith(KEPT_HEADS + ".") for name in tensor_names(path))
 
 
-def letterbox(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """The image scaled into the 192x192 input, aspect kept, zero padding (MediaPipe's way)."""
-    height, width = image.shape[:2]
-    return crop(image, letterbox_roi(width, height), INPUT_SIZE, border=cv2.BORDER_CONSTANT)
-
-
 def to_tensor(crops: Sequence[npt.NDArray[np.uint8]], device: torch.device) -> torch.Tensor:
     """uint8 HWC crops -> float NCHW batch in 0..1 on ``device``."""
     batch = torch.from_numpy(np.stack(crops)).to(device)
@@ -68,11 +62,13 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
     network = NETWORK
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
-                 score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None) -> None:
+                 score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None,
+                 tile_size: float = 0.0) -> None:
         self.device = resolve_device(device)
         self.score_threshold = score_threshold
         self.batch_size = batch_size
         self.max_hands = max_hands
+        self.tile_size = tile_size
         self.net = PalmDetectorNet()
         self.name = "mediapipe/palm_detection_full"
         self.use_weights(checkpoint)
@@ -93,45 +89,71 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
             self.net.keep_heads()
         super().load(path)
 
-    def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
-        results: list[Detections] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            for offset, image in enumerate(chunk):
-                check_rgb(image, start + offset)
-            inputs = to_tensor([letterbox(image) for image in chunk], self.device)
-            decoded, scores = self.raw_outputs(inputs)
-            decoded_np, scores_np = decoded.cpu().numpy(), scores.cpu().numpy()
-            for image, rows, row_scores in zip(chunk, decoded_np, scores_np, strict=True):
-                results.append(self._postprocess(rows, row_scores, image.shape[1], image.shape[0]))
-        return results
+    def rois(self, width: int, height: int) -> FloatArray:
+        """The square views the detector looks at, ``(n, 4)`` ROIs: the whole frame, then the
+        half-overlapping tiles of ``tile_size`` (if any), where a hand too small in the whole
+        frame's 192-pixel input is larger (the gloves of the glovebox footage are 12-25 pixels
+        there, at the bottom of what the pre-trained detector finds)."""
+        whole = letterbox_roi(width, height)[None]
+        if not self.tile_size:
+            return whole
+        side = self.tile_size * min(width, height) / height  # search_rois sizes are of the height
+        return np.concatenate([whole, search_rois(width, height, (side,), 1)])
 
-    def _postprocess(self, rows: npt.NDArray[np.float32], scores: npt.NDArray[np.float32],
+    def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        for index, image in enumerate(images):
+            check_rgb(image, index)
+        views = [(i, roi) for i, image in enumerate(images)
+                 for roi in self.rois(image.shape[1], image.shape[0])]
+        outputs: list[list[tuple[FloatArray, FloatArray, FloatArray]]] = [[] for _ in images]
+        for start in range(0, len(views), self.batch_size):
+            chunk = views[start:start + self.batch_size]
+            inputs = to_tensor([crop(images[i], roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT)
+                                for i, roi in chunk], self.device)
+            decoded, scores = self.raw_outputs(inputs)
+            for (i, roi), rows, row_scores in zip(chunk, decoded.cpu().numpy(), scores.cpu().numpy(),
+                                                  strict=True):
+                outputs[i].append((rows, row_scores, roi))
+        return [self._postprocess(views_of_image, image.shape[1], image.shape[0])
+                for views_of_image, image in zip(outputs, images, strict=True)]
+
+    def _postprocess(self, views: Sequence[tuple[FloatArray, FloatArray, FloatArray]],
                      width: int, height: int) -> Detections:
-        if len(rows) == 2 * len(self.anchors):  # own and kept heads
-            merged, merged_scores = self._merge_kept(rows, scores)
-        else:
-            merged, merged_scores = self._suppress(rows, scores)
+        """One image's detections from its views' decoded anchors ``(rows, scores, roi)``."""
+        anchors = len(self.anchors)
+        heads = 2 if len(views[0][0]) == 2 * anchors else 1  # own, then kept heads
+        found = [self._candidates(views, width, height, slice(h * anchors, (h + 1) * anchors))
+                 for h in range(heads)]
+        merged, merged_scores = self._merge_kept(*found[0], *found[1]) if heads == 2 \
+            else weighted_nms(*found[0])
         if self.max_hands is not None:
             merged, merged_scores = merged[:self.max_hands], merged_scores[:self.max_hands]
-        # Input coordinates (0..1 of the letterboxed square) -> image pixels.
-        side = max(width, height)
-        offset = np.array([(width - side) / 2, (height - side) / 2], np.float32)
-        points = merged.reshape(len(merged), merged.shape[1] // 2, 2) * side + offset
+        points = merged.reshape(len(merged), merged.shape[1] // 2, 2)
         return Detections(boxes=points[:, :2].reshape(-1, 4), scores=merged_scores,
                           keypoints=points[:, 2:], image_width=width, image_height=height)
 
-    def _suppress(self, rows: FloatArray, scores: FloatArray) -> tuple[FloatArray, FloatArray]:
-        keep = (scores >= self.score_threshold) & np.isfinite(rows).all(axis=1)  # a diverged net: no hang
-        return weighted_nms(rows[keep], scores[keep])
+    def _candidates(self, views: Sequence[tuple[FloatArray, FloatArray, FloatArray]], width: int,
+                    height: int, head: slice) -> tuple[FloatArray, FloatArray]:
+        """The anchors of one set of heads that count, from every view, in image pixels: scored at
+        the threshold or more, finite (a diverged net must not hang NMS) and not cut by a tile's
+        inner edge."""
+        rows, scores = [], []
+        for view_rows, view_scores, roi in views:
+            view_rows, view_scores = view_rows[head], view_scores[head]
+            keep = (view_scores >= self.score_threshold) & np.isfinite(view_rows).all(axis=1)
+            keep &= _inside_tile(view_rows, roi, width, height)
+            rows.append(_to_image(view_rows[keep], roi))
+            scores.append(view_scores[keep])
+        return np.concatenate(rows), np.concatenate(scores)
 
-    def _merge_kept(self, rows: FloatArray, scores: FloatArray) -> tuple[FloatArray, FloatArray]:
+    @staticmethod
+    def _merge_kept(own_rows: FloatArray, own_scores: FloatArray, kept_rows: FloatArray,
+                    kept_scores: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The kept heads' detections as they are, plus the fine-tuned heads' where the kept ones
         found nothing: fine-tuning adds hands and never moves a box the initial heads drew (an
         average of both moved one labelled hand's crop enough to lose its keypoints)."""
-        half = len(self.anchors)
-        kept, kept_scores = self._suppress(rows[half:], scores[half:])
-        own, own_scores = self._suppress(rows[:half], scores[:half])
+        kept, kept_scores = weighted_nms(kept_rows, kept_scores)
+        own, own_scores = weighted_nms(own_rows, own_scores)
         if len(kept) and len(own):
             new = (box_iou(own[:, :4], kept[:, :4]) <= MIN_SUPPRESSION_IOU).all(axis=1)
             own, own_scores = own[new], own_scores[new]
@@ -144,3 +166,25 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         from hand_pose_refiner.models.mediapipe.training import fine_tune_detector
 
         return fine_tune_detector(self, dataset, config or FineTuneConfig(), val_dataset)
+
+
+def _to_image(rows: FloatArray, roi: FloatArray) -> FloatArray:
+    """Boxes and keypoints in 0..1 of an unrotated square view -> image pixels."""
+    cx, cy, side = float(roi[0]), float(roi[1]), float(roi[2])
+    origin = np.tile(np.array([cx - side / 2, cy - side / 2], np.float32), rows.shape[-1] // 2)
+    return (rows * side + origin).astype(np.float32)
+
+
+def _inside_tile(rows: FloatArray, roi: FloatArray, width: int, height: int) -> npt.NDArray[np.bool_]:
+    """Whether each box lies inside its view, except where the view meets the image edge: a hand cut
+    by a tile's inner edge gives a partial box, and a neighbouring tile sees it whole."""
+    side = float(roi[2])
+    if side >= max(width, height):  # the whole frame
+        return np.ones(len(rows), bool)
+    image = np.array([width, height], np.float32)
+    low_edge = (np.array(roi[:2]) - side / 2) <= 0.5
+    high_edge = (np.array(roi[:2]) + side / 2) >= image - 0.5
+    margin = 0.01
+    low_ok = (rows[:, 0:2] >= margin) | low_edge
+    high_ok = (rows[:, 2:4] <= 1 - margin) | high_edge
+    return (low_ok & high_ok).all(axis=1)

@@ -43,6 +43,7 @@ from hand_pose_refiner.models.distributed import current
 from hand_pose_refiner.models.mediapipe.anchors import decode_boxes
 from hand_pose_refiner.models.mediapipe.geometry import (
     PALM_KEYPOINT_TO_HAND,
+    FloatArray,
     crop,
     crop_to_image,
     image_to_crop,
@@ -411,11 +412,23 @@ def _assign(anchors: npt.NDArray[np.float32], predicted: npt.NDArray[np.float32]
 
 
 def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32],
-                     rng: np.random.Generator | None,
-                     config: FineTuneConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
-    """Letterboxed (and augmented) input and its hands' keypoints in 0..1 input units."""
+                     rng: np.random.Generator | None, config: FineTuneConfig,
+                     views: FloatArray | None = None
+                     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """Letterboxed (and augmented) input and its hands' keypoints in 0..1 input units.
+
+    ``views`` are the square views the detector looks at (:meth:`MediaPipeHandDetector.rois`,
+    the whole frame first); in training a sample is one of them at random, so that a detector
+    that also looks at tiles learns hands at the size it sees them there. In a tile, the
+    keypoints outside it are unlabelled: a hand cut by the tile's edge is left out of the loss,
+    as the detector drops a box cut by a tile's inner edge.
+    """
     height, width = image.shape[:2]
     roi = letterbox_roi(width, height).astype(np.float64)
+    tile = False
+    if rng is not None and views is not None and len(views) > 1:
+        choice = int(rng.integers(len(views)))
+        roi, tile = np.asarray(views[choice], np.float64).copy(), choice > 0
     flip = False
     if rng is not None:
         geometry = draw_geometry(rng, config.augment, max_shift=0.1)
@@ -427,6 +440,10 @@ def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32
     patch = crop(image, roi, DETECTOR_SIZE, border=cv2.BORDER_CONSTANT)
     points = image_to_crop(hands, np.repeat(roi[None], len(hands), axis=0), DETECTOR_SIZE) \
         if len(hands) else np.zeros((0, 21, 2), np.float32)
+    if tile:
+        outside = ((points < 0) | (points > DETECTOR_SIZE)).any(axis=-1)
+        points = np.where(outside[..., None], np.nan, points).astype(np.float32)
+        points = points[np.isfinite(points).all(axis=-1).any(axis=-1)]
     if flip:
         patch = np.ascontiguousarray(patch[:, ::-1])
         points[..., 0] = DETECTOR_SIZE - 1 - points[..., 0]
@@ -477,11 +494,16 @@ def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: tor
 
 
 def _detector_batches(images: list[npt.NDArray[np.uint8]], labels: list[CocoImage], config: FineTuneConfig,
-                      rng: np.random.Generator | None) -> list[tuple[torch.Tensor, list[np.ndarray]]]:
+                      rng: np.random.Generator | None,
+                      detector: MediaPipeHandDetector | None = None
+                      ) -> list[tuple[torch.Tensor, list[np.ndarray]]]:
     order = rng.permutation(len(images) * config.samples_per_image) if rng is not None else \
         np.arange(len(images))
-    samples = [_detector_sample(images[i % len(images)], labels[i % len(images)].hands.keypoints,
-                                rng, config) for i in order]
+    samples = []
+    for i in order:
+        image = images[i % len(images)]
+        views = detector.rois(image.shape[1], image.shape[0]) if detector is not None else None
+        samples.append(_detector_sample(image, labels[i % len(images)].hands.keypoints, rng, config, views))
     batches = []
     for start in range(0, len(samples), config.batch_size):
         chunk = samples[start:start + config.batch_size]
@@ -562,7 +584,7 @@ def fine_tune_detector(detector: MediaPipeHandDetector, dataset: Sequence[CocoIm
         started = time.perf_counter()
         detector.net.train()
         losses = []
-        for inputs, targets in _detector_batches(images, train, config, rng):
+        for inputs, targets in _detector_batches(images, train, config, rng, detector):
             rows, weight = _local_rows(len(inputs))
             regressions, logits = model(inputs[rows].to(detector.device))
             loss = _detector_loss(regressions, logits, detector.anchors, targets[rows], box_scale,
