@@ -110,8 +110,8 @@ def leave(code: int) -> NoReturn:
     output and the logs; every file of the run is written atomically before this): with torch
     2.13 and gloo, a process that destroyed its process group still aborts now and then while the
     interpreter shuts down ("terminate called without an active exception"): 1 of 20 runs of a
-    two-rank script that only trains a DDP model and leaves the group, and 3 of 31 runs of the
-    two-process refine test.
+    two-rank script that only trains a DDP model and leaves the group, and 4 of 58 runs of the
+    two-process refine test. Exiting this way: 0 of 60 and 0 of 25.
     """
     try:
         if code == 0 and dist.is_initialized():
