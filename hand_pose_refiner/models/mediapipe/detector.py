@@ -128,21 +128,26 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
             else weighted_nms(*found[0])
         if self.max_hands is not None:
             merged, merged_scores = merged[:self.max_hands], merged_scores[:self.max_hands]
-        points = merged.reshape(len(merged), merged.shape[1] // 2, 2)
+        # Whole-frame input coordinates (0..1 of the letterboxed square) -> image pixels.
+        side = max(width, height)
+        offset = np.array([(width - side) / 2, (height - side) / 2], np.float32)
+        points = merged.reshape(len(merged), merged.shape[1] // 2, 2) * side + offset
         return Detections(boxes=points[:, :2].reshape(-1, 4), scores=merged_scores,
                           keypoints=points[:, 2:], image_width=width, image_height=height)
 
     def _candidates(self, views: Sequence[tuple[FloatArray, FloatArray, FloatArray]], width: int,
                     height: int, head: slice) -> tuple[FloatArray, FloatArray]:
-        """The anchors of one set of heads that count, from every view, in image pixels: scored at
-        the threshold or more, finite (a diverged net must not hang NMS) and not cut by a tile's
-        inner edge."""
+        """The anchors of one set of heads that count, from every view, in the whole frame's input
+        coordinates: scored at the threshold or more, finite (a diverged net must not hang NMS)
+        and not cut by a tile's inner edge. The whole frame's own anchors stay as they are, so
+        without tiles the detections are MediaPipe's, to the bit."""
+        whole = letterbox_roi(width, height)
         rows, scores = [], []
         for view_rows, view_scores, roi in views:
             view_rows, view_scores = view_rows[head], view_scores[head]
             keep = (view_scores >= self.score_threshold) & np.isfinite(view_rows).all(axis=1)
             keep &= _inside_tile(view_rows, roi, width, height)
-            rows.append(_to_image(view_rows[keep], roi))
+            rows.append(_into_whole_frame(view_rows[keep], roi, whole))
             scores.append(view_scores[keep])
         return np.concatenate(rows), np.concatenate(scores)
 
@@ -168,11 +173,14 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         return fine_tune_detector(self, dataset, config or FineTuneConfig(), val_dataset)
 
 
-def _to_image(rows: FloatArray, roi: FloatArray) -> FloatArray:
-    """Boxes and keypoints in 0..1 of an unrotated square view -> image pixels."""
-    cx, cy, side = float(roi[0]), float(roi[1]), float(roi[2])
-    origin = np.tile(np.array([cx - side / 2, cy - side / 2], np.float32), rows.shape[-1] // 2)
-    return (rows * side + origin).astype(np.float32)
+def _into_whole_frame(rows: FloatArray, roi: FloatArray, whole: FloatArray) -> FloatArray:
+    """Boxes and keypoints in 0..1 of an unrotated square view -> 0..1 of the whole frame's view."""
+    if np.array_equal(roi, whole):
+        return rows
+    scale = float(roi[2]) / float(whole[2])
+    shift = (np.asarray(roi[:2], np.float64) - float(roi[2]) / 2
+             - (np.asarray(whole[:2], np.float64) - float(whole[2]) / 2)) / float(whole[2])
+    return (rows * scale + np.tile(shift, rows.shape[-1] // 2)).astype(np.float32)
 
 
 def _inside_tile(rows: FloatArray, roi: FloatArray, width: int, height: int) -> npt.NDArray[np.bool_]:
