@@ -29,6 +29,7 @@ def test_the_whole_frame_comes_first_and_half_overlapping_tiles_cover_the_image(
     # The tile side is a fraction of the short side, portrait images too.
     assert np.allclose(MediaPipeHandDetector(device="cpu", tile_size=0.5).rois(1080, 1920)[1:, 2], 540)
     assert len(MediaPipeHandDetector(device="cpu").rois(1920, 1080)) == 1
+    assert len(MediaPipeHandDetector(device="cpu", tile_size=1.0).rois(480, 480)) == 1  # no tile = frame
 
 
 @pytest.mark.parametrize(("index", "scale"), [(2, 0.35), (3, 0.25)])

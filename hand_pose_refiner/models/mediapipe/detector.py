@@ -95,8 +95,8 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         frame's 192-pixel input is larger (the gloves of the glovebox footage are 12-25 pixels
         there, at the bottom of what the pre-trained detector finds)."""
         whole = letterbox_roi(width, height)[None]
-        if not self.tile_size:
-            return whole
+        if not self.tile_size or self.tile_size * min(width, height) >= max(width, height):
+            return whole  # no tiles, or one as large as the whole frame (a square image)
         side = self.tile_size * min(width, height) / height  # search_rois sizes are of the height
         return np.concatenate([whole, search_rois(width, height, (side,), 1)])
 
@@ -140,7 +140,7 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         """The anchors of one set of heads that count, from every view, in the whole frame's input
         coordinates: scored at the threshold or more, finite (a diverged net must not hang NMS)
         and not cut by a tile's inner edge. The whole frame's own anchors stay as they are, so
-        without tiles the detections are MediaPipe's, to the bit."""
+        without tiles the detections are the whole frame's alone, to the bit."""
         whole = letterbox_roi(width, height)
         rows, scores = [], []
         for view_rows, view_scores, roi in views:
