@@ -12,7 +12,7 @@ from typing import Any
 from hand_pose_refiner import __version__
 from hand_pose_refiner.activity.cli import add_commands as add_activity_commands
 from hand_pose_refiner.config import Config, commented_yaml, load_config
-from hand_pose_refiner.errors import HandPoseRefinerError
+from hand_pose_refiner.errors import USER_ERRORS
 from hand_pose_refiner.refinement.cli import add_commands as add_refinement_commands
 from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
 
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (HandPoseRefinerError, FileNotFoundError, FileExistsError) as exc:
+    except USER_ERRORS as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,10 @@ class HandPoseRefinerError(Exception):
     """Base class of every error raised by hand_pose_refiner on bad input or environment."""
 
 
+# What the command line reports as one line and exit code 2 rather than a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (HandPoseRefinerError, FileNotFoundError, FileExistsError)
+
+
 class ConfigError(HandPoseRefinerError, ValueError):
     """A configuration file or parameter set is malformed (unknown key, wrong type, range)."""
 

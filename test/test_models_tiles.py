@@ -60,8 +60,13 @@ def test_a_box_cut_by_a_tiles_inner_edge_is_dropped_one_at_the_image_edge_is_kep
     rows[2, :4] = (-0.05, 0.40, 0.10, 0.60)  # across the left edge: the image's edge
     rows[3, :4] = (0.40, -0.05, 0.60, 0.10)  # across the top edge: the image's edge
     assert _inside_tile(rows, tile, 1920, 1080).tolist() == [True, False, True, True]
-    whole = np.array([960.0, 540.0, 1920.0, 0.0])
-    assert _inside_tile(rows, whole, 1920, 1080).all()
+    # The whole frame has no inner edge: a box across its edge is a detection.
+    detector = MediaPipeHandDetector(device="cpu", score_threshold=0.5)
+    scores = np.zeros(len(detector.anchors), np.float32)
+    decoded = np.zeros((len(detector.anchors), 18), np.float32)
+    scores[0], decoded[0, :4] = 0.9, (-0.05, 0.40, 0.10, 0.60)
+    found = detector._postprocess([(decoded, scores, detector.rois(1920, 1080)[0])], 1920, 1080)
+    assert len(found) == 1 and found.boxes[0, 0] < 0
 
 
 def test_training_samples_are_drawn_from_the_views_and_leave_cut_hands_unlabelled():

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hand_pose_refiner.config import Config, load_config
-from hand_pose_refiner.errors import ConfigError, HandPoseRefinerError
+from hand_pose_refiner.errors import USER_ERRORS, ConfigError
 from hand_pose_refiner.refinement.inputs import InputSpec
 
 EXIT_SOME_INPUTS_FAILED = 3
@@ -241,8 +241,8 @@ def _cmd_refine(args: argparse.Namespace) -> int:
                                             device=distributed.rank_device(config.models.device)))
     try:
         code = _refine(args, config, main_rank=parallel.is_main)
-    except HandPoseRefinerError as exc:
-        print(f"hand-pose-refiner refine: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:  # reported as the command line does, then the rank leaves
+        print(f"hand-pose-refiner: error: {exc}", file=sys.stderr)
         code = 2
     distributed.leave(code)
 

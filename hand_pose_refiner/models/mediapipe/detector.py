@@ -146,8 +146,10 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         for view_rows, view_scores, roi in views:
             view_rows, view_scores = view_rows[head], view_scores[head]
             keep = (view_scores >= self.score_threshold) & np.isfinite(view_rows).all(axis=1)
-            keep &= _inside_tile(view_rows, roi, width, height)
-            rows.append(_into_whole_frame(view_rows[keep], roi, whole))
+            if not np.array_equal(roi, whole):  # a tile
+                keep &= _inside_tile(view_rows, roi, width, height)
+                view_rows = _into_whole_frame(view_rows, roi, whole)
+            rows.append(view_rows[keep])
             scores.append(view_scores[keep])
         return np.concatenate(rows), np.concatenate(scores)
 
@@ -174,9 +176,7 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
 
 def _into_whole_frame(rows: FloatArray, roi: FloatArray, whole: FloatArray) -> FloatArray:
-    """Boxes and keypoints in 0..1 of an unrotated square view -> 0..1 of the whole frame's view."""
-    if np.array_equal(roi, whole):
-        return rows
+    """Boxes and keypoints in 0..1 of a tile -> 0..1 of the whole frame's view."""
     scale = float(roi[2]) / float(whole[2])
     shift = (np.asarray(roi[:2], np.float64) - float(roi[2]) / 2
              - (np.asarray(whole[:2], np.float64) - float(whole[2]) / 2)) / float(whole[2])
@@ -184,11 +184,9 @@ def _into_whole_frame(rows: FloatArray, roi: FloatArray, whole: FloatArray) -> F
 
 
 def _inside_tile(rows: FloatArray, roi: FloatArray, width: int, height: int) -> npt.NDArray[np.bool_]:
-    """Whether each box lies inside its view, except where the view meets the image edge: a hand cut
+    """Whether each box lies inside its tile, except where the tile meets the image edge: a hand cut
     by a tile's inner edge gives a partial box, and a neighbouring tile sees it whole."""
     side = float(roi[2])
-    if side >= max(width, height):  # the whole frame
-        return np.ones(len(rows), bool)
     image = np.array([width, height], np.float32)
     low_edge = (np.array(roi[:2]) - side / 2) <= 0.5
     high_edge = (np.array(roi[:2]) + side / 2) >= image - 0.5
