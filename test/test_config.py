@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import yaml
 
@@ -28,6 +30,14 @@ def test_shipped_config_is_valid_complete_and_generated_from_the_schema():
     assert flat == {spec.name for spec in parameter_specs()}, "every schema key is documented"
     assert commented_yaml(config) == path.read_text(), \
         "regenerate with `hand-pose-refiner config show --defaults > config/assembly.yaml`"
+
+
+def test_glovebox_config_is_the_defaults_with_tiles_for_small_hands():
+    """The main job's cell config overrides one key: if the schema's defaults change, the cell
+    follows them instead of holding a stale copy."""
+    config = load_config(find_share_file("config/glovebox.yaml"))
+    assert config.models.detector_tile_size == 0.5
+    assert config == replace(Config(), models=replace(Config().models, detector_tile_size=0.5))
 
 
 def test_plain_mapping_and_ros_wrapper_are_both_accepted(tmp_path):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hand_pose_refiner.coco import load_coco
+from hand_pose_refiner.coco import CocoImage, load_coco
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.base import FineTuneConfig
@@ -30,6 +30,10 @@ def test_the_whole_frame_comes_first_and_half_overlapping_tiles_cover_the_image(
     assert np.allclose(MediaPipeHandDetector(device="cpu", tile_size=0.5).rois(1080, 1920)[1:, 2], 540)
     assert len(MediaPipeHandDetector(device="cpu").rois(1920, 1080)) == 1
     assert len(MediaPipeHandDetector(device="cpu", tile_size=1.0).rois(480, 480)) == 1  # no tile = frame
+    # No tile smaller than the detector's input: 180-px tiles of a 640x360 frame are left out.
+    assert len(MediaPipeHandDetector(device="cpu", tile_size=0.5).rois(640, 360)) == 1
+    assert len(MediaPipeHandDetector(device="cpu", tile_size=0.5).rois(640, 384)) == 1 + 3 * 6
+    assert len(MediaPipeHandDetector(device="cpu", tile_size=0.5).rois(1280, 720)) == 1 + 3 * 7
 
 
 @pytest.mark.parametrize(("index", "scale"), [(2, 0.35), (3, 0.25)])
@@ -101,3 +105,32 @@ def test_the_tile_size_is_part_of_the_prediction_cache_key():
     tiled = create_backend(ModelsConfig(device="cpu", detector_tile_size=0.5))
     assert tiled[0].tile_size == 0.5
     assert model_key(*plain) != model_key(*tiled)
+
+
+@pytest.mark.parametrize("tile_samples", [False, True])
+def test_a_tiled_detector_trains_on_whole_frames_unless_tile_samples_is_set(shared_data, monkeypatch,
+                                                                            tmp_path, tile_samples):
+    """Tiles are for finding small hands; training on them taught the gloves the pseudo-labels
+    missed as background (see FineTuneConfig.tile_samples), so by default samples are whole frames."""
+    from hand_pose_refiner.models.mediapipe import training
+
+    labelled = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")[2]
+    image = cv2.imread(str(labelled.path))
+    frame = np.full((1080, 1920, 3), 90, np.uint8)  # large enough for tiles
+    frame[:image.shape[0], :image.shape[1]] = image
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    item = CocoImage(1, tmp_path / "frame.png", labelled.hands)
+    detector = MediaPipeHandDetector(device="cpu", tile_size=0.5)
+    views_seen: list[int] = []
+    draw = training._detector_sample
+
+    def recording(image, hands, rng, config, views=None):
+        if rng is not None:  # a training sample (the fit loss draws unaugmented whole frames)
+            views_seen.append(0 if views is None else len(views))
+        return draw(image, hands, rng, config, views)
+
+    monkeypatch.setattr(training, "_detector_sample", recording)
+    config = FineTuneConfig(epochs=1, batch_size=4, samples_per_image=4, tile_samples=tile_samples)
+    detector.fine_tune([item], config, val_dataset=[item])
+    tiles = len(detector.rois(1920, 1080))
+    assert views_seen == [tiles if tile_samples else 0] * 4

@@ -93,11 +93,17 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         """The square views the detector looks at, ``(n, 4)`` ROIs: the whole frame, then the
         half-overlapping tiles of ``tile_size`` (if any), where a hand too small in the whole
         frame's 192-pixel input is larger (the gloves of the glovebox footage are 12-25 pixels
-        there, at the bottom of what the pre-trained detector finds)."""
+        there, at the bottom of what the pre-trained detector finds).
+
+        No tile is smaller than the detector's input: the smallest palm the detector finds is
+        about a tenth of its view, so a hand that only such a tile would show is under 20 pixels,
+        too small for the landmark network's 224-pixel crop (a 640x360 frame gets no tiles of
+        0.5, a 1280x720 one 21)."""
         whole = letterbox_roi(width, height)[None]
-        if not self.tile_size or self.tile_size * min(width, height) >= max(width, height):
-            return whole  # no tiles, or one as large as the whole frame (a square image)
-        side = self.tile_size * min(width, height) / height  # search_rois sizes are of the height
+        pixels = self.tile_size * min(width, height)
+        if not self.tile_size or pixels >= max(width, height) or pixels < INPUT_SIZE:
+            return whole  # no tiles, one as large as the whole frame (a square image), or too small
+        side = pixels / height  # search_rois sizes are of the height
         return np.concatenate([whole, search_rois(width, height, (side,), 1)])
 
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:

@@ -418,8 +418,9 @@ def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32
     """Letterboxed (and augmented) input and its hands' keypoints in 0..1 input units.
 
     ``views`` are the square views the detector looks at (:meth:`MediaPipeHandDetector.rois`,
-    the whole frame first); in training a sample is one of them at random, so that a detector
-    that also looks at tiles learns hands at the size it sees them there. In a tile, the
+    the whole frame first; with ``FineTuneConfig.tile_samples``); in training a sample is one of
+    them at random, so that a detector that also looks at tiles learns hands at the size it sees
+    them there. In a tile, the
     keypoints outside it are unlabelled: a hand cut by the tile's edge is left out of the loss,
     as the detector drops a box cut by a tile's inner edge.
     """
@@ -584,7 +585,8 @@ def fine_tune_detector(detector: MediaPipeHandDetector, dataset: Sequence[CocoIm
         started = time.perf_counter()
         detector.net.train()
         losses = []
-        for inputs, targets in _detector_batches(images, train, config, rng, detector):
+        for inputs, targets in _detector_batches(images, train, config, rng,
+                                                 detector if config.tile_samples else None):
             rows, weight = _local_rows(len(inputs))
             regressions, logits = model(inputs[rows].to(detector.device))
             loss = _detector_loss(regressions, logits, detector.anchors, targets[rows], box_scale,
