@@ -9,6 +9,7 @@ input. The run folder is resumable; its report.html has the before/after overlay
 gloved frames, so a person can count false positives).
 
     .venv/bin/python bench/refine_gloved.py [--out runs/refine_gloved] [--iterations 3] [--search-rounds 1]
+        [--config config/glovebox.yaml]
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from hand_pose_refiner.refinement.replay import ReplayOptions
 from hand_pose_refiner.refinement.report import write_report
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CELL_CONFIG = Path(__file__).resolve().parents[1] / "config" / "glovebox.yaml"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=Path("runs/refine_gloved"))
+    parser.add_argument("--config", type=Path, default=CELL_CONFIG,
+                        help="the cell's config (default: config/glovebox.yaml, as the main job)")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--patience", type=int, default=1)
@@ -62,7 +66,7 @@ def main() -> None:
                             detector_epochs=args.detector_epochs,
                             detector_learning_rate=args.detector_learning_rate,
                             learning_rate=args.learning_rate, search_rounds=args.search_rounds)
-    config = load_config(None)
+    config = load_config(args.config)
     started = time.perf_counter()
 
     def show(name: str, result: dict) -> None:
