@@ -95,10 +95,10 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         frame's 192-pixel input is larger (the gloves of the glovebox footage are 12-25 pixels
         there, at the bottom of what the pre-trained detector finds).
 
-        No tile is smaller than the detector's input: the smallest palm the detector finds is
-        about a tenth of its view, so a hand that only such a tile would show is under 20 pixels,
-        too small for the landmark network's 224-pixel crop (a 640x360 frame gets no tiles of
-        0.5, a 1280x720 one 21)."""
+        No tile is smaller than the detector's input: a hand that needs such a tile to be seen is
+        a few dozen pixels at most, which the landmark network's 224-pixel crop only enlarges,
+        and small frames (the bare-hand clips, 640x360) would pay 21 detector passes for hands
+        they show large (a 640x360 frame gets no tiles of 0.5, a 1280x720 one 21)."""
         whole = letterbox_roi(width, height)[None]
         pixels = self.tile_size * min(width, height)
         if not self.tile_size or pixels >= max(width, height) or pixels < INPUT_SIZE:

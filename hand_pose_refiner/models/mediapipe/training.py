@@ -420,9 +420,8 @@ def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32
     ``views`` are the square views the detector looks at (:meth:`MediaPipeHandDetector.rois`,
     the whole frame first; with ``FineTuneConfig.tile_samples``); in training a sample is one of
     them at random, so that a detector that also looks at tiles learns hands at the size it sees
-    them there. In a tile, the
-    keypoints outside it are unlabelled: a hand cut by the tile's edge is left out of the loss,
-    as the detector drops a box cut by a tile's inner edge.
+    them there. In a tile, the keypoints outside it are unlabelled: a hand cut by the tile's
+    edge is left out of the loss, as the detector drops a box cut by a tile's inner edge.
     """
     height, width = image.shape[:2]
     roi = letterbox_roi(width, height).astype(np.float64)
