@@ -16,8 +16,11 @@ from safetensors.torch import load_file
 from hand_pose_refiner.cli import main
 
 # Two processes on one global batch of 8 give the one-process loss curve up to float
-# reduction order: measured within 1e-5 (relative); allowed 1e-3.
-TOLERANCE = 1e-3
+# reduction order, which Adam amplifies on near-zero gradients: measured within 1e-5 (relative)
+# on one machine, and 3.7e-3 by the third epoch on another, where torch runs its AVX-512
+# kernels (other rounding); allowed 1e-2. A rank that trained apart from the other, or on the
+# whole batch, would follow another curve altogether.
+TOLERANCE = 1e-2
 
 
 def _free_port():
