@@ -1,0 +1,134 @@
+"""True and false hands of a refinement run on the gloved glovebox stills, per round.
+
+Reads the accepted hands of every round's evaluation (``RUN/iter*/eval/predictions.jsonl``, the
+hands the report's overlays draw) and matches each one to the by-eye judgements in
+``bench/data/gloved_stills_judgements.json`` (regions judged a hand or not a hand). Prints, per
+round, the frames with a true hand and the frames with a false one, of the 56 gloved stills
+(every one shows a hand), and lists the accepted hands no judgement covers, for a person to look
+at (and add to the file): a new round can find a hand no earlier one found.
+
+    .venv/bin/python bench/score_gloved.py runs/gloved [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+JUDGEMENTS = Path(__file__).resolve().parent / "data" / "gloved_stills_judgements.json"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hags_gloved_assembly"
+VIEWS = ("side_view", "top_view")
+# A hand matches the judged region it overlaps most when their keypoint boxes overlap this much.
+MIN_IOU = 0.2
+
+
+def natural_key(name: str) -> list[int | str]:
+    """Sort key that puts J_GL2 before J_GL10, as the replay orders a folder's stills."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def box_iou(a: list[float], b: list[float]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(width, 0.0) * max(height, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def keypoint_box(keypoints: list[list[float | None]]) -> list[float]:
+    points = np.array([[np.nan if v is None else v for v in point] for point in keypoints], float)
+    return [*np.nanmin(points, axis=0).tolist(), *np.nanmax(points, axis=0).tolist()]
+
+
+def judge(box: list[float], regions: dict[str, list[list[float]]]) -> str:
+    """``"hand"``, ``"not_hand"`` or ``"unjudged"`` for an accepted hand's keypoint box."""
+    best, label = MIN_IOU, "unjudged"
+    for kind in ("hands", "not_hands"):
+        for region in regions[kind]:
+            overlap = box_iou(box, region)
+            if overlap >= best:
+                best, label = overlap, "hand" if kind == "hands" else "not_hand"
+    return label
+
+
+@dataclass
+class RoundScore:
+    """One round's frames with a true hand, with a false hand, and the hands nobody judged."""
+
+    frames: int = 0
+    true_frames: int = 0
+    false_frames: int = 0
+    false_only_frames: int = 0
+    per_view: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VIEWS, 0))
+    unjudged: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"frames": self.frames, "true_frames": self.true_frames,
+                "true_rate": self.true_frames / self.frames if self.frames else 0.0,
+                "false_frames": self.false_frames,
+                "false_rate": self.false_frames / self.frames if self.frames else 0.0,
+                "frames_with_only_false_hands": self.false_only_frames,
+                "true_frames_per_view": self.per_view, "unjudged": self.unjudged}
+
+
+def score_predictions(predictions: Path, judgements: dict[str, dict[str, list[list[float]]]],
+                      data: Path) -> RoundScore:
+    """Score one replay's ``predictions.jsonl`` against the judgements (gloved stills only)."""
+    stills = {view: sorted((p.name for p in (data / view / "gloved").iterdir()), key=natural_key)
+              for view in VIEWS}
+    score = RoundScore()
+    for line in predictions.read_text().splitlines():
+        row = json.loads(line)
+        view = next((v for v in VIEWS if f"{v}/gloved" in row["input"].replace("\\", "/")), None)
+        if view is None:
+            continue  # a green-screen folder or another input
+        name = f"{view}/gloved/{stills[view][row['frame']]}"
+        score.frames += 1
+        labels = [judge(keypoint_box(hand["keypoints"]), judgements[name]) for hand in row["filtered"]]
+        for hand, label in zip(row["filtered"], labels, strict=True):
+            if label == "unjudged":
+                box = [round(v) for v in keypoint_box(hand["keypoints"])]
+                score.unjudged.append(f"{name} {box}")
+        if "hand" in labels:
+            score.true_frames += 1
+            score.per_view[view] += 1
+        if "not_hand" in labels:
+            score.false_frames += 1
+            score.false_only_frames += "hand" not in labels
+    return score
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a refine run folder (RUN/iter*/eval)")
+    parser.add_argument("--data", type=Path, default=DATA, help="the hags_gloved_assembly folder")
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    args = parser.parse_args()
+    judgements = json.loads(JUDGEMENTS.read_text())["images"]
+    rounds = sorted(args.run.glob("iter*/eval/predictions.jsonl"),
+                    key=lambda path: natural_key(path.parent.parent.name))
+    if not rounds:
+        sys.exit(f"{args.run}: no iter*/eval/predictions.jsonl")
+    scores = {path.parent.parent.name: score_predictions(path, judgements, args.data) for path in rounds}
+    if args.json:
+        print(json.dumps({name: score.as_dict() for name, score in scores.items()}, indent=1))
+        return
+    print("round   frames  true (side+top)      false (of them without a true hand)  unjudged")
+    for name, score in scores.items():
+        side, top = score.per_view["side_view"], score.per_view["top_view"]
+        print(f"{name:7} {score.frames:6}  {score.true_frames:3} {score.true_frames / score.frames:6.1%} "
+              f"({side}+{top})    {score.false_frames:3} {score.false_frames / score.frames:6.1%} "
+              f"({score.false_only_frames})                  {len(score.unjudged)}")
+    for name, score in scores.items():
+        for hand in score.unjudged:
+            print(f"unjudged {name}: {hand}")
+
+
+if __name__ == "__main__":
+    main()
