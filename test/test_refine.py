@@ -136,6 +136,10 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
     assert report["iterations"][0]["pck"] > 0.9 and report["iterations"][0]["detection_rate"] == 1.0
     assert all("rejections" in row for row in report["iterations"])
     assert results["iter1/pseudo_labels"]["models_from"] == 0
+    for k in (1, 2):  # as recorded: the detector from the pseudo-labels' models, the pose from round 0
+        models_from = results[f"iter{k}/pseudo_labels"]["models_from"]
+        assert results[f"iter{k}/detector"]["weights_from"] == models_from
+        assert results[f"iter{k}/estimator"]["weights_from"] == 0
     assert [row["models_from"] for row in report["iterations"][1:]] == [
         results[f"iter{k}/pseudo_labels"]["models_from"] for k in (1, 2)]
     assert not list(killed.rglob("*.partial"))
@@ -177,7 +181,7 @@ def test_a_round_starts_from_the_best_round_before_it_not_from_a_failed_one(tmp_
     from hand_pose_refiner.config import load_config
     from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
 
-    options = RefineOptions(targets=(InputSpec(REPO),), iterations=4, patience=3)
+    options = RefineOptions(targets=(InputSpec(REPO),), iterations=4, patience=3, max_pck_drop=0.02)
 
     def evaluated(measure, pck):
         return {"measure": measure, "pck": {"pck": pck}}
@@ -196,3 +200,36 @@ def test_a_round_starts_from_the_best_round_before_it_not_from_a_failed_one(tmp_
     assert [refinement.base_iteration(k) for k in range(1, 6)] == [0, 1, 1, 3, 3]
     # the result is the earliest of the best acceptable rounds (1 and 3 tie at 0.30)
     assert refinement.best_iteration() == 1
+    assert refinement.acceptable(3) and refinement.regression(2).startswith("PCK")
+    # by default PCK may not fall at all: round 3's 0.99 is rejected too
+    strict = replace(options, max_pck_drop=RefineOptions.max_pck_drop)
+    assert strict.max_pck_drop == 0.0
+    state["options"] = strict.identity()
+    (run / "state.json").write_text(json.dumps(state))
+    refinement = Refinement(run, strict, load_config(None))
+    assert [refinement.acceptable(k) for k in range(5)] == [True, True, False, False, True]
+    assert [refinement.base_iteration(k) for k in range(1, 6)] == [0, 1, 1, 1, 1]
+
+
+def test_the_pose_estimator_starts_from_the_initial_weights_and_the_detector_from_the_pseudo_labels_models(
+        tmp_path):
+    from hand_pose_refiner.config import load_config
+    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
+
+    def run_folder(name, options):
+        steps = [("iter0/evaluate", {"measure": 0.1}), ("iter1/pseudo_labels", {"models_from": 0}),
+                 ("iter1/evaluate", {"measure": 0.3}), ("iter2/pseudo_labels", {"models_from": 1})]
+        run = tmp_path / name
+        run.mkdir()
+        state = {"format": STATE_FORMAT, "options": options.identity(),
+                 "steps": [{"name": step, "result": result} for step, result in steps]}
+        (run / "state.json").write_text(json.dumps(state))
+        return Refinement(run, options, load_config(None))
+
+    options = RefineOptions(targets=(InputSpec(REPO),), iterations=3)
+    assert options.pose_from_initial
+    fresh = run_folder("fresh", options)
+    assert [fresh.weights_from(k, "detector") for k in (1, 2)] == [0, 1]
+    assert [fresh.weights_from(k, "estimator") for k in (1, 2)] == [0, 0]
+    chained = run_folder("chained", replace(options, pose_from_initial=False))
+    assert [chained.weights_from(k, "estimator") for k in (1, 2)] == [0, 1]
