@@ -136,6 +136,11 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
     assert report["iterations"][0]["pck"] > 0.9 and report["iterations"][0]["detection_rate"] == 1.0
     assert all("rejections" in row for row in report["iterations"])
     assert results["iter1/pseudo_labels"]["models_from"] == 0
+    for k in (1, 2):  # the pose estimator's kept epoch is the one the evaluation scores
+        estimator = results[f"iter{k}/estimator"]
+        kept = estimator["epoch_kept"]
+        assert len(estimator["epoch_pck"]) == 1 and kept == 1
+        assert estimator["epoch_pck"][kept - 1] == results[f"iter{k}/evaluate"]["pck"]["pck"]
     for k in (1, 2):  # as recorded: the detector from the pseudo-labels' models, the pose from round 0
         models_from = results[f"iter{k}/pseudo_labels"]["models_from"]
         assert results[f"iter{k}/detector"]["weights_from"] == models_from
@@ -233,3 +238,14 @@ def test_the_pose_estimator_starts_from_the_initial_weights_and_the_detector_fro
     assert [fresh.weights_from(k, "estimator") for k in (1, 2)] == [0, 0]
     chained = run_folder("chained", replace(options, pose_from_initial=False))
     assert [chained.weights_from(k, "estimator") for k in (1, 2)] == [0, 1]
+
+
+def test_the_pose_estimator_keeps_its_last_epoch_that_keeps_pck():
+    from hand_pose_refiner.refinement.refine import RefineOptions, last_epoch_keeping
+
+    assert RefineOptions(targets=(InputSpec(REPO),)).keep_pck_epoch
+    assert last_epoch_keeping([1.0, 1.0], 1.0) == 2
+    assert last_epoch_keeping([1.0, 0.992], 1.0) == 1  # the second epoch lost a keypoint
+    assert last_epoch_keeping([0.99, 1.0, 0.98], 1.0) == 2
+    assert last_epoch_keeping([0.99, 0.98], 1.0) == 2  # none keeps it: the last (the round fails its check)
+    assert last_epoch_keeping([0.99, 0.98], 0.985) == 1

@@ -81,8 +81,9 @@ LOGGER = logging.getLogger("hand_pose_refiner.refine")
 STATE = "state.json"
 # 2: detector targets follow the pseudo-labels' palm convention, anchor recordings. 3: a round
 # starts from the best round before it; the recurring-object filter leaves neighbouring stills
-# out. 4: the pose estimator of every round is fine-tuned from the initial weights. An older
-# run's finished steps were made otherwise, so it is not resumed.
+# out. 4: the pose estimator of every round is fine-tuned from the initial weights and keeps
+# its last epoch that keeps labelled PCK. An older run's finished steps were made otherwise, so
+# it is not resumed.
 STATE_FORMAT = 4
 ANCHOR_FOLDER = "anchor"
 ZOOMED_FOLDER = "anchor_zoomed"
@@ -172,6 +173,9 @@ class RefineOptions:
     # round's: chained, the labelled hands' error grew round by round (EPE 7.9, 8.9, 10.2 px on
     # the gloved stills' main job) until a wrist fell out of PCK@0.2; see README, Refinement.
     pose_from_initial: bool = True
+    # Keep the pose estimator's last epoch whose labelled PCK is not below the initial models'
+    # (with labelled sets): the glove it learns early, the bare-hand wrist it loses late.
+    keep_pck_epoch: bool = True
 
     def thresholds(self, iteration: int) -> Thresholds:
         """The schedule entry of round ``iteration`` (1-based; the last one repeats)."""
@@ -399,8 +403,13 @@ class Refinement:
                 augment=AugmentConfig(glove_probability=self.options.glove_probability),
                 pck_alpha=self.options.pck_alpha, pseudo_labels=True,
                 keep_initial=self.options.freeze_backbone)
+            select = which == "estimator" and self.options.keep_pck_epoch and bool(labelled)
+            if select:
+                config = replace(config, checkpoint_dir=self.run_dir / f"iter{k}" / "estimator_epochs")
             report = model.fine_tune(train, config, val_dataset=labelled)
             result.update(_finetune_summary(report))
+            if select and self.main:
+                result.update(self._keep_pck_epoch(k, start, model, report, labelled))
         else:
             result["skipped"] = "no pseudo-labelled hands: the weights it started from are kept"
         if not self.main:
@@ -409,6 +418,24 @@ class Refinement:
         result["weights"] = str(target.relative_to(self.run_dir))
         result["sha256"] = _file_hash(target)
         return result
+
+    def _keep_pck_epoch(self, k: int, start: int, estimator: PoseEstimator, report: FineTuneReport,
+                        labelled: list[CocoImage]) -> dict[str, Any]:
+        """Load into ``estimator`` the last epoch whose labelled PCK, with round ``k``'s detector (as
+        the evaluation will score it), is not below the initial models' (``max_pck_drop``); the
+        last epoch when none is."""
+        checkpoints = [epoch.checkpoint for epoch in report.epochs if epoch.checkpoint is not None]
+        if not checkpoints or len(checkpoints) < len(report.epochs):
+            return {}  # a backend that does not write per-epoch checkpoints keeps its last epoch
+        detector, _ = self.models(start, detector_iteration=k)
+        scores = []
+        for checkpoint in checkpoints:
+            estimator.load(checkpoint)
+            scores.append(labelled_pck(detector, estimator, labelled, self.options.pck_alpha)["pck"])
+        floor = self.results["iter0/evaluate"]["pck"]["pck"] - self.options.max_pck_drop
+        kept = last_epoch_keeping(scores, floor)
+        estimator.load(checkpoints[kept - 1])
+        return {"epoch_pck": scores, "epoch_kept": kept}
 
     def _evaluate(self, k: int, labelled: list[CocoImage]) -> dict[str, Any]:
         detector, estimator = self.models(k)
@@ -478,6 +505,12 @@ class Refinement:
                     f"(best before round {k}: {best_before:.3f})"
                     + (f"; rejected by the no-regression checks: {'; '.join(rejected)}" if rejected else ""))
         return None
+
+
+def last_epoch_keeping(scores: Sequence[float], floor: float) -> int:
+    """The last epoch (1-based) whose score is at least ``floor``; the last epoch if none is."""
+    passing = [epoch for epoch, score in enumerate(scores, start=1) if score >= floor]
+    return passing[-1] if passing else len(scores)
 
 
 def _spread(items: Sequence[CocoImage], count: int) -> list[CocoImage]:
