@@ -23,8 +23,8 @@ Round ``k`` (1..iterations):
 The measure is the detection rate (frames with an accepted hand) on the targets at the
 reference thresholds. A round whose PCK on the labelled sets falls below the initial models'
 (by more than ``max_pck_drop``, 0 by default), or whose detection rate on the check recordings
-falls more than ``max_check_drop``, does not count as an improvement. The loop stops early after ``patience``
-rounds without improvement; the best round's models are the result.
+falls more than ``max_check_drop``, does not count as an improvement. The loop stops early
+after ``patience`` rounds without improvement; the best round's models are the result.
 
 A round starts from the models of the best round before it (on a tie, the later one), not
 blindly from the previous round: a round that fell back or failed the no-regression checks is
@@ -170,8 +170,8 @@ class RefineOptions:
     # (MediaPipe backend; see models/mediapipe/estimator.py).
     consistency_check: bool = True
     # Fine-tune the pose estimator from the initial weights every round, not from the previous
-    # round's: chained, the labelled hands' error grew round by round (EPE 7.9, 8.9, 10.2 px on
-    # the gloved stills' main job) until a wrist fell out of PCK@0.2; see README, Refinement.
+    # round's: chained, each round's drift is the next one's start (a labelled wrist moved from
+    # 0.14 to 0.17 to 0.24 of its hand's box in two rounds, out of PCK@0.2); README, Refinement.
     pose_from_initial: bool = True
     # Keep the pose estimator's last epoch whose labelled PCK is not below the initial models'
     # (with labelled sets): the glove it learns early, the bare-hand wrist it loses late.
