@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
+
+from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
+from hand_pose_refiner.refinement.inputs import image_files
 
 JUDGEMENTS = Path(__file__).resolve().parent / "data" / "gloved_stills_judgements.json"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hags_gloved_assembly"
@@ -28,30 +32,22 @@ VIEWS = ("side_view", "top_view")
 MIN_IOU = 0.2
 
 
-def natural_key(name: str) -> list[int | str]:
-    """Sort key that puts J_GL2 before J_GL10, as the replay orders a folder's stills."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def box_iou(a: list[float], b: list[float]) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(width, 0.0) * max(height, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def stills(data: Path) -> dict[str, list[str]]:
+    """Each view's gloved stills in the order replay numbers them (natural: J_GL2 before J_GL10)."""
+    return {view: [path.name for path in image_files(data / view / "gloved")] for view in VIEWS}
 
 
 def keypoint_box(keypoints: list[list[float | None]]) -> list[float]:
+    """The tight box of an accepted hand's keypoints (as ``predictions.jsonl`` writes them)."""
     points = np.array([[np.nan if v is None else v for v in point] for point in keypoints], float)
-    return [*np.nanmin(points, axis=0).tolist(), *np.nanmax(points, axis=0).tolist()]
+    return boxes_from_keypoints(points)[0].tolist()
 
 
 def judge(box: list[float], regions: dict[str, list[list[float]]]) -> str:
     """``"hand"``, ``"not_hand"`` or ``"unjudged"`` for an accepted hand's keypoint box."""
     best, label = MIN_IOU, "unjudged"
     for kind in ("hands", "not_hands"):
-        for region in regions[kind]:
-            overlap = box_iou(box, region)
+        for overlap in box_iou(box, regions[kind])[0] if regions[kind] else ():
             if overlap >= best:
                 best, label = overlap, "hand" if kind == "hands" else "not_hand"
     return label
@@ -80,15 +76,14 @@ class RoundScore:
 def score_predictions(predictions: Path, judgements: dict[str, dict[str, list[list[float]]]],
                       data: Path) -> RoundScore:
     """Score one replay's ``predictions.jsonl`` against the judgements (gloved stills only)."""
-    stills = {view: sorted((p.name for p in (data / view / "gloved").iterdir()), key=natural_key)
-              for view in VIEWS}
+    names = stills(data)
     score = RoundScore()
     for line in predictions.read_text().splitlines():
         row = json.loads(line)
         view = next((v for v in VIEWS if f"{v}/gloved" in row["input"].replace("\\", "/")), None)
         if view is None:
             continue  # a green-screen folder or another input
-        name = f"{view}/gloved/{stills[view][row['frame']]}"
+        name = f"{view}/gloved/{names[view][row['frame']]}"
         score.frames += 1
         labels = [judge(keypoint_box(hand["keypoints"]), judgements[name]) for hand in row["filtered"]]
         for hand, label in zip(row["filtered"], labels, strict=True):
@@ -112,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     judgements = json.loads(JUDGEMENTS.read_text())["images"]
     rounds = sorted(args.run.glob("iter*/eval/predictions.jsonl"),
-                    key=lambda path: natural_key(path.parent.parent.name))
+                    key=lambda path: int(path.parent.parent.name.removeprefix("iter")))
     if not rounds:
         sys.exit(f"{args.run}: no iter*/eval/predictions.jsonl")
     scores = {path.parent.parent.name: score_predictions(path, judgements, args.data) for path in rounds}

@@ -41,7 +41,7 @@ def _hand(box: list[float]) -> dict[str, object]:
 
 def test_a_round_is_scored_per_frame_against_the_judged_regions(scorer, judgements, shared_data, tmp_path):
     hags = shared_data / "hags_gloved_assembly"
-    stills = sorted((p.name for p in (hags / "side_view" / "gloved").iterdir()), key=scorer.natural_key)
+    stills = scorer.stills(hags)["side_view"]
     assert stills[:3] == ["J_GL0.jpg", "J_GL2.jpg", "J_GL4.jpg"]  # the replay's order, not sorted()
     regions = [judgements[f"side_view/gloved/{name}"] for name in stills[:3]]
     side = "../shared/data/hags_gloved_assembly/side_view/gloved"
