@@ -30,6 +30,11 @@ def main() -> int:
 
     def echo(message: HandPoseArray) -> None:
         nonlocal received
+        # The test's reader may be known to this process before this writer has matched it; an
+        # echo published before then would be dropped (volatile durability).
+        matched_by = time.monotonic() + 10.0
+        while publisher.get_subscription_count() == 0 and time.monotonic() < matched_by:
+            time.sleep(0.01)
         for hand in message.hands:
             hand.model_name = "echo:" + hand.model_name
         publisher.publish(message)

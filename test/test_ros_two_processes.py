@@ -39,9 +39,11 @@ def test_hand_pose_arrays_cross_a_process_boundary(rclpy_types):
         qos = QoSProfile(depth=COUNT, reliability=ReliabilityPolicy.RELIABLE)
         publisher = node.create_publisher(rclpy_types.HandPoseArray, "hands_in", qos)
         echoes = []
-        node.create_subscription(rclpy_types.HandPoseArray, "hands_out", echoes.append, qos)
+        subscription = node.create_subscription(rclpy_types.HandPoseArray, "hands_out", echoes.append, qos)
+        # Both directions matched, not only known to the graph: a volatile echo sent before the
+        # peer's writer matched this reader would be lost.
         matched = spin_until(executor, lambda: publisher.get_subscription_count() > 0
-                             and node.count_publishers("hands_out") > 0, timeout=30.0)
+                             and subscription.get_publisher_count() > 0, timeout=30.0)
         assert matched, "the peer process was not discovered on loopback"
 
         sent = [frame_with_hands(*[open_hand((100 + 5 * i, 200), angle=0.1 * k) for k in range(i % 3)],
