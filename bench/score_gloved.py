@@ -85,11 +85,11 @@ def score_predictions(predictions: Path, judgements: dict[str, dict[str, list[li
             continue  # a green-screen folder or another input
         name = f"{view}/gloved/{names[view][row['frame']]}"
         score.frames += 1
-        labels = [judge(keypoint_box(hand["keypoints"]), judgements[name]) for hand in row["filtered"]]
-        for hand, label in zip(row["filtered"], labels, strict=True):
+        boxes = [keypoint_box(hand["keypoints"]) for hand in row["filtered"]]
+        labels = [judge(box, judgements[name]) for box in boxes]
+        for box, label in zip(boxes, labels, strict=True):
             if label == "unjudged":
-                box = [round(v) for v in keypoint_box(hand["keypoints"])]
-                score.unjudged.append(f"{name} {box}")
+                score.unjudged.append(f"{name} {[round(v) for v in box]}")
         if "hand" in labels:
             score.true_frames += 1
             score.per_view[view] += 1

@@ -422,8 +422,7 @@ class Refinement:
     def _keep_pck_epoch(self, k: int, start: int, estimator: PoseEstimator, report: FineTuneReport,
                         labelled: list[CocoImage]) -> dict[str, Any]:
         """Load into ``estimator`` the last epoch whose labelled PCK, with round ``k``'s detector (as
-        the evaluation will score it), is not below the initial models' (``max_pck_drop``); the
-        last epoch when none is."""
+        the evaluation will score it), is not below :meth:`pck_floor`; the last epoch when none is."""
         checkpoints = [epoch.checkpoint for epoch in report.epochs if epoch.checkpoint is not None]
         if not checkpoints or len(checkpoints) < len(report.epochs):
             return {}  # a backend that does not write per-epoch checkpoints keeps its last epoch
@@ -432,8 +431,7 @@ class Refinement:
         for checkpoint in checkpoints:
             estimator.load(checkpoint)
             scores.append(labelled_pck(detector, estimator, labelled, self.options.pck_alpha)["pck"])
-        floor = self.results["iter0/evaluate"]["pck"]["pck"] - self.options.max_pck_drop
-        kept = last_epoch_keeping(scores, floor)
+        kept = last_epoch_keeping(scores, self.pck_floor())
         estimator.load(checkpoints[kept - 1])
         return {"epoch_pck": scores, "epoch_kept": kept}
 
@@ -453,12 +451,16 @@ class Refinement:
 
     # -- decisions ----------------------------------------------------------------------------
 
+    def pck_floor(self) -> float:
+        """The lowest labelled PCK a round may have: the initial models' less ``max_pck_drop``."""
+        return float(self.results["iter0/evaluate"]["pck"]["pck"]) - self.options.max_pck_drop
+
     def regression(self, k: int) -> str | None:
         """Why round ``k`` fails the no-regression checks (labelled PCK, check recordings), if it does."""
         results, initial = self.results[f"iter{k}/evaluate"], self.results["iter0/evaluate"]
         if "pck" in initial:
             before, after = initial["pck"]["pck"], results["pck"]["pck"]
-            if after < before - self.options.max_pck_drop:
+            if after < self.pck_floor():
                 return f"PCK on the labelled images fell from {before:.3f} to {after:.3f}"
         if "checks" in initial:
             before, after = initial["checks"]["detection_rate"], results["checks"]["detection_rate"]
