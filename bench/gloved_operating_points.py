@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from score_gloved import DATA, JUDGEMENTS, VIEWS, RoundScore, score_predictions
+from score_gloved import DATA, JUDGEMENTS, VIEWS, RoundScore, counts, score_predictions
 
 from hand_pose_refiner.config import Config, load_config
-from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.models import HandDetector, PoseEstimator, create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.replay import ReplayOptions, replay
 
@@ -70,22 +70,15 @@ def setting_config(base: Config, detector: Path | None, estimator: Path | None, 
     return replace(base, models=models, spatial_filter=spatial_filter)
 
 
-def score_setting(config: Config, targets: tuple[InputSpec, ...], work: Path, judgements: dict,
-                  data: Path) -> RoundScore:
-    """Replay the stills with ``config`` (predictions cached in ``work``) and score them."""
-    detector, estimator = create_backend(config.models)
+def score_setting(config: Config, models: tuple[HandDetector, PoseEstimator], targets: tuple[InputSpec, ...],
+                  work: Path, judgements: dict, data: Path) -> RoundScore:
+    """Replay the stills with ``config`` and ``models`` (built from it; their predictions cached in
+    ``work``, so another hand score floor only filters again) and score them."""
+    detector, estimator = models
     out = work / "replay"
     replay(targets, out, config, detector, estimator,
            ReplayOptions(cache_dir=work / "cache", progress=False, overwrite=True))
     return score_predictions(out / "predictions.jsonl", judgements, data)
-
-
-def counts(score: RoundScore) -> str:
-    """True frames (side + top), false frames (those without a true hand) and unjudged hands."""
-    side, top = (score.per_view[view] for view in VIEWS)
-    return (f"{score.true_frames:3} {score.true_frames / score.frames:6.1%} ({side}+{top})    "
-            f"{score.false_frames:3} {score.false_frames / score.frames:6.1%} ({score.false_only_frames})"
-            f"                  {len(score.unjudged)}")
 
 
 def main() -> None:
@@ -117,9 +110,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="operating_points_") as folder:
         for tile_size in tile_sizes:
             for threshold in args.detection_thresholds:
+                models = None
                 for hand_score in args.hand_scores:
                     config = setting_config(base, detector, estimator, tile_size, threshold, hand_score)
-                    score = score_setting(config, targets, Path(folder), judgements, args.data)
+                    models = models or create_backend(config.models)  # the floor is no model setting
+                    score = score_setting(config, models, targets, Path(folder), judgements, args.data)
                     mark = "*" if (tile_size, threshold, hand_score) == live else " "
                     setting = f"{tile_size:4.2f}{mark} {threshold:7.2f}  {hand_score:9.2f}"
                     print(f"{setting}   {counts(score)}", flush=True)

@@ -99,6 +99,15 @@ def score_predictions(predictions: Path, judgements: dict[str, dict[str, list[li
     return score
 
 
+def counts(score: RoundScore) -> str:
+    """One table row's figures: true frames (side + top), false frames (those without a true
+    hand) and the hands nobody has judged."""
+    side, top = (score.per_view[view] for view in VIEWS)
+    return (f"{score.true_frames:3} {score.true_frames / score.frames:6.1%} ({side}+{top})    "
+            f"{score.false_frames:3} {score.false_frames / score.frames:6.1%} ({score.false_only_frames})"
+            f"                  {len(score.unjudged)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a refine run folder (RUN/iter*/eval)")
@@ -116,10 +125,7 @@ def main() -> None:
         return
     print("round   frames  true (side+top)      false (of them without a true hand)  unjudged")
     for name, score in scores.items():
-        side, top = score.per_view["side_view"], score.per_view["top_view"]
-        print(f"{name:7} {score.frames:6}  {score.true_frames:3} {score.true_frames / score.frames:6.1%} "
-              f"({side}+{top})    {score.false_frames:3} {score.false_frames / score.frames:6.1%} "
-              f"({score.false_only_frames})                  {len(score.unjudged)}")
+        print(f"{name:7} {score.frames:6}  {counts(score)}")
     for name, score in scores.items():
         for hand in score.unjudged:
             print(f"unjudged {name}: {hand}")
