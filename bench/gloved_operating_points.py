@@ -36,6 +36,7 @@ from score_gloved import DATA, JUDGEMENTS, VIEWS, RoundScore, counts, score_pred
 from hand_pose_refiner.config import Config, load_config
 from hand_pose_refiner.models import HandDetector, PoseEstimator, create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.refine import round_weights
 from hand_pose_refiner.refinement.replay import ReplayOptions, replay
 
 CELL_CONFIG = Path(__file__).resolve().parents[1] / "config" / "glovebox.yaml"
@@ -51,8 +52,7 @@ def round_models(run: Path, iteration: int | None) -> tuple[int, Path | None, Pa
         iteration = int(state["best_iteration"])
     if iteration == 0:
         return 0, None, None
-    folder = run / f"iter{iteration}"
-    detector, estimator = folder / "detector.safetensors", folder / "estimator.safetensors"
+    detector, estimator = round_weights(run, iteration)
     for path in (detector, estimator):
         if not path.is_file():
             sys.exit(f"{path}: missing (round {iteration} has not been fine-tuned)")

@@ -281,8 +281,7 @@ class Refinement:
             base = self.config.models
             return (Path(base.detector_checkpoint) if base.detector_checkpoint else None,
                     Path(base.pose_checkpoint) if base.pose_checkpoint else None)
-        folder = self.run_dir / f"iter{iteration}"
-        return folder / "detector.safetensors", folder / "estimator.safetensors"
+        return round_weights(self.run_dir, iteration)
 
     def models(self, iteration: int, thresholds: Thresholds | None = None,
                detector_iteration: int | None = None) -> tuple[HandDetector, PoseEstimator]:
@@ -507,6 +506,12 @@ class Refinement:
                     f"(best before round {k}: {best_before:.3f})"
                     + (f"; rejected by the no-regression checks: {'; '.join(rejected)}" if rejected else ""))
         return None
+
+
+def round_weights(run_dir: Path, iteration: int) -> tuple[Path, Path]:
+    """Where round ``iteration`` (1 or later) of a run keeps its detector and pose estimator."""
+    folder = Path(run_dir) / f"iter{iteration}"
+    return folder / "detector.safetensors", folder / "estimator.safetensors"
 
 
 def last_epoch_keeping(scores: Sequence[float], floor: float) -> int:
