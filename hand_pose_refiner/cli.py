@@ -25,7 +25,15 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    load_config(args.config)
+    from hand_pose_refiner.checkpoints import checkpoint_problems
+    from hand_pose_refiner.refinement.recipe import missing_inputs
+
+    config = load_config(args.config)
+    problems = checkpoint_problems(config) + missing_inputs(config.refinement)
+    for problem in problems:
+        print(f"{_PROG}: error: {args.config or 'default config'}: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     print(f"{args.config or 'default config'}: ok")
     return 0
 
@@ -128,9 +136,10 @@ _PROG = "hand-pose-refiner"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hand_pose_refiner.ros.runner import run_graph
+    from hand_pose_refiner.ros.runner import graph_nodes, run_graph
 
-    return run_graph(args.nodes, args.config, args.namespace, args.image_topic)
+    return run_graph(graph_nodes(args.nodes, args.overlay), args.config, args.namespace, args.image_topic,
+                     args.ros_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="check or print a configuration file")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = config_commands.add_parser("check", help="validate a config file and exit")
+    check = config_commands.add_parser("check", help="validate a config file and the checkpoints it "
+                                                     "names (each must exist and load), then exit")
     _add_config_option(check)
     check.set_defaults(handler=_cmd_config_check)
     show = config_commands.add_parser("show", help="print the effective config with help comments")
@@ -188,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nodes", nargs="+", default=list(DEFAULT_GRAPH), choices=list(NODE_EXECUTABLES),
                      metavar="NODE", help=f"nodes to start (default: {' '.join(DEFAULT_GRAPH)}; "
                      f"all: {' '.join(NODE_EXECUTABLES)})")
+    run.add_argument("--overlay", action="store_true",
+                     help="also start pose_overlay (the image with the hands drawn, on topics.overlay)")
+    run.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args", metavar="ARG",
+                     help="ROS arguments for every node, last on the line (-p, --params-file, -r, "
+                          "--log-level; -r __ns:= namespaces the graph; -r __node:= is ignored)")
     run.set_defaults(handler=_cmd_run)
 
     tune = commands.add_parser(
@@ -220,9 +235,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except USER_ERRORS as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+    except EXPECTED_ERRORS as exc:
+        print(f"{parser.prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+# The command line's error boundary: the package's own errors on bad input and what the system
+# says about a file (missing, not permitted, disk full) are one line and exit code 2; anything
+# else is a bug and keeps its traceback.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The error in one line, naming the file where the system named one."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ Arguments (``ros2 launch hand_pose_refiner assembly.launch.py --show-args``):
   camera_topic   camera image topic the graph subscribes to          (default: image_raw)
   namespace      namespace of every node and relative topic            (default: none)
   config_file    parameter file, the package's config/assembly.yaml    (default: packaged one)
-  nodes          comma-separated nodes to start                        (default: the four stages)
+  nodes          comma-separated nodes to start                        (default: all but pose_overlay)
+  overlay        true: add pose_overlay (the image with hands drawn)   (default: false)
   composition    true: all nodes in one process (hand-pose-refiner run) (default: false)
 
-Each node is a lifecycle node: the launch file configures it, and activates it once configured.
+Each node is a lifecycle node: the launch file configures it, and activates it once configured
+(with composition, the one process configures and activates its nodes itself).
 Start one launch per camera with its own namespace.
 """
 
@@ -29,8 +31,36 @@ PACKAGE = "hand_pose_refiner"
 # Executable names: hand_pose_refiner.ros.nodes.NODE_EXECUTABLES (a test checks they agree).
 NODES = ("hand_detector", "hand_pose_estimator", "spatial_filter", "temporal_filter",
          "activity_recognizer", "pose_overlay")
-DEFAULT_NODES = "hand_detector,hand_pose_estimator,spatial_filter,temporal_filter"
+DEFAULT_NODES = "hand_detector,hand_pose_estimator,spatial_filter,temporal_filter,activity_recognizer"
 MODEL_NODES = ("hand_detector", "hand_pose_estimator")
+OVERLAY_NODE = "pose_overlay"
+
+
+def _is_true(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes")
+
+
+def _node_names(listed: str, overlay: str) -> list[str]:
+    """The nodes to start: the comma-separated ``listed`` ones, and pose_overlay if ``overlay``."""
+    names = [name.strip() for name in listed.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(NODES))
+    if unknown:
+        raise ValueError(f"unknown nodes {unknown}; known: {', '.join(NODES)}")
+    if _is_true(overlay) and OVERLAY_NODE not in names:
+        names.append(OVERLAY_NODE)
+    return names
+
+
+def _composition_arguments(names: list[str], config_file: str, camera_topic: str,
+                           namespace: str) -> list[str]:
+    """``hand-pose-refiner run``'s arguments for one process of ``names``.
+
+    launch_ros appends ``--ros-args`` to them (with the namespace, parameters and remaps of an
+    including launch file's PushRosNamespace, SetParameter and SetRemap); ``run`` passes those on
+    to every node, as the separate node processes get them.
+    """
+    arguments = ["run", "--config", config_file, "--image-topic", camera_topic, "--nodes", *names]
+    return arguments + (["--namespace", namespace] if namespace else [])
 
 
 def _model_node_env(names: list[str]) -> dict[str, str]:
@@ -63,17 +93,11 @@ def _graph(context: object) -> list:
     namespace = LaunchConfiguration("namespace").perform(context)
     config_file = LaunchConfiguration("config_file").perform(context)
     camera_topic = LaunchConfiguration("camera_topic").perform(context)
-    listed = LaunchConfiguration("nodes").perform(context).split(",")
-    names = [name.strip() for name in listed if name.strip()]
-    unknown = sorted(set(names) - set(NODES))
-    if unknown:
-        raise ValueError(f"unknown nodes {unknown}; known: {', '.join(NODES)}")
-    if LaunchConfiguration("composition").perform(context).lower() in ("true", "1", "yes"):
-        arguments = ["run", "--config", config_file, "--image-topic", camera_topic, "--nodes", *names]
-        if namespace:
-            arguments += ["--namespace", namespace]
-        return [Node(package=PACKAGE, executable="hand-pose-refiner", name="hand_pose_graph",
-                     arguments=arguments, output="screen")]
+    names = _node_names(LaunchConfiguration("nodes").perform(context),
+                        LaunchConfiguration("overlay").perform(context))
+    if _is_true(LaunchConfiguration("composition").perform(context)):
+        return [Node(package=PACKAGE, executable="hand-pose-refiner", output="screen",
+                     arguments=_composition_arguments(names, config_file, camera_topic, namespace))]
     actions: list = []
     env = _model_node_env(names)
     for name in names:
@@ -91,6 +115,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="parameter file (see config/assembly.yaml)"),
         DeclareLaunchArgument("nodes", default_value=DEFAULT_NODES,
                               description=f"comma-separated nodes to start, of: {', '.join(NODES)}"),
+        DeclareLaunchArgument("overlay", default_value="false",
+                              description=f"also start {OVERLAY_NODE} (the image with the hands drawn)"),
         DeclareLaunchArgument("composition", default_value="false",
                               description="run all nodes in one process"),
         OpaqueFunction(function=_graph),
