@@ -1,4 +1,9 @@
-"""Per-node health on ``/diagnostics``: input and output rates, processing time, drops."""
+"""Per-node health on ``/diagnostics``: lifecycle state, input and output rates, processing time, drops.
+
+Level OK means the node is doing its job: active, taking input, nothing dropped since the last
+report. An unconfigured or inactive node, an active one that received nothing in the rate window,
+and one that dropped input are WARN, with the reason as the message.
+"""
 
 from __future__ import annotations
 
@@ -51,17 +56,19 @@ class StageMonitor:
         while self._durations and now - self._durations[0][0] > self._window_s:
             self._durations.popleft()
 
-    def status(self, hardware_id: str) -> DiagnosticStatus:
-        """A DiagnosticStatus: WARN when something was dropped since the last status, else OK."""
+    def status(self, hardware_id: str, lifecycle_state: str) -> DiagnosticStatus:
+        """A DiagnosticStatus of the node in ``lifecycle_state``; level and message: :func:`health`."""
         now = time.monotonic()
         with self._lock:
             self._trim(now)
             durations = [d for _, d in self._durations]
-            input_rate = len(self._inputs) / self._window_s
+            inputs_in_window = len(self._inputs)
+            input_rate = inputs_in_window / self._window_s
             output_rate = len(self._outputs) / self._window_s
             inputs_total, outputs_total = self.inputs_total, self.outputs_total
         drops = sum(self.stats.rejections.values())
         values = {
+            "lifecycle_state": lifecycle_state,
             "input_rate_hz": f"{input_rate:.2f}",
             "output_rate_hz": f"{output_rate:.2f}",
             "processing_ms_mean": f"{1e3 * np.mean(durations):.2f}" if durations else "nan",
@@ -77,10 +84,21 @@ class StageMonitor:
             values.update({f"total_{name}": str(count)
                            for name, count in self.algorithm_stats.totals.items()})
         new_drops, self._drops_reported = drops - self._drops_reported, drops
-        level = DiagnosticStatus.WARN if new_drops else DiagnosticStatus.OK
-        message = f"{new_drops} dropped since the last report" if new_drops else "ok"
+        level, message = health(lifecycle_state, inputs_in_window, new_drops, self._window_s)
         return DiagnosticStatus(level=level, name=self.name, message=message, hardware_id=hardware_id,
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+def health(lifecycle_state: str, inputs_in_window: int, new_drops: int, window_s: float) -> tuple[bytes, str]:
+    """Level and message of a node: OK only when it is active, received input within the last
+    ``window_s`` seconds and dropped nothing since the last report; else WARN with the reason."""
+    if lifecycle_state != "active":
+        return DiagnosticStatus.WARN, f"{lifecycle_state}: not processing"
+    if new_drops:
+        return DiagnosticStatus.WARN, f"{new_drops} dropped since the last report"
+    if not inputs_in_window:
+        return DiagnosticStatus.WARN, f"active, no input in the last {window_s:g} s"
+    return DiagnosticStatus.OK, "active"
 
 
 def diagnostic_array(stamp: object, statuses: list[DiagnosticStatus]) -> DiagnosticArray:

@@ -237,8 +237,15 @@ class HandPoseNode(LifecycleNode):
     def report_error(self, exc: BaseException) -> None:
         self.drop(f"error_{type(exc).__name__}", str(exc))
 
+    def lifecycle_state(self) -> str:
+        """The label of the node's lifecycle state (``unconfigured``, ``inactive``, ``active`` ...).
+
+        rclpy keeps the state in the node's state machine and offers no public getter for it.
+        """
+        return str(self._state_machine.current_state[1])
+
     def _publish_diagnostics(self) -> None:
-        status = self.monitor.status(hardware_id=self.get_name())
+        status = self.monitor.status(hardware_id=self.get_name(), lifecycle_state=self.lifecycle_state())
         self._diagnostics_publisher.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
 
