@@ -57,7 +57,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "torch": "torch",
         "OpenCV (cv2)": "cv2",
         "cv_bridge (optional)": "cv_bridge",
-        "message_filters (optional)": "message_filters",
         "ray (optional: --ray, the cluster extra)": "ray",
         "mmcv ops (optional, backend mmlab)": "mmcv.ops",
         "mmdet (optional, backend mmlab)": "mmdet",
