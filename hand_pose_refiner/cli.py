@@ -11,6 +11,7 @@ from typing import Any
 
 from hand_pose_refiner import __version__
 from hand_pose_refiner.activity.cli import add_commands as add_activity_commands
+from hand_pose_refiner.annotate_cli import add_command as add_annotate_command
 from hand_pose_refiner.config import Config, commented_yaml, load_config
 from hand_pose_refiner.errors import USER_ERRORS
 from hand_pose_refiner.refinement.cli import add_commands as add_refinement_commands
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(handler=_cmd_tune_filters)
     add_activity_commands(commands)
     add_refinement_commands(commands)
+    add_annotate_command(commands)
     return parser
 
 

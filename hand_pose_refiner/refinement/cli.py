@@ -114,7 +114,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from hand_pose_refiner.refinement.replay import replay
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = replay_options(args, write_bag=args.bag, overwrite=args.overwrite)
+    options = replay_options(args, write_bag=args.bag or args.bag_overlay, bag_overlay=args.bag_overlay,
+                             overwrite=args.overwrite)
     config = _config(args)
     detector, estimator = create_backend(config.models)
     summary = replay(input_specs(args), args.out, config, detector, estimator, options)
@@ -146,6 +147,9 @@ def add_commands(commands: Any) -> None:
     replay_parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     replay_parser.add_argument("--bag", action="store_true",
                                help="also write an MCAP rosbag2 with the images and the filtered hands")
+    replay_parser.add_argument("--bag-overlay", action="store_true",
+                               help="the bag (implies --bag) also holds the hands drawn on each image "
+                                    "(hand_overlay, CompressedImage JPEG) to play in Foxglove")
     replay_parser.set_defaults(handler=_cmd_replay)
     refine_parser = commands.add_parser(
         "refine", help="iterative self-supervised refinement on unlabelled recordings (resumable)",

@@ -84,6 +84,7 @@ class ReplayOptions:
 
     cache_dir: Path | None = None  # None: a temporary cache, gone after the run
     write_bag: bool = False
+    bag_overlay: bool = False  # the bag also holds the hands drawn on each image (overlay_bag.py)
     batch_size: int = 8
     progress: bool = True
     overwrite: bool = False
@@ -577,7 +578,8 @@ class Assembly:
                                  self.partial)
             results.append(result)
         summary = ReplaySummary(self.out, results, stats, 0.0)
-        _write(self.partial, summary, collected, self.options.write_bag, multi=len(self.inputs) > 1)
+        _write(self.partial, summary, collected, self.options.write_bag, multi=len(self.inputs) > 1,
+               overlay=self.options.bag_overlay)
         summary.seconds = time.perf_counter() - started
         atomic_write_json(self.partial / "summary.json", summary.as_dict())
         commit_dir(self.out, replace=self.options.overwrite)
@@ -610,13 +612,13 @@ def _collect(record: FrameRecord, shard: Shard, result: InputResult, collected: 
 
 
 def _write(partial: Path, summary: ReplaySummary, collected: _Collected, write_bag: bool,
-           multi: bool) -> None:
+           multi: bool, overlay: bool = False) -> None:
     atomic_write_json(partial / ANNOTATIONS, build_coco(collected.coco), indent=None)
     atomic_write_text(partial / PREDICTIONS, "".join(collected.lines))
     atomic_write_json(partial / "stats.json", {"per_input": summary.stats,
                                                "merged": merged_stats(summary.stats)})
     if write_bag and collected.bag_frames:
-        write_bag_file(partial / "poses_bag", collected.bag_frames, multi)
+        write_bag_file(partial / "poses_bag", collected.bag_frames, multi, overlay)
 
 
 def _json_line(spec: InputSpec, frame: FrameRecord, file_name: str, raw: FrameHands, kept: FrameHands) -> str:
@@ -638,8 +640,11 @@ def merged_stats(per_input: dict[str, Any]) -> dict[str, Any]:
     return {stage: stats.as_dict() for stage, stats in stages.items()}
 
 
-def write_bag_file(path: Path, frames: list[tuple[int, Path, FrameHands]], multi: bool) -> None:
-    """Images (CompressedImage, JPEG) and filtered HandPoseArray; a topic prefix per input if several."""
+def write_bag_file(path: Path, frames: list[tuple[int, Path, FrameHands]], multi: bool,
+                   overlay: bool = False) -> None:
+    """Images (CompressedImage, JPEG) and filtered HandPoseArray, and with ``overlay`` the hands
+    drawn on the images (hand_overlay); a topic prefix per input if several."""
+    from hand_pose_refiner.refinement.overlay_bag import write_overlay
     from hand_pose_refiner.ros.bags import BagWriter
 
     with BagWriter(path, "mcap") as writer:
@@ -649,6 +654,8 @@ def write_bag_file(path: Path, frames: list[tuple[int, Path, FrameHands]], multi
             writer.write_compressed_image(f"{prefix}/camera/image_raw/compressed", bgr, hands.stamp_ns,
                                           hands.frame_id)
             writer.write_hands(f"{prefix}/hand_poses", hands)
+            if overlay:
+                write_overlay(writer, prefix, bgr, hands)
 
 
 def replay(inputs: Sequence[InputSpec], out: Path, config: Config, detector: HandDetector,

@@ -1,29 +1,42 @@
-"""The report of a refinement run: report.json, report.html, metric plots and overlay grids.
+"""The report of a refinement run: report.json, report.html, metric plots, overlay grids and
+close-ups of every accepted hand.
 
 Numbers alone cannot tell a real hand from a wooden block that the filters let through, so the
 report puts the same frames side by side, drawn with the initial models' hands and with the
-best round's, for a person to check. Everything is derived from ``state.json`` and the replay
-folders, so the report can be rebuilt at any time.
+best round's, for a person to check. A hand a few pixels wide cannot be judged at frame scale,
+so every hand of each round's pseudo-labels and of the kept round's evaluation is also shown as
+a zoomed crop with its skeleton (``report_crops/<section>/``, JPEG), captioned with its frame and
+scores. Everything is derived from ``state.json`` and the replay folders, so the report can be
+rebuilt at any time.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from hand_pose_refiner.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from hand_pose_refiner.drawing import draw_hands
+from hand_pose_refiner.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    commit_dir,
+    fresh_partial_dir,
+)
+from hand_pose_refiner.drawing import draw_hands, hand_caption, hand_crop
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.replay import PREDICTIONS
 
 TILE_WIDTH = 360
 PAIRS_PER_ROW = 2
 PAIRS_PER_GRID = 8
+CROPS_FOLDER = "report_crops"
 
 
 def iteration_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -166,6 +179,82 @@ def overlay_grids(before_dir: Path, after_dir: Path, out_dir: Path, max_frames: 
     return paths
 
 
+@dataclass(frozen=True)
+class HandCrop:
+    """One accepted hand's close-up: its JPEG (relative to the run folder), frame and scores."""
+
+    path: str
+    frame: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class CropSection:
+    """The close-ups of one replay folder's accepted hands."""
+
+    name: str
+    title: str
+    crops: list[HandCrop]
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _scores(line: dict[str, Any], index: int) -> str:
+    """A hand's detection score and mean keypoint score (over its predicted keypoints)."""
+    hand = line["filtered"][index]
+    keypoint_scores = [v for v in hand["keypoint_scores"] if v is not None]
+    mean = float(np.mean(keypoint_scores)) if keypoint_scores else float("nan")
+    return f"det {hand['score']:.2f} kp {mean:.2f}"
+
+
+def hand_crops(replay_dir: Path, out_dir: Path, run_dir: Path) -> list[HandCrop]:
+    """Write a close-up of every accepted hand of a replay folder into ``out_dir`` (built aside
+    and renamed when complete); the crops in frame order."""
+    partial = fresh_partial_dir(out_dir)
+    crops = []
+    for line in _frames(replay_dir):
+        if not line["filtered"]:
+            continue
+        image = _rgb(replay_dir / line["file_name"])
+        hands = hands_from_json(line["filtered"], line["stamp_ns"], line["width"], line["height"])
+        frame = Path(line["file_name"]).stem
+        for index in range(len(hands)):
+            crop = hand_crop(image, hands, index)
+            if crop is None:
+                continue
+            name = f"{frame}_{index}.jpg"
+            cv2.imwrite(str(partial / name), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            crops.append(HandCrop(str((out_dir / name).relative_to(run_dir)), frame,
+                                  f"{hand_caption(hands, index)} {_scores(line, index)}"))
+    commit_dir(out_dir, replace=True)
+    return crops
+
+
+def _crop_sources(run_dir: Path, best: int) -> list[tuple[str, str, Path]]:
+    """``(name, title, replay folder)``: each round's pseudo-labels, then the kept round's evaluation."""
+    rounds = sorted(int(path.parent.parent.name[4:]) for path in run_dir.glob(f"iter*/pseudo/{PREDICTIONS}"))
+    sources = [(f"iter{k}_pseudo", f"Round {k}: pseudo-labels", run_dir / f"iter{k}" / "pseudo")
+               for k in rounds]
+    if (run_dir / f"iter{best}" / "eval" / PREDICTIONS).is_file():
+        sources.append((f"iter{best}_eval", f"Kept round {best}: evaluation (live thresholds)",
+                        run_dir / f"iter{best}" / "eval"))
+    return sources
+
+
+def crop_sections(run_dir: Path, best: int) -> list[CropSection]:
+    """Close-ups of every accepted hand: each round's pseudo-labels and the kept round's evaluation
+    (``report_crops/<name>/``; folders of sections no longer shown are removed)."""
+    folder = run_dir / CROPS_FOLDER
+    sections = [CropSection(name, title, hand_crops(replay_dir, folder / name, run_dir))
+                for name, title, replay_dir in _crop_sources(run_dir, best)]
+    for stale in set(folder.glob("*")) - {folder / section.name for section in sections}:
+        shutil.rmtree(stale, ignore_errors=True)
+    return sections
+
+
 def write_report(run_dir: Path, grid_frames: int | None = 16) -> Path:
     """Write report.json, report.html and the PNGs into ``run_dir``; returns the HTML path."""
     state = json.loads((run_dir / "state.json").read_text())
@@ -180,10 +269,12 @@ def write_report(run_dir: Path, grid_frames: int | None = 16) -> Path:
         pngs = [figures / "metrics.png", figures / "rejections.png"]
     grids = overlay_grids(run_dir / "iter0" / "eval", run_dir / f"iter{best}" / "eval", figures, grid_frames,
                           f"iter{best}") if rows else []
+    sections = crop_sections(run_dir, best) if rows else []
     report = {"run_dir": str(run_dir), "iterations": rows, "best_iteration": best,
               "best_models": state.get("best_models"), "stopped_because": state.get("stopped_because"),
               "finished": state.get("finished", False), "options": state["options"],
-              "figures": [str(p.relative_to(run_dir)) for p in pngs + grids]}
+              "figures": [str(p.relative_to(run_dir)) for p in pngs + grids],
+              "hand_crops": [asdict(section) for section in sections]}
     atomic_write_json(run_dir / "report.json", report)
     return atomic_write_text(run_dir / "report.html", _html(report, run_dir))
 
@@ -220,10 +311,13 @@ def _html(report: dict[str, Any], run_dir: Path) -> str:
             f"<td style='font-size:small'>{rejections}</td></tr>")
     images = "".join(f"<h3>{html.escape(name)}</h3><img src='{html.escape(name)}' style='max-width:100%'>"
                      for name in report["figures"])
+    crops = _crops_html(report["hand_crops"])
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Refinement report: {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:4px 8px;vertical-align:top}}</style></head><body>
+td,th{{border:1px solid #999;padding:4px 8px;vertical-align:top}}
+.crops{{display:flex;flex-wrap:wrap;gap:6px}} .crops figure{{margin:0;width:128px;font-size:11px}}
+.crops img{{width:128px;height:128px;display:block}}</style></head><body>
 <h1>Self-supervised refinement: {html.escape(str(run_dir))}</h1>
 <p>Best iteration: <b>{report['best_iteration']}</b> ({html.escape(str(report['best_models']))}).
 Stopped because: {html.escape(str(report['stopped_because']))}.</p>
@@ -232,5 +326,23 @@ live configuration's thresholds. It counts false positives as detections: check 
 below (same frames, initial models left, best round right) for boxes that are not hands.</p>
 <table>{head}{''.join(body)}</table>
 {images}
+{crops}
 </body></html>
 """
+
+
+def _crops_html(sections: list[dict[str, Any]]) -> str:
+    """The close-up grids: one figure per accepted hand, captioned with its frame and scores."""
+    if not sections:
+        return ""
+    parts = ["<h2>Accepted hands, close up</h2><p>Every hand the filters accepted, zoomed in with its "
+             "skeleton: track id, handedness, detection score (det) and mean keypoint score (kp). "
+             "A crop that shows no hand is a false pseudo-label.</p>"]
+    for section in sections:
+        figures = "".join(
+            f"<figure class='hand-crop'><img src='{html.escape(crop['path'])}' loading='lazy' "
+            f"alt='{html.escape(crop['frame'])}'><figcaption>{html.escape(crop['frame'])}<br>"
+            f"{html.escape(crop['caption'])}</figcaption></figure>" for crop in section["crops"])
+        parts.append(f"<h3 id='{html.escape(section['name'])}'>{html.escape(section['title'])}: "
+                     f"{len(section['crops'])} hands</h3><div class='crops'>{figures}</div>")
+    return "\n".join(parts)

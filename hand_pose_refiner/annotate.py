@@ -1,0 +1,245 @@
+"""A recording annotated with its hands, as a video to watch: ``hand-pose-refiner annotate``.
+
+Every frame of a video, bag or image folder (:mod:`~hand_pose_refiner.refinement.inputs`) goes
+through the detector, the pose estimator and :class:`~hand_pose_refiner.filters.pipeline.PoseFilterPipeline`
+in online mode (what the live graph runs), then, where an activity model can be loaded, the
+activity recogniser the live node runs. Each frame is written to an MP4 (OpenCV, ``mp4v``) with
+every filtered hand drawn: skeleton, track id, handedness and the track's latest activity label.
+The output has exactly the frames read, in order and at their size: a frame the filters drop is
+written without hands. The file is written beside ``out`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from hand_pose_refiner.config import ActivityConfig, Config
+from hand_pose_refiner.drawing import draw_hands
+from hand_pose_refiner.errors import ActivityCheckpointError, ConfigError, InputError
+from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
+from hand_pose_refiner.filters.temporal import FilterMode
+from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.models.base import HandDetector, PoseEstimator
+from hand_pose_refiner.refinement.inputs import Frame, InputSpec, count_frames, read_frames
+
+VIDEO_CODEC = "mp4v"
+
+
+class Recognizer(Protocol):
+    """What the activity node runs: one filtered frame in, decisions (with ``track_id`` and ``label``) out."""
+
+    def push(self, frame: FrameHands) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class ActivitySource:
+    """The recogniser ``annotate`` runs, or why there is none (``recognizer`` None)."""
+
+    recognizer: Recognizer | None
+    description: str
+
+
+@dataclass(frozen=True)
+class AnnotateSummary:
+    """What one annotated video holds."""
+
+    out: Path
+    frames: int
+    width: int
+    height: int
+    fps: float
+    hands: int
+    frames_with_hands: int
+    labelled_hands: int
+    activity: str
+    seconds: float
+
+
+def load_activity(config: ActivityConfig) -> ActivitySource:
+    """The recogniser the live activity node loads for ``config`` (a reach recogniser or a
+    window classifier, told apart by the checkpoint); none, with the reason, when no model loads."""
+    from hand_pose_refiner.activity.model import ActivityModel
+    from hand_pose_refiner.activity.packaged import activity_checkpoint
+    from hand_pose_refiner.activity.reach import FORMAT_PREFIX, ReachModel, ReachRecognizer, checkpoint_format
+    from hand_pose_refiner.activity.recognizer import ActivityRecognizer
+
+    try:
+        checkpoint = activity_checkpoint(config)
+        if (checkpoint_format(checkpoint) or "").startswith(FORMAT_PREFIX):
+            return ActivitySource(ReachRecognizer(ReachModel.load(checkpoint)), f"reach model {checkpoint}")
+        recognizer = ActivityRecognizer(config, ActivityModel.load(checkpoint, config))
+        return ActivitySource(recognizer, f"activity model {checkpoint}")
+    except (ActivityCheckpointError, ConfigError, FileNotFoundError) as exc:
+        return ActivitySource(None, f"no activity model ({exc}): hands only")
+
+
+def _decision_text(decision: Any) -> str:
+    """``label 0.87``: a decision's label and its probability (reach: the phase's score)."""
+    confidence = getattr(decision, "confidence", None)
+    if confidence is None:
+        confidence = float(decision.phase_scores[decision.phase])
+    return f"{decision.label} {confidence:.2f}"
+
+
+class ActivityLabels:
+    """Each track's latest activity decision, as the text drawn next to its hand."""
+
+    def __init__(self, recognizer: Recognizer | None) -> None:
+        self.recognizer = recognizer
+        self.latest: dict[int, str] = {}
+
+    def update(self, hands: FrameHands) -> dict[int, str]:
+        """Push one filtered frame; the labels of the tracks in it (those decided so far)."""
+        if self.recognizer is None:
+            return {}
+        for decision in self.recognizer.push(hands):
+            self.latest[int(decision.track_id)] = _decision_text(decision)
+        present = {int(track_id) for track_id in hands.track_ids}
+        return {track_id: text for track_id, text in self.latest.items() if track_id in present}
+
+
+def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    iterator = iter(frames)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def frame_rate(stamps_ns: list[int], fallback: float) -> float:
+    """Frames per second from the median gap of the stamps (``fallback`` with fewer than two)."""
+    gaps = np.diff(np.asarray(stamps_ns, np.int64))
+    gaps = gaps[gaps > 0]
+    return float(1e9 / np.median(gaps)) if gaps.size else fallback
+
+
+def progress_display(total: int | None, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """``(advance by n frames, close)``: a tqdm bar on stderr where tqdm is installed, else a line."""
+    if not enabled:
+        return (lambda count: None), (lambda: None)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        from hand_pose_refiner.refinement.replay import Progress
+
+        line = Progress("annotate", total, enabled=True)
+        return (lambda count: line(line.count + count)), line.close
+    bar = tqdm(total=total, unit="frame", desc="annotate", file=sys.stderr)
+    return bar.update, bar.close
+
+
+class _VideoOutput:
+    """An mp4 written frame by frame to a temporary name beside ``out``, renamed on :meth:`commit`."""
+
+    def __init__(self, out: Path, fps: float, size: tuple[int, int]) -> None:
+        self.out, self.fps, self.size = out, fps, size
+        self.partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODEC)
+        self.writer = cv2.VideoWriter(str(self.partial), fourcc, fps, size)
+        if not self.writer.isOpened():
+            raise InputError(f"{out}: OpenCV cannot write an {VIDEO_CODEC} video here")
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def commit(self) -> None:
+        self.writer.release()
+        os.replace(self.partial, self.out)
+
+    def abandon(self) -> None:
+        self.writer.release()
+        self.partial.unlink(missing_ok=True)
+
+
+class _Annotator:
+    """Runs the online chain over decoded frames and writes each released frame, drawn."""
+
+    def __init__(self, config: Config, detector: HandDetector, estimator: PoseEstimator,
+                 recognizer: Recognizer | None) -> None:
+        self.detector, self.estimator = detector, estimator
+        self.pipeline = PoseFilterPipeline(config, FilterMode.ONLINE)
+        self.labels = ActivityLabels(recognizer)
+        self.pending: dict[int, Frame] = {}  # frames pushed, not yet released by the filters
+        self.hands = self.frames_with_hands = self.labelled_hands = 0
+
+    def push(self, batch: list[Frame], video: _VideoOutput) -> None:
+        images = [frame.rgb for frame in batch]
+        stamps = [frame.stamp_ns for frame in batch]
+        for frame, raw in zip(batch, self.estimator.estimate(images, self.detector.detect(images), stamps),
+                              strict=True):
+            raw.frame_id = frame.frame_id
+            self.pending[frame.stamp_ns] = frame
+            for released in self.pipeline.push(raw):
+                self._write(released, video)
+
+    def finish(self, video: _VideoOutput) -> None:
+        for released in self.pipeline.flush():
+            self._write(released, video)
+        for frame in list(self.pending.values()):
+            self._write_frame(frame, None, video)
+        self.pending.clear()
+
+    def _write(self, hands: FrameHands, video: _VideoOutput) -> None:
+        for stamp_ns in [s for s in self.pending if s < hands.stamp_ns]:  # dropped by the filters
+            self._write_frame(self.pending.pop(stamp_ns), None, video)
+        frame = self.pending.pop(hands.stamp_ns, None)
+        if frame is not None:
+            self._write_frame(frame, hands, video)
+
+    def _write_frame(self, frame: Frame, hands: FrameHands | None, video: _VideoOutput) -> None:
+        labels = self.labels.update(hands) if hands is not None else {}
+        if hands is None or not len(hands):
+            video.write(frame.rgb)
+            return
+        self.hands += len(hands)
+        self.frames_with_hands += 1
+        self.labelled_hands += sum(int(track_id) in labels for track_id in hands.track_ids)
+        video.write(draw_hands(frame.rgb, hands, labels))
+
+
+def annotate(spec: InputSpec, out: Path, config: Config, detector: HandDetector, estimator: PoseEstimator,
+             activity: ActivitySource | None = None, batch_size: int = 8,
+             progress: bool = True) -> AnnotateSummary:
+    """Write ``out`` (.mp4): every frame of ``spec`` with its filtered hands and activity labels drawn."""
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise ConfigError(f"{out}: the annotated video must be an .mp4 file")
+    if out.exists():
+        raise FileExistsError(f"{out} exists already; choose a new output file")
+    activity = activity or ActivitySource(None, "no activity model: hands only")
+    annotator = _Annotator(config, detector, estimator, activity.recognizer)
+    advance, close = progress_display(count_frames(spec), progress)
+    started = time.perf_counter()
+    video: _VideoOutput | None = None
+    try:
+        for batch in _batches(read_frames(spec), batch_size):
+            if video is None:
+                video = _VideoOutput(out, frame_rate([frame.stamp_ns for frame in batch], spec.fps),
+                                     (batch[0].rgb.shape[1], batch[0].rgb.shape[0]))
+            annotator.push(batch, video)
+            advance(len(batch))
+        if video is None:
+            raise InputError(f"{spec.path}: no frame could be read")
+        annotator.finish(video)
+        video.commit()
+    except BaseException:
+        if video is not None:
+            video.abandon()
+        raise
+    finally:
+        close()
+    return AnnotateSummary(out, video.frames, video.size[0], video.size[1], video.fps, annotator.hands,
+                           annotator.frames_with_hands, annotator.labelled_hands, activity.description,
+                           time.perf_counter() - started)

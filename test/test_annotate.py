@@ -1,0 +1,98 @@
+"""``annotate``: a real recording in, an mp4 with the hands (and activities) drawn out."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hand_pose_refiner.activity.reach import ReachModel
+from hand_pose_refiner.annotate import annotate, load_activity
+from hand_pose_refiner.cli import main
+from hand_pose_refiner.config import ActivityConfig, Config, ModelsConfig
+from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.ros.bags import BagWriter
+
+FRAMES = 20
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def clip(shared_data):
+    return shared_data / "bare_hand_clips" / "hands1.webm"
+
+
+@pytest.fixture(scope="module")
+def clip_frames(clip):
+    return list(read_frames(InputSpec(clip, max_frames=FRAMES)))
+
+
+def video_frames(path):
+    """Every frame of a video file as RGB, read back with OpenCV."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened()
+    frames = []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+def drawn_pixels(annotated, original):
+    """Pixels the drawing changed: far more than the mp4 compression moves any pixel."""
+    return int((np.abs(annotated.astype(np.int16) - original.astype(np.int16)).max(axis=-1) > 80).sum())
+
+
+def test_annotate_writes_every_frame_of_a_video_with_the_hands_drawn(tmp_path, clip, clip_frames, capsys):
+    config = tmp_path / "no_activity.yaml"
+    config.write_text(f"activity:\n  checkpoint: {tmp_path / 'missing.safetensors'}\n")
+    out = tmp_path / "annotated.mp4"
+    args = ["annotate", str(clip), "--out", str(out), "--max-frames", str(FRAMES), "--config", str(config),
+            "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("no activity model") == 1 and "hands only" in printed
+    frames = video_frames(out)
+    assert len(frames) == FRAMES
+    assert all(frame.shape == (360, 640, 3) for frame in frames)
+    changed = [drawn_pixels(a, f.rgb) for a, f in zip(frames, clip_frames, strict=True)]
+    with_hands = [count > 200 for count in changed]
+    assert f"{sum(with_hands)} frames" in printed  # the frames the summary counts are those drawn on
+    assert sum(with_hands) >= FRAMES - 2  # two hands in view throughout; the first waits for a 2nd hit
+    assert not with_hands[0] and changed[0] < 50  # unconfirmed tracks are not drawn: frame as read
+    assert main(args) == 2  # never overwrites silently
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_annotate_reads_a_bag_and_labels_every_hand_with_its_activity(tmp_path, clip_frames):
+    bag = tmp_path / "recording"
+    with BagWriter(bag, "mcap") as writer:
+        for frame in clip_frames:
+            writer.write_image("/camera/image_raw", frame.rgb, "rgb8", frame.stamp_ns, "camera")
+    torch.manual_seed(0)
+    checkpoint = ReachModel().save(tmp_path / "reach.safetensors")
+    activity = load_activity(ActivityConfig(checkpoint=str(checkpoint)))
+    assert activity.recognizer is not None and activity.description.startswith("reach model")
+    detector, estimator = create_backend(ModelsConfig(device="cpu"))
+    summary = annotate(InputSpec(bag), tmp_path / "bag.mp4", Config(), detector, estimator, activity,
+                       progress=False)
+    assert (summary.frames, summary.width, summary.height) == (FRAMES, 640, 360)
+    assert 25 < summary.fps < 35  # the bag's own stamps (a 30 fps video)
+    assert summary.hands >= 2 * (FRAMES - 2)
+    assert summary.labelled_hands == summary.hands  # the reach model decides every pose it is given
+    assert len(video_frames(tmp_path / "bag.mp4")) == FRAMES
+
+
+def test_no_loadable_activity_model_means_hands_only(tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    for checkpoint in (broken, tmp_path / "missing.safetensors"):
+        activity = load_activity(ActivityConfig(checkpoint=str(checkpoint)))
+        assert activity.recognizer is None
+        assert str(checkpoint) in activity.description and activity.description.endswith("hands only")
