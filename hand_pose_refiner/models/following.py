@@ -1,0 +1,54 @@
+"""Hand keypoints frame after frame as the live pose estimator computes them (MediaPipe's video mode).
+
+With ``models.landmark_tracking`` and a pose estimator that can follow hands, a frame at most
+``models.landmark_tracking_max_gap_s`` after the previous one is cropped where the previous
+frame's hands were; the detector's boxes are needed only while fewer than
+``spatial_filter.max_hands`` hands are followed, and then add the hands not followed yet.
+Otherwise each frame is cropped from its own detections.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from hand_pose_refiner.config import Config
+from hand_pose_refiner.hands import Detections, FrameHands
+from hand_pose_refiner.models.base import PoseEstimator
+
+
+class HandFollower:
+    """One stream's pose estimation: remembers the last frame's hands to crop the next one."""
+
+    def __init__(self, estimator: PoseEstimator, config: Config) -> None:
+        self.estimator = estimator
+        self.enabled = config.models.landmark_tracking and estimator.tracks_landmarks
+        self.max_gap_ns = round(config.models.landmark_tracking_max_gap_s * 1e9)
+        self.max_hands = config.spatial_filter.max_hands
+        self.previous: FrameHands | None = None  # the last estimate with hands
+
+    def followable(self, stamp_ns: int) -> FrameHands | None:
+        """The previous hands if a frame at ``stamp_ns`` may be cropped from them."""
+        previous = self.previous
+        if not self.enabled or previous is None or not 0 < stamp_ns - previous.stamp_ns <= self.max_gap_ns:
+            return None
+        return previous
+
+    def needs_detections(self, stamp_ns: int) -> bool:
+        """Whether the frame at ``stamp_ns`` needs the detector (fewer than ``max_hands`` followed)."""
+        previous = self.followable(stamp_ns)
+        return previous is None or len(previous) < self.max_hands
+
+    def estimate(self, image: npt.NDArray[np.uint8], stamp_ns: int,
+                 detections: Detections | None) -> FrameHands | None:
+        """The frame's raw hands (from the followed hands and ``detections``), remembered for the
+        next frame; None when there is nothing to crop (no detections and nothing followed)."""
+        previous = self.followable(stamp_ns)
+        if previous is not None:
+            hands = self.estimator.estimate_tracked(image, previous, stamp_ns, detections)
+        elif detections is not None:
+            (hands,) = self.estimator.estimate([image], [detections], [stamp_ns])
+        else:
+            return None
+        self.previous = hands if len(hands) else None
+        return hands
