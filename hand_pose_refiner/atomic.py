@@ -1,7 +1,9 @@
 """Writes that either happen completely or not at all (temp file or folder + rename).
 
 A run that is killed leaves either the old file or the new one, never a half-written one, so a
-resumed run can trust every file it finds and a reader never sees a truncated dataset.
+resumed run can trust every file it finds and a reader never sees a truncated dataset. Files get
+the mode a plain ``open`` would give them (0666 less the umask), not the temporary file's 0600,
+so the other users of a shared machine can read a dataset as they could before.
 """
 
 from __future__ import annotations
@@ -30,11 +32,26 @@ def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     temporary = Path(name)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process's umask: from /proc where it says (no race with other threads), else by
+    setting it and setting it back (there is no getter)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -31,6 +31,14 @@ class ImageSizeError(ImageError):
     """The image buffer's length or row step does not match its declared size."""
 
 
+class BadFrameError(ImageError):
+    """One frame of a recording cannot be used; ``reason`` is the short name it is counted under."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail or reason
+
+
 class AnnotationError(HandPoseRefinerError, ValueError):
     """A COCO keypoint annotation is malformed."""
 

@@ -124,6 +124,9 @@ def to_rgb(image: np.ndarray, encoding: str) -> npt.NDArray[np.uint8]:
 def decode_compressed(format_: str, data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8]:
     """A JPEG or PNG buffer as a BGR (or mono) uint8 array.
 
+    A JPEG cut short is refused (:func:`jpeg_is_truncated`) rather than decoded with its missing
+    rows filled with grey, as OpenCV would.
+
     ``format_`` is ``sensor_msgs/CompressedImage.format``, e.g. ``"jpeg"`` or
     ``"bgr8; jpeg compressed bgr8"``; only the compression name after ``;`` matters.
     """
@@ -131,10 +134,25 @@ def decode_compressed(format_: str, data: bytes | bytearray | memoryview) -> npt
 
     name = _compression_name(format_)
     buffer = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    if jpeg_is_truncated(buffer.tobytes()):
+        raise ImageSizeError(f"truncated JPEG: {buffer.size} bytes with no end marker after the last scan")
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if image is None:
         raise ImageSizeError(f"cannot decode {buffer.size} bytes as {name}")
     return image
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """Whether ``data`` is a JPEG whose last scan has no end-of-image marker after it (cut short).
+
+    Entropy-coded data stuffs every 0xFF byte, so the end marker FF D9 cannot occur inside a scan;
+    comparing with the last start-of-scan FF DA also ignores an embedded EXIF thumbnail's own end
+    marker. Bytes that are not a JPEG, or a JPEG without a scan, are not judged here.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan >= 0 and data.rfind(b"\xff\xd9") < last_scan
 
 
 def encode_compressed(image: npt.NDArray[np.uint8], format_: str = "jpeg", quality: int = 90) -> bytes:

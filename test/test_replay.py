@@ -108,7 +108,7 @@ def test_image_folder_replay_stamps_frames_at_the_given_rate(tmp_path, clip_fram
     assert [line["stamp_ns"] for line in load_lines(out)] == [200_000_000 * k for k in range(1, 7)]
 
 
-def test_corrupt_and_truncated_bags_are_refused_by_name_and_the_others_still_processed(
+def test_a_corrupt_bag_is_refused_by_name_a_truncated_one_gives_its_head_and_the_others_go_on(
         tmp_path, clip, clip_frames, capsys):
     truncated = write_bag(tmp_path / "truncated", clip_frames[:4])
     data_file = next(truncated.glob("*.mcap"))
@@ -120,10 +120,13 @@ def test_corrupt_and_truncated_bags_are_refused_by_name_and_the_others_still_pro
                  "--quiet", "--out", str(out)])
     assert code == 3
     err = capsys.readouterr().err
-    assert f"FAILED {truncated}" in err and f"FAILED {corrupt}" in err and "2 of 3 inputs" in err
+    assert f"FAILED {corrupt}" in err and f"DAMAGED {truncated}: unreadable after 2 frames" in err
+    assert "1 of 3 inputs" in err
     summary = json.loads((out / "summary.json").read_text())
-    assert [f["path"] for f in summary["failed_inputs"]] == [str(truncated), str(corrupt)]
-    assert len(COCO(str(out / "annotations.json")).getImgIds()) == 4  # the video's frames
+    assert [f["path"] for f in summary["failed_inputs"]] == [str(corrupt)]
+    head = summary["inputs"][0]
+    assert head["frames"] == 2 and "unreadable after 2 frames" in head["damage"]
+    assert len(COCO(str(out / "annotations.json")).getImgIds()) == 2 + 4  # the bag's head, the video
 
 
 def test_a_bag_with_several_image_topics_needs_a_choice(tmp_path, clip_frames):

@@ -25,7 +25,7 @@ from hand_pose_refiner.atomic import atomic_write_json, commit_dir, fresh_partia
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.inputs import InputSpec, fingerprint, read_frames
+from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, fingerprint, read_frames
 from hand_pose_refiner.refinement.records import load_frames, save_frames
 
 JPEG_QUALITY = 95
@@ -72,8 +72,9 @@ class FrameStore:
             return
         partial = fresh_partial_dir(self.folder)
         rows = []
+        report = ReadReport()
         try:
-            for frame in read_frames(self.spec):
+            for frame in read_frames(self.spec, report):
                 name = f"{frame.index:06d}.jpg"
                 ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
                                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -89,15 +90,22 @@ class FrameStore:
             raise
         if not rows and self.spec.first_index == 0:
             shutil.rmtree(partial, ignore_errors=True)
-            raise InputError(f"{self.spec.path}: no frames")
-        atomic_write_json(partial / INDEX, {"input": str(self.spec.path), "frames": rows}, indent=None)
+            reasons = ", ".join(f"{count} {reason}" for reason, count in report.counts().items())
+            raise InputError(f"{self.spec.path}: no frames" + (f" (skipped: {reasons})" if reasons else ""))
+        atomic_write_json(partial / INDEX, {"input": str(self.spec.path), "frames": rows,
+                                            "read_report": report.as_dict()}, indent=None)
         commit_dir(self.folder, replace=True)
 
     def frames(self) -> list[StoredFrame]:
+        """The stored frames, numbered as in the whole recording (a skipped frame leaves a gap)."""
         rows = json.loads((self.folder / INDEX).read_text())["frames"]
-        first = self.spec.first_index  # frames of a window keep their numbers in the recording
-        return [StoredFrame(first + i, self.folder / name, int(stamp), str(frame_id), int(w), int(h))
-                for i, (name, stamp, frame_id, w, h) in enumerate(rows)]
+        return [StoredFrame(int(Path(name).stem), self.folder / name, int(stamp), str(frame_id), int(w),
+                            int(h)) for name, stamp, frame_id, w, h in rows]
+
+    def read_report(self) -> ReadReport:
+        """The frames decoding skipped and any damage it met (none for a store built before they
+        were recorded)."""
+        return ReadReport.from_dict(json.loads((self.folder / INDEX).read_text()).get("read_report", {}))
 
 
 def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:

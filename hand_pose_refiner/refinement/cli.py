@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from hand_pose_refiner.errors import USER_ERRORS, ConfigError
 from hand_pose_refiner.refinement.inputs import InputSpec
 
 EXIT_SOME_INPUTS_FAILED = 3
+EXIT_UNEXPECTED_ERROR = 1  # an input met a bug: its traceback is printed after the others are written
 # Passed through to torchrun (its own names); the refine command relaunches itself under it.
 LAUNCHER_FLAGS: tuple[tuple[str, type, Any, str], ...] = (
     ("--nproc-per-node", int, 1, "training processes on this node, one per GPU (or CPU core)"),
@@ -24,6 +26,28 @@ LAUNCHER_FLAGS: tuple[tuple[str, type, Any, str], ...] = (
 )
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (anything else is a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (anything else is a usage error, exit code 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
                         help="rosbag2 (folder, .mcap, .db3), ROS 1 .bag, video file or folder of images")
@@ -31,15 +55,17 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
                         help="YAML config (default: the packaged config/assembly.yaml)")
     parser.add_argument("--image-topic", default=None,
                         help="image topic of the bags (default: the bag's only image topic)")
-    parser.add_argument("--fps", type=float, default=10.0, help="frame rate that stamps image folders")
+    parser.add_argument("--fps", type=positive_float, default=10.0,
+                        help="frame rate that stamps image folders")
     parser.add_argument("--stills", action="store_true",
-                        help="image folders hold unrelated photographs: no tracking confirmation, "
-                             "no temporal filter on them")
-    parser.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
-    parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per input")
+                        help="the INPUTs hold unrelated photographs (bags and videos too: each frame "
+                             "a still of its own): no tracking confirmation, no temporal filter")
+    parser.add_argument("--stride", type=positive_int, default=1, help="keep every n-th frame")
+    parser.add_argument("--max-frames", type=positive_int, default=None,
+                        help="at most this many frames per input")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="keep decoded frames and model predictions here for the next run")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per model forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model forward pass")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="torch device (default: models.device of the config)")
     parser.add_argument("--backend", choices=("mediapipe", "default", "mmlab"), default=None,
@@ -71,9 +97,13 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
                               "temporal_filter.max_gap_s)")
 
 
-def input_specs(args: argparse.Namespace) -> list[InputSpec]:
-    return [InputSpec(path, args.image_topic, args.fps, args.stills and path.is_dir(), args.stride,
-                      args.max_frames) for path in args.inputs]
+def input_specs(args: argparse.Namespace, stills_any_kind: bool = True) -> list[InputSpec]:
+    """The INPUTs as read specs; ``--stills`` applies to every one of them, whatever its kind: a
+    user who says a bag or a video holds unrelated photographs is believed, rather than its frames
+    being filtered over time as a video and hands invented between them. (refine's --check and
+    --anchor recordings: image folders only, ``stills_any_kind`` False.)"""
+    return [InputSpec(path, args.image_topic, args.fps, args.stills and (stills_any_kind or path.is_dir()),
+                      args.stride, args.max_frames) for path in args.inputs]
 
 
 def cluster_options(args: argparse.Namespace) -> Any:
@@ -115,23 +145,39 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = replay_options(args, write_bag=args.bag or args.bag_overlay, bag_overlay=args.bag_overlay,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, write_when_empty=False)
     config = _config(args)
     detector, estimator = create_backend(config.models)
     summary = replay(input_specs(args), args.out, config, detector, estimator, options)
+    _print_replay(summary, args.out)
+    for failed in summary.failed:
+        print(f"FAILED {failed.path}: {failed.error}", file=sys.stderr)
+    for damaged in summary.succeeded:
+        if damaged.damage:
+            print(f"DAMAGED {damaged.path}: {damaged.damage}", file=sys.stderr)
+    if not summary.failed:
+        return 0
+    written = "the others were written" if summary.written else f"nothing was written to {args.out}"
+    print(f"{len(summary.failed)} of {len(summary.inputs)} inputs could not be read (listed above); "
+          f"{written}", file=sys.stderr)
+    bugs = [failed for failed in summary.failed if failed.traceback]
+    for failed in bugs:  # after the output is safely written: an unexpected error is a bug
+        print(f"\nunexpected error in {failed.path}:\n{failed.traceback}", file=sys.stderr, end="")
+    return EXIT_UNEXPECTED_ERROR if bugs else EXIT_SOME_INPUTS_FAILED
+
+
+def _print_replay(summary: Any, out: Path) -> None:
+    """The totals of a replay, its rejections per rule and its skipped frames per reason."""
+    if not summary.written:
+        return
     totals = summary.as_dict()
-    print(f"wrote {args.out}: {totals['frames']} frames, {totals['accepted_hands']} accepted hands "
+    print(f"wrote {out}: {totals['frames']} frames, {totals['accepted_hands']} accepted hands "
           f"of {totals['raw_hands']} detected, detection rate {totals['detection_rate']:.3f}, "
           f"{totals['frames_per_s']:.1f} frames/s")
     for rule, count in totals["rejections"].items():
         print(f"  rejected {count:6d}  {rule}")
-    for failed in summary.failed:
-        print(f"FAILED {failed.path}: {failed.error}", file=sys.stderr)
-    if summary.failed:
-        print(f"{len(summary.failed)} of {len(summary.inputs)} inputs could not be read (listed above); "
-              f"the others were written", file=sys.stderr)
-        return EXIT_SOME_INPUTS_FAILED
-    return 0
+    for reason, count in totals["skipped_frames"].items():
+        print(f"  skipped  {count:6d}  frames: {reason}")
 
 
 def add_commands(commands: Any) -> None:
@@ -141,7 +187,10 @@ def add_commands(commands: Any) -> None:
         description="Replay bags, videos or image folders through the detector, the pose estimator "
                     "and the live filter chain (offline mode); write the frames, a COCO keypoint "
                     "dataset of the filtered hands, raw and filtered predictions (JSON lines) and "
-                    "rejection statistics. Unreadable inputs are reported and skipped (exit 3).")
+                    "rejection statistics. A frame that cannot be decoded is skipped and counted by "
+                    "reason (summary.json); an input that cannot be read at all is reported and left "
+                    "out (exit 3), an unexpected error in one too, with its traceback (exit 1), "
+                    "after the others are written.")
     _add_input_options(replay_parser)
     replay_parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")
     replay_parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -261,8 +310,8 @@ def _refine(args: argparse.Namespace, config: Config, main_rank: bool) -> int:
     checks = argparse.Namespace(**{**vars(args), "inputs": args.check})
     anchors = argparse.Namespace(**{**vars(args), "inputs": args.anchor})
     options = RefineOptions(
-        targets=tuple(input_specs(args)), checks=tuple(input_specs(checks)),
-        anchors=tuple(input_specs(anchors)), anchor_ratio=args.anchor_ratio,
+        targets=tuple(input_specs(args)), checks=tuple(input_specs(checks, False)),
+        anchors=tuple(input_specs(anchors, False)), anchor_ratio=args.anchor_ratio,
         labelled=tuple([LabelledSet(p) for p in args.labelled]
                        + [LabelledSet(p, tip_first=True) for p in args.labelled_tip_first]),
         iterations=args.iterations, epochs=args.epochs, batch_size=args.train_batch_size,

@@ -9,7 +9,8 @@ each result as it arrives and assembles the dataset exactly as one process does
 (:class:`~hand_pose_refiner.refinement.replay.Assembly`).
 
 Faults: a worker that dies mid-shard (killed, out of memory, node lost) is a system failure
-that Ray retries (``max_retries``); a task writes nothing but cache entries, which are atomic
+that Ray retries (``max_retries``; an error raised by the task's own code is not retried and
+is reported with its type and message); a task writes nothing but cache entries, which are atomic
 and keyed by content, and its result is delivered to the driver once, so a retry neither
 writes anything twice nor loses anything. A recording that cannot be read is not retried: its
 shard returns the error, the recording is reported by name, and the other shards finish. A
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -231,7 +233,37 @@ def _result(ray: ModuleType, ref: Any, shard: Shard, retries: int) -> ShardResul
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        LOGGER.error("%s: failed after %d retries: %s", shard.name, retries, reason)
-        return ShardResult(shard, error=f"{shard.name}: the Ray task failed after {retries} retries "
-                                        f"({type(exc).__name__}: {reason})")
+        error = f"{shard.name}: {task_failure(ray, exc, retries)}"
+        LOGGER.error("%s", error)
+        return ShardResult(shard, error=error)
+
+
+def task_failure(ray: ModuleType, exc: BaseException, retries: int) -> str:
+    """A failed task in one line, without colour codes: how often it was really retried, and
+    the real cause.
+
+    An exception raised by the task's own code is not retried (``retry_exceptions=False``): the
+    cause is that exception, its type and message. A task whose worker died (killed, out of
+    memory, node lost) is run again up to ``retries`` times before Ray gives up.
+    """
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = getattr(exc, "cause", None)
+        what = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(exc)
+        return f"the Ray task raised {_first_line(what)} (not retried: an error in the task itself)"
+    lost = f"{type(exc).__name__}: {_first_line(str(exc)) or 'no message'}"
+    if retries == 0:
+        return f"the Ray task's worker was lost and retries are off ({lost})"
+    return f"the Ray task's worker was lost, and again on each of {retries} retries ({lost})"
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal colour and cursor codes (Ray colours its tracebacks)."""
+    return ANSI_ESCAPE.sub("", text)
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in plain(text).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else ""

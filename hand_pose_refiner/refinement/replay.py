@@ -11,11 +11,13 @@ The output folder holds
   filters' keypoint states),
 * ``predictions.jsonl``: one line per frame with the raw and the filtered hands,
 * ``stats.json``: the filters' totals and rejections per rule, per input and merged,
-* ``summary.json``: counts, rates and speeds, and the inputs that could not be read,
+* ``summary.json``: counts, rates and speeds, the frames skipped while reading (by reason), and
+  the inputs that could not be read,
 * ``poses_bag/`` (optional): an MCAP rosbag2 with the images and the filtered HandPoseArray.
 
-The folder is built under ``<out>.partial`` and renamed when complete. An input that cannot be
-read is reported by name and left out; the others are still processed.
+The folder is built under ``<out>.partial`` and renamed when complete. A frame that cannot be
+decoded is skipped and counted; an input that cannot be read at all, or that meets an
+unexpected error, is reported by name and left out; the others are still processed and written.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -60,7 +63,7 @@ from hand_pose_refiner.refinement.cache import (
     model_key,
     run_models,
 )
-from hand_pose_refiner.refinement.inputs import InputSpec, count_frames
+from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, count_frames
 from hand_pose_refiner.refinement.records import hands_to_json
 from hand_pose_refiner.skeleton import OBSERVED
 
@@ -93,6 +96,7 @@ class ReplayOptions:
     segment_frames: int | None = None
     overlap_frames: int = DEFAULT_OVERLAP_FRAMES
     cluster: ClusterOptions | None = None  # run the shards on a Ray cluster (distributed.py)
+    write_when_empty: bool = True  # False: no output folder when no input gave a frame
 
 
 @dataclass
@@ -112,7 +116,10 @@ class InputResult:
     inference_seconds: float = 0.0
     filter_seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    skipped_frames: dict[str, int] = field(default_factory=dict)  # frames decoding skipped, by reason
+    damage: str | None = None  # where the recording stopped being readable before its end
     error: str | None = None
+    traceback: str | None = None  # of an unexpected error (a bug), for the command line to print
 
     @property
     def detection_rate(self) -> float:
@@ -136,6 +143,7 @@ class ReplaySummary:
     inputs: list[InputResult]
     stats: dict[str, Any]
     seconds: float
+    written: bool = True  # False: no input gave a frame and no folder was written
 
     @property
     def succeeded(self) -> list[InputResult]:
@@ -147,6 +155,14 @@ class ReplaySummary:
 
     def total(self, name: str) -> int:
         return int(sum(getattr(r, name) for r in self.succeeded))
+
+    @property
+    def skipped_frames(self) -> dict[str, int]:
+        """Frames skipped while reading, by reason, over every input."""
+        counts: Counter[str] = Counter()
+        for result in self.inputs:
+            counts.update(result.skipped_frames)
+        return dict(sorted(counts.items()))
 
     @property
     def detection_rate(self) -> float:
@@ -169,6 +185,7 @@ class ReplaySummary:
             "raw_detection_rate": self.total("frames_with_raw_hands") / frames if frames else float("nan"),
             "mean_keypoint_confidence": self.mean_keypoint_confidence,
             "seconds": self.seconds, "frames_per_s": frames / self.seconds if self.seconds else float("nan"),
+            "skipped_frames": self.skipped_frames,
             "inputs": [r.as_dict() for r in self.inputs],
             "failed_inputs": [{"path": r.path, "error": r.error} for r in self.failed],
             "rejections": merged_rejections(self.stats),
@@ -295,7 +312,11 @@ class ShardResult:
     predictions_cached: bool = False
     inference_seconds: float = 0.0
     filter_seconds: float = 0.0
+    skipped_frames: dict[str, int] = field(default_factory=dict)
+    skip_examples: dict[str, str] = field(default_factory=dict)
+    damage: str | None = None
     error: str | None = None
+    traceback: str | None = None
 
 
 def plan_shards(inputs: Sequence[InputSpec], segment_frames: int | None = None,
@@ -337,9 +358,22 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
     """Decode, run the models (or load their cached predictions) and filter one shard.
 
     The one per-recording pipeline of every replay, in one process or many. Never raises on
-    a bad recording: the result carries the error, naming the shard.
+    a bad recording, nor on an unexpected error in it: the result carries the error, naming the
+    shard (and the traceback of an unexpected one), so the other shards' output is still written.
     """
     result = ShardResult(shard)
+    try:
+        return _run_shard(result, config, detector, estimator, cache_root, options, key)
+    except Exception as exc:  # per-input isolation: kept with its traceback, shown once all is written
+        result.frames, result.lead = [], []
+        result.error = f"{shard.name}: unexpected {type(exc).__name__}: {exc}"
+        result.traceback = traceback.format_exc()
+        return result
+
+
+def _run_shard(result: ShardResult, config: Config, detector: HandDetector, estimator: PoseEstimator,
+               cache_root: Path, options: ReplayOptions, key: str | None) -> ShardResult:
+    shard = result.shard
     try:
         result.kind = shard.spec.kind
         key = key or model_key(detector, estimator)
@@ -353,6 +387,7 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
                 store.build(progress)
                 progress.close()
             frames = store.frames()
+            _note_skips(result, store.read_report())
             raw = predictions.load(store, key)
             if raw is None:
                 progress = Progress(f"models {spec.path.name}", len(frames), options.progress)
@@ -365,6 +400,7 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
                 result.predictions_cached = True
         else:
             result.predictions_cached = True  # cut from the whole recording's cached predictions
+            _note_skips(result, FrameStore(cache_root, shard.spec).read_report())
     except InputError as exc:
         result.error = str(exc) if shard.segments == 1 else f"{shard.name}: {exc}"
         return result
@@ -411,8 +447,17 @@ def _from_whole_recording(shard: Shard, cache_root: Path, predictions: Predictio
     if raw is None:
         return None, None
     start, stop = shard.context
-    stop = len(raw) if stop is None else min(stop, len(raw))
-    return store.frames()[start:stop], raw[start:stop]
+    inside = [(frame, hands) for frame, hands in zip(store.frames(), raw, strict=True)
+              if frame.index >= start and (stop is None or frame.index < stop)]
+    return [frame for frame, _ in inside], [hands for _, hands in inside]
+
+
+def _note_skips(result: ShardResult, report: ReadReport) -> None:
+    """The skipped frames a shard owns, and the damage its reading met, into its result."""
+    result.skipped_frames = report.counts(result.shard.owns)
+    result.skip_examples = {reason: text for reason, text in report.examples.items()
+                            if reason in result.skipped_frames}
+    result.damage = report.damage
 
 
 def place_images(result: ShardResult, images: Path) -> list[Path]:
@@ -555,11 +600,13 @@ class Assembly:
         for number, spec in enumerate(self.inputs):
             shards = [r for (n, _), r in sorted(self.results.items()) if n == number]
             result = InputResult(str(spec.path))
+            _note_reading(result, shards)
             errors = [r.error for r in shards if r.error is not None]
             if not shards:
                 errors = [f"{spec.path}: no result"]
             if errors:
                 result.error = "; ".join(errors)
+                result.traceback = "\n".join(r.traceback for r in shards if r.traceback) or None
                 result.kind = next((r.kind for r in shards if r.kind), "")
                 LOGGER.error("input refused, the other inputs go on: %s", result.error)
                 for file in self.files.pop(number, []):
@@ -578,12 +625,35 @@ class Assembly:
                                  self.partial)
             results.append(result)
         summary = ReplaySummary(self.out, results, stats, 0.0)
+        if not summary.succeeded and not self.options.write_when_empty:
+            self.abandon()  # nothing to write: no empty folder, and an old one stays as it was
+            summary.written = False
+            summary.seconds = time.perf_counter() - started
+            return summary
         _write(self.partial, summary, collected, self.options.write_bag, multi=len(self.inputs) > 1,
                overlay=self.options.bag_overlay)
         summary.seconds = time.perf_counter() - started
         atomic_write_json(self.partial / "summary.json", summary.as_dict())
         commit_dir(self.out, replace=self.options.overwrite)
         return summary
+
+
+def _note_reading(result: InputResult, shards: Sequence[ShardResult]) -> None:
+    """An input's skipped frames (by reason) and damage from its shards, logged once per reason."""
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for shard_result in shards:
+        counts.update(shard_result.skipped_frames)
+        for reason, text in shard_result.skip_examples.items():
+            examples.setdefault(reason, text)
+    result.skipped_frames = dict(sorted(counts.items()))
+    for reason, count in result.skipped_frames.items():
+        LOGGER.warning("%s: %d frame%s skipped: %s (first: %s)", result.path, count, "s" * (count != 1),
+                       reason, examples.get(reason, "?"))
+    damage = sorted({r.damage for r in shards if r.damage})
+    result.damage = "; ".join(damage) or None
+    if result.damage:
+        LOGGER.warning("%s: %s", result.path, result.damage)
 
 
 @dataclass

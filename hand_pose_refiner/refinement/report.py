@@ -55,6 +55,7 @@ def iteration_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
             "accepted_poses": targets["accepted_hands"],
             "raw_detections": targets["raw_hands"],
             "rejections": targets["rejections"],
+            "skipped_frames": targets.get("skipped_frames", {}),  # frames that could not be decoded
             "mean_keypoint_confidence": targets["mean_keypoint_confidence"],
             "check_detection_rate": evaluation.get("checks", {}).get("detection_rate"),
             "pck": evaluation.get("pck", {}).get("pck"),
@@ -325,10 +326,20 @@ Stopped because: {html.escape(str(report['stopped_because']))}.</p>
 live configuration's thresholds. It counts false positives as detections: check the overlay grids
 below (same frames, initial models left, best round right) for boxes that are not hands.</p>
 <table>{head}{''.join(body)}</table>
+{_skipped_html(report["iterations"])}
 {images}
 {crops}
 </body></html>
 """
+
+
+def _skipped_html(rows: list[dict[str, Any]]) -> str:
+    """The target frames that could not be decoded (the same every round: counted, never used)."""
+    skipped = rows[0].get("skipped_frames", {}) if rows else {}
+    if not skipped:
+        return ""
+    counts = ", ".join(f"{html.escape(reason)}: {count}" for reason, count in skipped.items())
+    return f"<p>Target frames skipped while reading (they could not be decoded): {counts}.</p>"
 
 
 def _crops_html(sections: list[dict[str, Any]]) -> str:

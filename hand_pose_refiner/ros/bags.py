@@ -8,7 +8,9 @@ and every bag stores their definitions so readers need not have this package.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer
+from rosbags.rosbag2.storage_mcap import McapReader, read_sized
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -34,6 +37,7 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 
 Storage = Literal["mcap", "sqlite3"]
+MCAP_MAGIC = b"\x89MCAP0\r\n"
 _PLUGINS: dict[str, StoragePlugin] = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
@@ -67,8 +71,9 @@ def rosbags_message_types(store: Typestore) -> MessageTypes:
 class BagWriter:
     """Writes images and hand poses to a new rosbag2, atomically.
 
-    The bag is written under ``<path>.partial`` and renamed to ``path`` on a clean close, so an
-    interrupted run never leaves a truncated bag where a finished one is expected.
+    The bag is written as ``.<name>.partial/<name>`` beside ``path`` and moved to ``path`` on a
+    clean close, so an interrupted run never leaves a truncated bag where a finished one is
+    expected, and the finished bag's data file carries the bag's own name (``<name>.mcap``).
     """
 
     def __init__(self, path: str | Path, storage: Storage = "mcap") -> None:
@@ -77,8 +82,9 @@ class BagWriter:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists already; choose a new output path")
-        self._partial = self.path.with_name(self.path.name + ".partial")
-        shutil.rmtree(self._partial, ignore_errors=True)
+        self._scratch = self.path.with_name(f".{self.path.name}.partial")
+        shutil.rmtree(self._scratch, ignore_errors=True)
+        self._partial = self._scratch / self.path.name
         self.store = typestore()
         self.types = rosbags_message_types(self.store)
         self._writer = Writer(self._partial, version=9, storage_plugin=_PLUGINS[storage])
@@ -93,6 +99,11 @@ class BagWriter:
         self._writer.close()
         if exc_type is None:
             self._partial.rename(self.path)
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def write_message(self, topic: str, msgtype: str, message: Any, stamp_ns: int) -> None:
+        """Any message of the store's types, as given (no check of its fields)."""
+        self._write(topic, msgtype, message, stamp_ns)
 
     def _write(self, topic: str, msgtype: str, message: Any, stamp_ns: int) -> None:
         connection = self._connections.get(topic)
@@ -147,3 +158,54 @@ def read_hands(path: str | Path, topic: str) -> Iterator[FrameHands]:
     """The ``HandPoseArray`` messages of one topic as :class:`FrameHands`."""
     for item in read_messages(path, [topic]):
         yield message_to_frame_hands(item.message)
+
+
+class TruncatedMcap:
+    """The readable head of an MCAP bag whose end is damaged (an interrupted recording).
+
+    rosbags opens an MCAP file from the summary at its end; a file cut short has none. This
+    reads the records from the start instead (rosbags' own record parser, a linear scan), up to
+    the first damaged record: :meth:`messages` then raises ``ReaderError`` or ``struct.error``,
+    so the caller keeps what came before and says where it stopped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        files = [path] if path.is_file() else sorted(path.glob("*.mcap"))
+        if not files:
+            raise ReaderError(f"{path}: no MCAP file")
+        self._readers = [self._scan(file) for file in files]
+        self.store = typestore()
+
+    @staticmethod
+    def _scan(file: Path) -> McapReader:
+        reader = McapReader(file)
+        reader.bio = file.open("rb")
+        if reader.bio.read(8) != MCAP_MAGIC or reader.bio.read(1) != b"\x01":
+            reader.bio.close()
+            raise ReaderError(f"{file}: not an MCAP file")
+        read_sized(reader.bio)  # the header record
+        reader.data_start = reader.bio.tell()
+        reader.data_end = file.stat().st_size
+        with contextlib.suppress(ReaderError, struct.error):
+            reader.meta_scan()  # fills the schemas and channels met before the damage
+        return reader
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Every topic found before the damage, with its message type."""
+        return {c.topic: c.msgtype for reader in self._readers for c in reader.connections}
+
+    def messages(self, topic: str) -> Iterator[tuple[str, int, bytes]]:
+        """``(msgtype, log time, raw CDR)`` of one topic in file order, up to the damage."""
+        for reader in self._readers:
+            connections = [c for c in reader.connections if c.topic == topic]
+            for connection, log_time, raw in reader.messages_scan(connections):
+                yield connection.msgtype, int(log_time), raw
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        return self.store.deserialize_cdr(raw, msgtype)
+
+    def close(self) -> None:
+        for reader in self._readers:
+            if reader.bio is not None:
+                reader.bio.close()
