@@ -6,6 +6,8 @@ caller can catch the package's own failures without swallowing programming error
 
 from __future__ import annotations
 
+import reprlib
+
 
 class HandPoseRefinerError(Exception):
     """Base class of every error raised by hand_pose_refiner on bad input or environment."""
@@ -51,6 +53,16 @@ class WeightsError(HandPoseRefinerError, ValueError):
     """A model weight file is missing, truncated, corrupt or does not fit the network."""
 
 
+class UnreadableTorchFileError(WeightsError):
+    """A torch file that ``torch.load(weights_only=True)`` refuses; ``reason`` says why (it pickles
+    more than tensors and containers, or it is corrupt)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: not a readable torch weight file: {reason}; only plain tensors and "
+                         f"containers are accepted, nothing is unpickled")
+        self.path, self.reason = path, reason
+
+
 class ModelError(HandPoseRefinerError, RuntimeError):
     """A hand model cannot run as asked (bad input batch, unavailable device, bad dataset)."""
 
@@ -77,3 +89,28 @@ class RefinementStateError(HandPoseRefinerError, ValueError):
 
 class ClusterError(HandPoseRefinerError, RuntimeError):
     """A distributed run cannot start: Ray missing or unreachable, more processes than devices."""
+
+
+# What an error message shows of a value: enough to recognise it, never the whole of a huge one.
+MAX_SHOWN = 80
+
+
+def clip(text: str) -> str:
+    """``text`` cut to MAX_SHOWN characters, so a huge value never floods a message."""
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message: at most MAX_SHOWN characters, however large the value."""
+    return clip(_SHORT_REPR.repr(value))
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = short.maxlong = MAX_SHOWN
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    short.maxlevel = 3
+    return short
+
+
+_SHORT_REPR = _short_repr()

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from hand_pose_refiner.activity.features import FEATURE_NAMES, IN_CHANNELS
 from hand_pose_refiner.atomic import atomic_write_with
+from hand_pose_refiner.checkpoint_files import read_checkpoint as read_checkpoint_file
 from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.errors import ActivityCheckpointError, ActivityClassMismatchError
 from hand_pose_refiner.skeleton import BONES, NUM_KEYPOINTS, WRIST
@@ -37,20 +38,13 @@ def read_checkpoint(path: Path, expected_format: str, what: str) -> tuple[dict[s
     """The metadata and tensors of a safetensors checkpoint of ``expected_format``.
 
     Every way it can be wrong is an :class:`ActivityCheckpointError` naming the file: missing,
-    truncated or not safetensors, or a checkpoint of another kind (``what`` names the wanted one).
+    truncated or not safetensors, NaN or infinite weights, or a checkpoint of another kind
+    (``what`` names the wanted one).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
     if not path.is_file():
         raise ActivityCheckpointError(f"{path}: {what} checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ActivityCheckpointError(f"{path}: not a complete safetensors file "
-                                      f"({path.stat().st_size} bytes): {exc}") from exc
+    contents = read_checkpoint_file(path, ActivityCheckpointError, torch_files=False)
+    metadata, state = contents.metadata, contents.tensors
     if metadata.get("format") != expected_format:
         article = "an" if what[0] in "aeiou" else "a"
         raise ActivityCheckpointError(f"{path}: not {article} {what} checkpoint (format "

