@@ -18,9 +18,8 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hand_pose_refiner.errors import ConfigError
+from hand_pose_refiner.config_file import read_config_yaml
+from hand_pose_refiner.errors import ConfigError, clip, shown
 from hand_pose_refiner.resources import find_share_file
 
 DEFAULT_CONFIG = "config/assembly.yaml"
@@ -299,7 +298,7 @@ def _check_string_list(spec: ParameterSpec, value: Any, where: str) -> tuple[str
     if spec.choices is not None:
         unknown = [v for v in value if v not in spec.choices]
         if unknown:
-            raise ConfigError(f"{where}: unknown entries {', '.join(unknown)}; allowed: "
+            raise ConfigError(f"{where}: unknown entries {clip(', '.join(unknown))}; allowed: "
                               f"{', '.join(spec.choices)}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{where}: lists an entry twice")
@@ -308,12 +307,14 @@ def _check_string_list(spec: ParameterSpec, value: Any, where: str) -> tuple[str
 
 def _check_value(spec: ParameterSpec, value: Any, source: str) -> Any:
     """The value converted to the spec's type, or a ConfigError naming source, key and value."""
-    where = f"{source}: {spec.name} = {value!r}"
+    where = f"{source}: {spec.name} = {shown(value)}"
     expected = spec.type
     if typing.get_origin(expected) is tuple:
         return _check_string_list(spec, value, where)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        value = _int_as_float(value)
+    if expected is int and isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise ConfigError(f"{where}: out of range of a 64-bit integer (a ROS 2 integer parameter)")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: must be {_TYPE_NAMES[expected]}, not {type(value).__name__}")
     if expected is float and not math.isfinite(value):
@@ -325,6 +326,17 @@ def _check_value(spec: ParameterSpec, value: Any, source: str) -> Any:
     if spec.choices is not None and value not in spec.choices:
         raise ConfigError(f"{where}: must be one of {', '.join(spec.choices)}")
     return value
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int_as_float(value: int) -> float:
+    """An integer as a float; infinite beyond the float range (then refused as not finite)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _check_cross_field(config: Config, source: str) -> None:
@@ -353,18 +365,18 @@ def config_from_mapping(data: Any, source: str = "<config>") -> Config:
     sections: dict[str, Any] = {}
     for section_name, body in data.items():
         if section_name not in specs:
-            raise ConfigError(f"{source}: unknown section {section_name!r}; "
+            raise ConfigError(f"{source}: unknown section {shown(section_name)}; "
                               f"known: {', '.join(specs)}")
         if body is None:
             body = {}
         if not isinstance(body, Mapping):
-            raise ConfigError(f"{source}: {section_name} = {body!r}: must be a mapping of keys")
+            raise ConfigError(f"{source}: {section_name} = {shown(body)}: must be a mapping of keys")
         values = {}
         for key, value in body.items():
             spec = specs[section_name].get(str(key))
             if spec is None:
-                raise ConfigError(f"{source}: unknown key {section_name}.{key} = {value!r}; known "
-                                  f"keys of {section_name}: {', '.join(specs[section_name])}")
+                raise ConfigError(f"{source}: unknown key {section_name}.{clip(str(key))} = {shown(value)}; "
+                                  f"known keys of {section_name}: {', '.join(specs[section_name])}")
             values[str(key)] = _check_value(spec, value, source)
         section_type = dict(_section_fields())[section_name]
         sections[section_name] = section_type(**values)
@@ -379,7 +391,8 @@ def config_from_ros_parameters(parameters: Mapping[str, Any], source: str = "<RO
     for name, value in parameters.items():
         section, dot, key = name.partition(".")
         if not dot:
-            raise ConfigError(f"{source}: parameter {name!r} = {value!r} is not of the form section.key")
+            raise ConfigError(f"{source}: parameter {shown(name)} = {shown(value)} is not of the form "
+                              f"section.key")
         nested.setdefault(section, {})[key] = value
     return config_from_mapping(nested, source)
 
@@ -392,8 +405,8 @@ def _unwrap_ros_parameters(data: Any, source: str) -> Any:
     if isinstance(inner, Mapping) and "ros__parameters" in inner:
         extra = set(inner) - {"ros__parameters"}
         if extra:
-            raise ConfigError(f"{source}: {node_name}: unknown keys next to ros__parameters: "
-                              f"{', '.join(sorted(map(str, extra)))}")
+            raise ConfigError(f"{source}: {clip(str(node_name))}: unknown keys next to ros__parameters: "
+                              f"{clip(', '.join(sorted(map(str, extra))))}")
         return inner["ros__parameters"]
     return data
 
@@ -401,14 +414,7 @@ def _unwrap_ros_parameters(data: Any, source: str) -> Any:
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a YAML config file (default: the packaged ``config/assembly.yaml``)."""
     path = Path(path) if path is not None else find_share_file(DEFAULT_CONFIG)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_config_yaml(path)
     return config_from_mapping(data, str(path))
 
 
