@@ -190,10 +190,10 @@ class ActivityConfig:
     def __post_init__(self) -> None:
         # A classifier needs two classes at least, and a name twice would make labels ambiguous.
         if len(self.class_names) < 2 or any(not name.strip() for name in self.class_names):
-            raise ConfigError(f"activity.class_names = {list(self.class_names)!r}: needs at least two "
+            raise ConfigError(f"activity.class_names = {shown(list(self.class_names))}: needs at least two "
                               f"non-empty class names")
         if len(set(self.class_names)) != len(self.class_names):
-            raise ConfigError(f"activity.class_names = {list(self.class_names)!r}: lists a class twice")
+            raise ConfigError(f"activity.class_names = {shown(list(self.class_names))}: lists a class twice")
 
 
 @dataclass(frozen=True)
@@ -379,7 +379,10 @@ def config_from_mapping(data: Any, source: str = "<config>") -> Config:
                                   f"known keys of {section_name}: {', '.join(specs[section_name])}")
             values[str(key)] = _check_value(spec, value, source)
         section_type = dict(_section_fields())[section_name]
-        sections[section_name] = section_type(**values)
+        try:
+            sections[section_name] = section_type(**values)
+        except ConfigError as err:  # a rule between keys of the section (ActivityConfig.__post_init__)
+            raise ConfigError(f"{source}: {err}") from err
     config = Config(**sections)
     _check_cross_field(config, source)
     return config

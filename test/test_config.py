@@ -1,3 +1,4 @@
+import os
 from dataclasses import replace
 
 import pytest
@@ -5,11 +6,14 @@ import yaml
 
 from hand_pose_refiner.config import (
     Config,
+    RefinementConfig,
     commented_yaml,
     config_from_mapping,
     config_from_ros_parameters,
     load_config,
+    node_parameter_specs,
     parameter_specs,
+    with_section_values,
 )
 from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.resources import find_share_file
@@ -25,9 +29,17 @@ def test_shipped_config_is_valid_complete_and_generated_from_the_schema():
     path = find_share_file("config/assembly.yaml")
     config = load_config(path)
     assert config == Config()
-    body = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
+    text = path.read_text()
+    body = yaml.safe_load(text)["/**"]["ros__parameters"]
     flat = {f"{section}.{key}" for section, keys in body.items() for key in keys}
-    assert flat == {spec.name for spec in parameter_specs()}, "every schema key is documented"
+    # the empty input lists of the offline refinement section are written as comments
+    commented = {f"refinement.{key}" for key in ("targets", "checks", "anchors", "labelled",
+                                                  "labelled_tip_first")}
+    assert all(f"      # {name.split('.')[1]}: []\n" in text for name in commented)
+    assert flat | commented == {spec.name for spec in parameter_specs()}, "every schema key is documented"
+    assert "[]" not in text.replace("# targets: []", "").replace("# checks: []", "").replace(
+        "# anchors: []", "").replace("# labelled: []", "").replace("# labelled_tip_first: []", ""), \
+        "not every ROS 2 parameter-file parser accepts an empty list"
     assert commented_yaml(config) == path.read_text(), \
         "regenerate with `hand-pose-refiner config show --defaults > config/assembly.yaml`"
 
@@ -104,3 +116,77 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_bad_ros_parameter_name():
     with pytest.raises(ConfigError, match=r"'max_hands' = 2 is not of the form section\.key"):
         config_from_ros_parameters({"max_hands": 2})
+
+
+def test_nodes_neither_declare_nor_receive_the_offline_refinement_section():
+    node_keys = {spec.name for spec in node_parameter_specs()}
+    assert node_keys and not any(name.startswith("refinement.") for name in node_keys)
+    assert node_keys | {spec.name for spec in parameter_specs() if spec.offline} == {
+        spec.name for spec in parameter_specs()}
+    # a node's parameters make a config with the refinement defaults
+    live = {name: value for name, value in Config().to_ros_parameters().items() if name in node_keys}
+    assert config_from_ros_parameters(live) == Config()
+    recipe = config_from_mapping({"refinement": {"targets": ["/data/a"], "iterations": 5}})
+    node_file = yaml.safe_load(commented_yaml(recipe, offline_sections=False))["/**"]["ros__parameters"]
+    assert set(node_file) == {spec.section for spec in node_parameter_specs()}
+    assert "refinement" not in node_file
+
+
+def test_refinement_section_round_trips_through_its_commented_yaml(tmp_path):
+    recipe = config_from_mapping({"refinement": {
+        "targets": ["/data/a", "/data/b"], "labelled": ["/data/l.json"], "stills": True, "iterations": 4,
+        "learning_rate": 1e-5, "schedule_min_keypoints": [18, 16], "schedule_min_presence": [0.2, 0.3],
+        "schedule_detection_score_threshold": [0.1, 0.2], "schedule_min_hand_score": [0.02, 0.05],
+        "schedule_min_keypoint_score": [0.15, 0.25], "schedule_bone_ratio_tolerance": [1.3, 1.4],
+        "schedule_max_backward_bend_deg": [35, 40]}})
+    assert recipe.refinement.schedule()[1] == (0.2, 0.3, 0.05, 0.25, 16, 1.4, 40.0)
+    assert "learning_rate: 1.0e-05" in commented_yaml(recipe)  # 1e-05 would be a string to YAML 1.1
+    assert load_config(write(tmp_path, commented_yaml(recipe))) == recipe
+
+
+def test_refinement_schedule_matches_the_loop_default():
+    from hand_pose_refiner.refinement.recipe import refine_options
+    from hand_pose_refiner.refinement.refine import DEFAULT_SCHEDULE
+
+    assert refine_options(replace(RefinementConfig(), targets=("x",))).schedule == DEFAULT_SCHEDULE
+
+
+def test_relative_refinement_paths_are_relative_to_the_file_from_any_working_directory(tmp_path,
+                                                                                        monkeypatch):
+    cell = tmp_path / "cell"
+    (cell / "data").mkdir(parents=True)
+    (cell / "data" / "clip.webm").write_bytes(b"")
+    path = cell / "refine.yaml"
+    path.write_text("refinement:\n  targets: [data/clip.webm, /abs/other.webm]\n  checks: [../up.webm]\n")
+    for working_directory in (tmp_path, cell / "data"):
+        monkeypatch.chdir(working_directory)
+        recipe = load_config(path).refinement
+        assert os.path.samefile(recipe.targets[0], cell / "data" / "clip.webm")
+        assert recipe.targets[1] == "/abs/other.webm"
+        assert os.path.abspath(recipe.checks[0]) == str(tmp_path / "up.webm")
+    assert not os.path.isabs(recipe.targets[0])  # as a command line there would name it
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("refinement:\n  iterations: -1\n", r"refinement\.iterations = -1: out of range, must be >= 0"),
+    ("refinement:\n  targets: data\n", r"refinement\.targets = 'data': must be a list of strings"),
+    ("refinement:\n  targets: [a, a]\n", r"refinement\.targets = \['a', 'a'\]: lists an entry twice"),
+    ("refinement:\n  schedule_min_keypoints: [18, 1]\n",
+     r"schedule_min_keypoints = \[18, 1\]: entry 1: out of range, must be >= 2"),
+    ("refinement:\n  schedule_min_presence: [0.2, x]\n", r"entry 'x': must be a number, not str"),
+    ("refinement:\n  schedule_min_presence: [0.2]\n",
+     r"one entry per round .*refinement\.schedule_min_presence: 1, refinement\.schedule_min_hand_score: 3"),
+    ("refinement:\n  glove_probability: 2\n",
+     r"refinement\.glove_probability = 2: out of range, must be <= 1"),
+    ("refinement:\n  itterations: 2\n", r"unknown key refinement\.itterations"),
+])
+def test_malformed_refinement_section_names_file_key_and_value(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text))
+
+
+def test_command_line_values_are_validated_as_a_files():
+    config = with_section_values(Config(), "refinement", {"iterations": 4}, "the command line")
+    assert config.refinement.iterations == 4 and config.models == Config().models
+    with pytest.raises(ConfigError, match=r"the command line: refinement\.epochs = 0: out of range"):
+        with_section_values(Config(), "refinement", {"epochs": 0}, "the command line")

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hand_pose_refiner.config import Config, load_config
+from hand_pose_refiner.config import Config, load_config, with_section_values
 from hand_pose_refiner.errors import USER_ERRORS, ConfigError
 from hand_pose_refiner.refinement.inputs import InputSpec
 
@@ -48,8 +48,8 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _add_input_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+def _add_input_options(parser: argparse.ArgumentParser, inputs_required: bool = True) -> None:
+    parser.add_argument("inputs", type=Path, nargs="+" if inputs_required else "*", metavar="INPUT",
                         help="rosbag2 (folder, .mcap, .db3), ROS 1 .bag, video file or folder of images")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="YAML config (default: the packaged config/assembly.yaml)")
@@ -97,13 +97,12 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
                               "temporal_filter.max_gap_s)")
 
 
-def input_specs(args: argparse.Namespace, stills_any_kind: bool = True) -> list[InputSpec]:
+def input_specs(args: argparse.Namespace) -> list[InputSpec]:
     """The INPUTs as read specs; ``--stills`` applies to every one of them, whatever its kind: a
     user who says a bag or a video holds unrelated photographs is believed, rather than its frames
-    being filtered over time as a video and hands invented between them. (refine's --check and
-    --anchor recordings: image folders only, ``stills_any_kind`` False.)"""
-    return [InputSpec(path, args.image_topic, args.fps, args.stills and (stills_any_kind or path.is_dir()),
-                      args.stride, args.max_frames) for path in args.inputs]
+    being filtered over time as a video and hands invented between them."""
+    return [InputSpec(path, args.image_topic, args.fps, args.stills, args.stride, args.max_frames)
+            for path in args.inputs]
 
 
 def cluster_options(args: argparse.Namespace) -> Any:
@@ -127,11 +126,18 @@ def replay_options(args: argparse.Namespace, **extra: Any) -> Any:
                          cluster=cluster_options(args), **extra)
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _use_threads(threads: int) -> None:
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
-    config = load_config(args.config)
+    torch.set_num_threads(max(1, threads))
+
+
+def _config(args: argparse.Namespace) -> Any:
+    _use_threads(args.threads)
+    return _with_model_flags(load_config(args.config), args)
+
+
+def _with_model_flags(config: Config, args: argparse.Namespace) -> Config:
     if args.device is not None:
         config = replace(config, models=replace(config.models, device=args.device))
     if args.backend is not None:
@@ -205,52 +211,74 @@ def add_commands(commands: Any) -> None:
         description="Replay the recordings, keep the plausible hands as pseudo-labels, fine-tune the "
                     "detector and the pose estimator on them, evaluate, repeat; stops early when the "
                     "detection rate stops improving. Every step is checkpointed in RUN_DIR: running "
-                    "the same command again resumes. Writes RUN_DIR/report.html and report.json.")
-    _add_input_options(refine_parser)
-    refine_parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
-                               help="run folder (an existing one is resumed)")
-    refine_parser.add_argument("--check", type=Path, action="append", default=[], metavar="INPUT",
-                               help="a recording evaluated every round but not trained on "
-                                    "(no-regression check); repeatable")
-    refine_parser.add_argument("--anchor", type=Path, action="append", default=[], metavar="INPUT",
-                               help="a recording the initial models already handle (bare hands): "
-                                    "labelled once by them and mixed into every round's training "
-                                    "set, so that the models keep what they knew; repeatable")
-    refine_parser.add_argument("--anchor-ratio", type=float, default=3.0,
-                               help="anchor images per pseudo-labelled image in a round's training set")
-    refine_parser.add_argument("--labelled", type=Path, action="append", default=[], metavar="COCO",
-                               help="a labelled COCO file for PCK (base-first order); repeatable")
-    refine_parser.add_argument("--labelled-tip-first", type=Path, action="append", default=[],
-                               metavar="COCO", help="a labelled COCO file listing each finger tip "
-                                                    "first (RHD); repeatable")
-    refine_parser.add_argument("--iterations", type=int, default=3)
-    refine_parser.add_argument("--epochs", type=int, default=2,
-                               help="pose estimator: fine-tuning epochs per round")
-    refine_parser.add_argument("--train-batch-size", type=int, default=8)
-    refine_parser.add_argument("--samples-per-image", type=int, default=4,
-                               help="augmented samples drawn from each training image per epoch")
-    refine_parser.add_argument("--learning-rate", type=float, default=2e-5, help="pose estimator")
-    refine_parser.add_argument("--detector-epochs", type=int, default=12,
-                               help="hand detector: fine-tuning epochs per round")
-    refine_parser.add_argument("--detector-learning-rate", type=float, default=3e-4)
-    refine_parser.add_argument("--glove-probability", type=float, default=0.5,
-                               help="share of training samples with skin recoloured like a glove")
-    refine_parser.add_argument("--max-train-images", type=int, default=60,
-                               help="at most this many pseudo-labelled images per input and round")
-    refine_parser.add_argument("--patience", type=int, default=1,
-                               help="rounds without improvement before stopping")
-    refine_parser.add_argument("--seed", type=int, default=0)
-    refine_parser.add_argument("--search-rounds", type=int, default=0, metavar="N",
-                               help="the first N rounds also search every target frame with the "
-                                    "landmark network for hands the detector misses (mediapipe "
-                                    "backend; seconds per frame)")
-    refine_parser.add_argument("--grid-frames", type=int, default=16,
-                               help="frames in the before/after overlay grids (0: all)")
+                    "the same command again resumes. Writes RUN_DIR/report.html and report.json, and "
+                    "RUN_DIR/deploy.yaml: the kept round's models as a parameter file for the live "
+                    "graph. The recipe (inputs by role, rounds, fine-tuning) is the refinement "
+                    "section of --config FILE; INPUTs and flags replace its keys.")
+    _add_input_options(refine_parser, inputs_required=False)
+    _add_recipe_options(refine_parser)
     launcher = refine_parser.add_argument_group(
         "data-parallel fine-tuning (torchrun, DDP: gloo on CPU, NCCL on GPU)")
     for flag, kind, default, text in LAUNCHER_FLAGS:
         launcher.add_argument(flag, type=kind, default=default, help=text)
     refine_parser.set_defaults(handler=_cmd_refine)
+
+
+# refine's flags (argparse dest) for the keys of the config's refinement section they replace
+RECIPE_FLAGS = {"inputs": "targets", "check": "checks", "anchor": "anchors", "labelled": "labelled",
+                "labelled_tip_first": "labelled_tip_first", "stills": "stills",
+                "image_topic": "image_topic", "fps": "fps", "stride": "stride", "max_frames": "max_frames",
+                "threads": "threads", "anchor_ratio": "anchor_ratio", "iterations": "iterations",
+                "epochs": "epochs", "train_batch_size": "train_batch_size",
+                "samples_per_image": "samples_per_image", "learning_rate": "learning_rate",
+                "detector_epochs": "detector_epochs", "detector_learning_rate": "detector_learning_rate",
+                "glove_probability": "glove_probability", "max_train_images": "max_train_images",
+                "patience": "patience", "seed": "seed", "search_rounds": "search_rounds",
+                "grid_frames": "grid_frames"}
+
+
+def _add_recipe_options(refine_parser: argparse.ArgumentParser) -> None:
+    """refine's own flags; each one given replaces its key of the config's refinement section."""
+    refine_parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
+                               help="run folder (an existing one is resumed)")
+    refine_parser.add_argument("--check", type=Path, action="append", metavar="INPUT",
+                               help="a recording evaluated every round but not trained on "
+                                    "(no-regression check); repeatable")
+    refine_parser.add_argument("--anchor", type=Path, action="append", metavar="INPUT",
+                               help="a recording the initial models already handle (bare hands): "
+                                    "labelled once by them and mixed into every round's training "
+                                    "set, so that the models keep what they knew; repeatable")
+    refine_parser.add_argument("--anchor-ratio", type=float,
+                               help="anchor images per pseudo-labelled image in a round's training set")
+    refine_parser.add_argument("--labelled", type=Path, action="append", metavar="COCO",
+                               help="a labelled COCO file for PCK (base-first order); repeatable")
+    refine_parser.add_argument("--labelled-tip-first", type=Path, action="append", metavar="COCO",
+                               help="a labelled COCO file listing each finger tip first (RHD); repeatable")
+    refine_parser.add_argument("--iterations", type=int, help="refinement rounds at most")
+    refine_parser.add_argument("--epochs", type=int,
+                               help="pose estimator: fine-tuning epochs per round")
+    refine_parser.add_argument("--train-batch-size", type=int, help="fine-tuning batch size")
+    refine_parser.add_argument("--samples-per-image", type=int,
+                               help="augmented samples drawn from each training image per epoch")
+    refine_parser.add_argument("--learning-rate", type=float, help="pose estimator")
+    refine_parser.add_argument("--detector-epochs", type=int,
+                               help="hand detector: fine-tuning epochs per round")
+    refine_parser.add_argument("--detector-learning-rate", type=float, help="hand detector")
+    refine_parser.add_argument("--glove-probability", type=float,
+                               help="share of training samples with skin recoloured like a glove")
+    refine_parser.add_argument("--max-train-images", type=int,
+                               help="at most this many pseudo-labelled images per input and round")
+    refine_parser.add_argument("--patience", type=int,
+                               help="rounds without improvement before stopping")
+    refine_parser.add_argument("--seed", type=int, help="fine-tuning seed (round k uses seed + k)")
+    refine_parser.add_argument("--search-rounds", type=int, metavar="N",
+                               help="the first N rounds also search every target frame with the "
+                                    "landmark network for hands the detector misses (mediapipe "
+                                    "backend; seconds per frame)")
+    refine_parser.add_argument("--grid-frames", type=int,
+                               help="frames in the before/after overlay grids (0: all)")
+    # Not given: the config's refinement section decides (its default when the file has none).
+    refine_parser.set_defaults(**{dest: None for dest in RECIPE_FLAGS})
 
 
 def _without_launcher_flags(argv: list[str]) -> list[str]:
@@ -281,12 +309,29 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def recipe_config(args: argparse.Namespace) -> Config:
+    """The run's config: the --config file (or the packaged one) with refine's flags in its
+    refinement section and the model flags in its models section, validated."""
+    config = _with_model_flags(load_config(args.config), args)
+    given = {key: getattr(args, dest) for dest, key in RECIPE_FLAGS.items()
+             if getattr(args, dest) not in (None, [])}
+    given = {key: [str(path) for path in value] if isinstance(value, list) else value
+             for key, value in given.items()}
+    if not given:
+        return config
+    return with_section_values(config, "refinement", given, "refine's command line")
+
+
 def _cmd_refine(args: argparse.Namespace) -> int:
     from hand_pose_refiner.models import distributed
 
     if (args.nproc_per_node > 1 or args.nnodes > 1) and not distributed.launched():
         return _relaunch_under_torchrun(args)
-    config = _config(args)
+    config = recipe_config(args)
+    if not config.refinement.targets:
+        raise ConfigError("refine: no target recordings: give INPUTs or a --config file whose "
+                          "refinement.targets lists them")
+    _use_threads(config.refinement.threads)
     parallel = distributed.init_from_env(config.models.device)
     if parallel is None:
         return _refine(args, config, main_rank=True)
@@ -300,44 +345,39 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     distributed.leave(code)
 
 
+def _show_step(name: str, result: dict[str, Any]) -> None:
+    """One line per finished evaluation or labelling step."""
+    if name.endswith("/evaluate"):
+        pck = result.get("pck", {}).get("pck")
+        check = result.get("checks", {}).get("detection_rate")
+        rates = "".join(f", {Path(i['path']).parent.name}/{Path(i['path']).name} "
+                        f"{i['detection_rate']:.3f}"
+                        for i in result["targets"]["inputs"] if i["error"] is None)
+        print(f"{name}: detection rate {result['measure']:.3f}{rates}"
+              + (f", checks {check:.3f}" if check is not None else "")
+              + (f", PCK {pck:.3f}" if pck is not None else ""), flush=True)
+    elif name.endswith("/pseudo_labels") or name.endswith("/anchor_labels"):
+        print(f"{name}: {result['accepted_hands']} pseudo-labelled hands in "
+              f"{result['frames_with_hands']} of {result['frames']} frames", flush=True)
+
+
 def _refine(args: argparse.Namespace, config: Config, main_rank: bool) -> int:
-    from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
+    from hand_pose_refiner.refinement.deploy import deployment_lines, write_deploy
+    from hand_pose_refiner.refinement.recipe import refine_options
+    from hand_pose_refiner.refinement.refine import Refinement
     from hand_pose_refiner.refinement.report import write_report
 
     logging.basicConfig(level=logging.INFO if not args.quiet and main_rank else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
-    checks = argparse.Namespace(**{**vars(args), "inputs": args.check})
-    anchors = argparse.Namespace(**{**vars(args), "inputs": args.anchor})
-    options = RefineOptions(
-        targets=tuple(input_specs(args)), checks=tuple(input_specs(checks, False)),
-        anchors=tuple(input_specs(anchors, False)), anchor_ratio=args.anchor_ratio,
-        labelled=tuple([LabelledSet(p) for p in args.labelled]
-                       + [LabelledSet(p, tip_first=True) for p in args.labelled_tip_first]),
-        iterations=args.iterations, epochs=args.epochs, batch_size=args.train_batch_size,
-        samples_per_image=args.samples_per_image, learning_rate=args.learning_rate,
-        detector_epochs=args.detector_epochs, detector_learning_rate=args.detector_learning_rate,
-        glove_probability=args.glove_probability, max_train_images_per_input=args.max_train_images,
-        patience=args.patience, seed=args.seed, search_rounds=args.search_rounds)
-
-    def show(name: str, result: dict[str, Any]) -> None:
-        if name.endswith("/evaluate"):
-            pck = result.get("pck", {}).get("pck")
-            check = result.get("checks", {}).get("detection_rate")
-            rates = "".join(f", {Path(i['path']).parent.name}/{Path(i['path']).name} "
-                            f"{i['detection_rate']:.3f}"
-                            for i in result["targets"]["inputs"] if i["error"] is None)
-            print(f"{name}: detection rate {result['measure']:.3f}{rates}"
-                  + (f", checks {check:.3f}" if check is not None else "")
-                  + (f", PCK {pck:.3f}" if pck is not None else ""), flush=True)
-        elif name.endswith("/pseudo_labels") or name.endswith("/anchor_labels"):
-            print(f"{name}: {result['accepted_hands']} pseudo-labelled hands in "
-                  f"{result['frames_with_hands']} of {result['frames']} frames", flush=True)
-
-    refinement = Refinement(args.out, options, config, replay_options(args), on_step=show)
+    refinement = Refinement(args.out, refine_options(config.refinement), config, replay_options(args),
+                            on_step=_show_step)
     state = refinement.run()
     if not main_rank:
         return 0
-    html = write_report(args.out, args.grid_frames or None)
+    html = write_report(args.out, config.refinement.grid_frames or None)
     print(f"best iteration {state['best_iteration']} ({state['stopped_because']}); report: {html}")
+    kept = state["best_iteration"]
+    deployment = write_deploy(args.out, config, kept, refinement.model_paths(kept))
+    print("\n".join(deployment_lines(deployment)))
     return 0

@@ -26,7 +26,12 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from hand_pose_refiner.config import Config, ParameterSpec, config_from_ros_parameters, parameter_specs
+from hand_pose_refiner.config import (
+    Config,
+    ParameterSpec,
+    config_from_ros_parameters,
+    node_parameter_specs,
+)
 from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.resources import find_share_file
@@ -131,7 +136,9 @@ class HandPoseNode(LifecycleNode):
     # -- parameters ----------------------------------------------------------------------------
 
     def _declare_schema_parameters(self) -> None:
-        for spec in parameter_specs():
+        """Declare every node key of the schema (offline-only sections, such as refinement, are
+        neither declared nor read: their defaults stand)."""
+        for spec in node_parameter_specs():
             default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
             try:
                 self.declare_parameter(spec.name, default, _descriptor(spec))
@@ -141,7 +148,7 @@ class HandPoseNode(LifecycleNode):
 
     def schema_parameters(self) -> dict[str, Any]:
         """Current values of the schema parameters, as a flat ``section.key`` mapping."""
-        return {spec.name: self.get_parameter(spec.name).value for spec in parameter_specs()}
+        return {spec.name: self.get_parameter(spec.name).value for spec in node_parameter_specs()}
 
     def _validate_new_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         values = self.schema_parameters()

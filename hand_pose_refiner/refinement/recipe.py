@@ -1,0 +1,46 @@
+"""The refinement recipe of a config (its ``refinement`` section) as :class:`RefineOptions`.
+
+``refine --config FILE`` and the same recipe given as flags make the same options, so a run
+folder made one way resumes the other way (its state stores :meth:`RefineOptions.identity`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hand_pose_refiner.config import REFINEMENT_PATH_KEYS, RefinementConfig
+from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.refine import LabelledSet, RefineOptions, Thresholds
+
+
+def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],
+                  stills_any_kind: bool = True) -> tuple[InputSpec, ...]:
+    """The recordings ``paths`` read as the recipe says. ``stills`` applies to every target, whatever
+    its kind (as replay's --stills), and to the check and anchor recordings only where they are
+    image folders (``stills_any_kind`` False): those are bare-hand videos, filtered over time."""
+    return tuple(InputSpec(Path(path), recipe.image_topic or None, recipe.fps,
+                           recipe.stills and (stills_any_kind or Path(path).is_dir()), recipe.stride,
+                           recipe.max_frames or None)
+                 for path in paths)
+
+
+def refine_options(recipe: RefinementConfig) -> RefineOptions:
+    """Everything :class:`~hand_pose_refiner.refinement.refine.Refinement` needs from the recipe."""
+    labelled = ([LabelledSet(Path(path)) for path in recipe.labelled]
+                + [LabelledSet(Path(path), tip_first=True) for path in recipe.labelled_tip_first])
+    return RefineOptions(
+        targets=recipe_inputs(recipe, recipe.targets), checks=recipe_inputs(recipe, recipe.checks, False),
+        anchors=recipe_inputs(recipe, recipe.anchors, False), anchor_ratio=recipe.anchor_ratio,
+        labelled=tuple(labelled), iterations=recipe.iterations,
+        schedule=tuple(Thresholds(*row) for row in recipe.schedule()),
+        epochs=recipe.epochs, batch_size=recipe.train_batch_size,
+        samples_per_image=recipe.samples_per_image, learning_rate=recipe.learning_rate,
+        detector_epochs=recipe.detector_epochs, detector_learning_rate=recipe.detector_learning_rate,
+        glove_probability=recipe.glove_probability, max_train_images_per_input=recipe.max_train_images,
+        patience=recipe.patience, seed=recipe.seed, search_rounds=recipe.search_rounds)
+
+
+def missing_inputs(recipe: RefinementConfig) -> list[str]:
+    """One line per input path of the recipe that does not exist (as resolved from its file)."""
+    return [f"refinement.{key}: {path!r}: no such file or folder"
+            for key in REFINEMENT_PATH_KEYS for path in getattr(recipe, key) if not Path(path).exists()]
