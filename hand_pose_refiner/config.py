@@ -11,10 +11,12 @@ Bad input is refused with a :class:`ConfigError` naming the file, the key and th
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +225,88 @@ class QosConfig:
                                        min=1, max=1000)
 
 
+_INPUT_HELP = "; a relative path is relative to the file's folder (the command line's replace the list)"
+_SCHEDULE_HELP = "pseudo-label threshold of each round (one entry per round, the last one repeats): "
+
+
+@dataclass(frozen=True)
+class RefinementConfig:
+    """The recipe of ``hand-pose-refiner refine``: inputs by role, rounds, fine-tuning.
+
+    Offline only: the live nodes neither declare nor read this section (``offline`` on
+    :class:`Config`'s field), and a parameter file for them leaves it out.
+    """
+
+    targets: tuple[str, ...] = _setting((), "recordings the models are refined on (rosbag2, ROS 1 .bag, "
+                                        "video, image folder)" + _INPUT_HELP)
+    checks: tuple[str, ...] = _setting((), "recordings evaluated every round but not trained on "
+                                       "(no-regression check)" + _INPUT_HELP)
+    anchors: tuple[str, ...] = _setting((), "recordings the initial models already handle (bare hands): "
+                                        "labelled once by them and mixed into every round's training "
+                                        "set" + _INPUT_HELP)
+    labelled: tuple[str, ...] = _setting((), "labelled COCO keypoint files for PCK, base-first finger "
+                                         "order" + _INPUT_HELP)
+    labelled_tip_first: tuple[str, ...] = _setting((), "labelled COCO keypoint files listing each finger "
+                                                   "tip first (RHD)" + _INPUT_HELP)
+    stills: bool = _setting(False, "image folders hold unrelated photographs: no tracking confirmation, "
+                            "no temporal filter on them")
+    image_topic: str = _setting("", "image topic of the bags; empty = the bag's only image topic")
+    fps: float = _setting(10.0, "frame rate that stamps image folders", min=0.001, max=10000.0)
+    stride: int = _setting(1, "keep every n-th frame", min=1, max=100000)
+    max_frames: int = _setting(0, "at most this many frames per input; 0 = all", min=0, max=100000000)
+    iterations: int = _setting(2, "refinement rounds at most (a finished run resumed with more "
+                               "rounds runs the ones it lacks)", min=0, max=1000)
+    search_rounds: int = _setting(0, "the first N rounds also search every target frame with the landmark "
+                                  "network for hands the detector misses (mediapipe backend; seconds "
+                                  "per frame)", min=0, max=1000)
+    patience: int = _setting(1, "rounds without improvement before stopping", min=1, max=1000)
+    seed: int = _setting(0, "random seed of the fine-tuning (round k uses seed + k)", min=0, max=10**9)
+    anchor_ratio: float = _setting(3.0, "anchor images per pseudo-labelled image in a round's training "
+                                   "set", min=0.0, max=1000.0)
+    epochs: int = _setting(2, "pose estimator: fine-tuning epochs per round", min=1, max=10000)
+    learning_rate: float = _setting(2e-5, "pose estimator: fine-tuning learning rate", min=0.0, max=1.0)
+    detector_epochs: int = _setting(12, "hand detector: fine-tuning epochs per round", min=1, max=10000)
+    detector_learning_rate: float = _setting(3e-4, "hand detector: fine-tuning learning rate",
+                                             min=0.0, max=1.0)
+    train_batch_size: int = _setting(8, "fine-tuning batch size", min=1, max=4096)
+    samples_per_image: int = _setting(4, "augmented samples drawn from each training image per epoch",
+                                      min=1, max=10000)
+    glove_probability: float = _setting(0.5, "share of training samples with skin recoloured like a "
+                                        "glove", min=0.0, max=1.0)
+    max_train_images: int = _setting(60, "at most this many pseudo-labelled images per input and round",
+                                     min=1, max=100000000)
+    grid_frames: int = _setting(16, "frames in the report's before/after overlay grids; 0 = all",
+                                min=0, max=100000)
+    threads: int = _setting(1, "torch CPU threads (more threads on a shared machine spin against other "
+                            "jobs)", min=1, max=4096)
+    schedule_detection_score_threshold: tuple[float, ...] = _setting(
+        (0.10, 0.20, 0.30), _SCHEDULE_HELP + "lowest detector score", min=0.0, max=1.0)
+    schedule_min_presence: tuple[float, ...] = _setting(
+        (0.20, 0.30, 0.40), _SCHEDULE_HELP + "lowest hand presence of the landmark network",
+        min=0.0, max=1.0)
+    schedule_min_hand_score: tuple[float, ...] = _setting(
+        (0.02, 0.05, 0.10), _SCHEDULE_HELP + "spatial_filter.min_hand_score", min=0.0, max=1.0)
+    schedule_min_keypoint_score: tuple[float, ...] = _setting(
+        (0.15, 0.25, 0.30), _SCHEDULE_HELP + "spatial_filter.min_keypoint_score", min=0.0, max=1.0)
+    schedule_min_keypoints: tuple[int, ...] = _setting(
+        (18, 17, 16), _SCHEDULE_HELP + "spatial_filter.min_keypoints", min=2, max=21)
+    schedule_bone_ratio_tolerance: tuple[float, ...] = _setting(
+        (1.3, 1.4, 1.5), _SCHEDULE_HELP + "spatial_filter.bone_ratio_tolerance", min=1.0, max=10.0)
+    schedule_max_backward_bend_deg: tuple[float, ...] = _setting(
+        (35.0, 40.0, 45.0), _SCHEDULE_HELP + "spatial_filter.max_backward_bend_deg", min=0.0, max=180.0)
+
+    def schedule(self) -> list[tuple[float, float, float, float, int, float, float]]:
+        """One row per round, in the order of ``refinement.refine.Thresholds``' fields."""
+        return list(zip(self.schedule_detection_score_threshold, self.schedule_min_presence,
+                        self.schedule_min_hand_score, self.schedule_min_keypoint_score,
+                        self.schedule_min_keypoints, self.schedule_bone_ratio_tolerance,
+                        self.schedule_max_backward_bend_deg, strict=True))
+
+
+REFINEMENT_PATH_KEYS = ("targets", "checks", "anchors", "labelled", "labelled_tip_first")
+SCHEDULE_KEYS = tuple(item.name for item in fields(RefinementConfig) if item.name.startswith("schedule_"))
+
+
 @dataclass(frozen=True)
 class Config:
     """All settings; one section per component."""
@@ -235,6 +319,7 @@ class Config:
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     qos: QosConfig = field(default_factory=QosConfig)
+    refinement: RefinementConfig = field(default_factory=RefinementConfig, metadata={"offline": True})
 
     def to_ros_parameters(self) -> dict[str, Any]:
         """Flat ``section.key -> value`` mapping: the nodes' ROS parameters (lists as lists)."""
@@ -254,6 +339,7 @@ class ParameterSpec:
     min: float | None
     max: float | None
     choices: tuple[str, ...] | None
+    offline: bool = False  # a key of an offline-only section: not a node parameter
 
     @property
     def name(self) -> str:
@@ -269,9 +355,14 @@ def _section_fields() -> Iterator[tuple[str, type]]:
         yield section.name, hints[section.name]
 
 
+def _offline_sections() -> set[str]:
+    return {section.name for section in fields(Config) if section.metadata.get("offline")}
+
+
 def parameter_specs() -> list[ParameterSpec]:
     """Every key of the schema, in file order."""
     specs = []
+    offline = _offline_sections()
     for section_name, section_type in _section_fields():
         hints = typing.get_type_hints(section_type)
         for item in fields(section_type):
@@ -279,8 +370,14 @@ def parameter_specs() -> list[ParameterSpec]:
                 section=section_name, key=item.name, type=hints[item.name],
                 default=_default_of(item), help=item.metadata["help"],
                 min=item.metadata["min"], max=item.metadata["max"], choices=item.metadata["choices"],
+                offline=section_name in offline,
             ))
     return specs
+
+
+def node_parameter_specs() -> list[ParameterSpec]:
+    """The keys the live nodes declare as ROS parameters: all but the offline-only sections."""
+    return [spec for spec in parameter_specs() if not spec.offline]
 
 
 def _default_of(item: Field[Any]) -> Any:
@@ -292,8 +389,17 @@ def _default_of(item: Field[Any]) -> Any:
 _TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
 
 
-def _check_string_list(spec: ParameterSpec, value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+_LIST_NAMES = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _check_list(spec: ParameterSpec, value: Any, where: str) -> tuple[Any, ...]:
+    """Strings: no entry twice, each one of the choices (if any); numbers: each in the bounds."""
+    element = typing.get_args(spec.type)[0]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: must be a list of {_LIST_NAMES[element]}")
+    if element is not str:
+        return tuple(_check_scalar(spec, element, item, f"{where}: entry {shown(item)}") for item in value)
+    if not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: must be a list of strings")
     if spec.choices is not None:
         unknown = [v for v in value if v not in spec.choices]
@@ -308,9 +414,13 @@ def _check_string_list(spec: ParameterSpec, value: Any, where: str) -> tuple[str
 def _check_value(spec: ParameterSpec, value: Any, source: str) -> Any:
     """The value converted to the spec's type, or a ConfigError naming source, key and value."""
     where = f"{source}: {spec.name} = {shown(value)}"
-    expected = spec.type
-    if typing.get_origin(expected) is tuple:
-        return _check_string_list(spec, value, where)
+    if typing.get_origin(spec.type) is tuple:
+        return _check_list(spec, value, where)
+    return _check_scalar(spec, spec.type, value, where)
+
+
+def _check_scalar(spec: ParameterSpec, expected: type, value: Any, where: str) -> Any:
+    """One value (a key's, or a list entry's) of type ``expected`` within the spec's bounds."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = _int_as_float(value)
     if expected is int and isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
@@ -349,6 +459,16 @@ def _check_cross_field(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: spatial_filter.min_hand_size_fraction = "
                           f"{spatial.min_hand_size_fraction} is larger than "
                           f"spatial_filter.max_hand_size_fraction = {spatial.max_hand_size_fraction}")
+    _check_schedule(config.refinement, source)
+
+
+def _check_schedule(refinement: RefinementConfig, source: str) -> None:
+    """The refinement schedule's lists are its columns: one entry per round, the same count each."""
+    lengths = {key: len(getattr(refinement, key)) for key in SCHEDULE_KEYS}
+    if min(lengths.values()) == 0 or len(set(lengths.values())) > 1:
+        counts = ", ".join(f"refinement.{key}: {count}" for key, count in lengths.items())
+        raise ConfigError(f"{source}: the refinement schedule needs one entry per round in each of its "
+                          f"lists, at least one, the same number in all ({counts})")
 
 
 def config_from_mapping(data: Any, source: str = "<config>") -> Config:
@@ -388,6 +508,19 @@ def config_from_mapping(data: Any, source: str = "<config>") -> Config:
     return config
 
 
+def with_section_values(config: Config, section: str, values: Mapping[str, Any], source: str) -> Config:
+    """``config`` with some keys of one section replaced (command-line flags), validated as a file's."""
+    specs = {spec.key: spec for spec in parameter_specs() if spec.section == section}
+    checked = {}
+    for key, value in values.items():
+        if key not in specs:
+            raise ConfigError(f"{source}: unknown key {section}.{clip(str(key))} = {shown(value)}")
+        checked[key] = _check_value(specs[key], value, source)
+    updated = replace(config, **{section: replace(getattr(config, section), **checked)})
+    _check_cross_field(updated, source)
+    return updated
+
+
 def config_from_ros_parameters(parameters: Mapping[str, Any], source: str = "<ROS parameters>") -> Config:
     """Validate a flat ``section.key -> value`` mapping, as read back from ROS parameters."""
     nested: dict[str, dict[str, Any]] = {}
@@ -418,14 +551,34 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a YAML config file (default: the packaged ``config/assembly.yaml``)."""
     path = Path(path) if path is not None else find_share_file(DEFAULT_CONFIG)
     data = read_config_yaml(path)
-    return config_from_mapping(data, str(path))
+    return with_paths_from(config_from_mapping(data, str(path)), path.parent)
 
 
-def commented_yaml(config: Config) -> str:
+def with_paths_from(config: Config, folder: Path) -> Config:
+    """``config`` with the refinement section's relative input paths resolved against ``folder``
+    (the folder of the file that set them), so that a file works from any working directory.
+
+    A resolved path is written relative to the working directory: the path the same input has
+    when it is given on the command line there, so that both make the same refinement options.
+    """
+    section = config.refinement
+    resolved = {key: tuple(_resolve_path(value, folder) for value in getattr(section, key))
+                for key in REFINEMENT_PATH_KEYS}
+    return replace(config, refinement=replace(section, **resolved))
+
+
+def _resolve_path(value: str, folder: Path) -> str:
+    return value if os.path.isabs(value) else os.path.relpath(os.path.join(folder, value))
+
+
+def commented_yaml(config: Config, offline_sections: bool = True) -> str:
     """The config as a ROS 2 parameter file, every key preceded by its help line.
 
     ``config/assembly.yaml`` is exactly this text for the default config:
-    ``hand-pose-refiner config show --defaults > config/assembly.yaml`` regenerates it.
+    ``hand-pose-refiner config show --defaults > config/assembly.yaml`` regenerates it. Without
+    ``offline_sections`` it holds only the nodes' parameters. An offline key whose list is empty
+    is written as a comment (its default): not every ROS 2 parameter-file parser accepts an empty
+    list. Refinement input paths are written absolute, so that the text works in any folder.
     """
     lines = [
         "# hand_pose_refiner configuration: one schema for every node and offline tool.",
@@ -438,10 +591,16 @@ def commented_yaml(config: Config) -> str:
     ]
     section = None
     values = config.to_ros_parameters()
+    for key in REFINEMENT_PATH_KEYS:
+        values[f"refinement.{key}"] = [os.path.abspath(path) for path in values[f"refinement.{key}"]]
     for spec in parameter_specs():
+        if spec.offline and not offline_sections:
+            continue
         if spec.section != section:
             section = spec.section
             lines.append(f"    {section}:")
+            if spec.offline:
+                lines.append("      # offline only (refine): the nodes neither declare nor read it")
         bounds = []
         if spec.choices:
             several = typing.get_origin(spec.type) is tuple
@@ -451,7 +610,8 @@ def commented_yaml(config: Config) -> str:
         if spec.max is not None:
             bounds.append(f"<= {spec.max:g}")
         lines.append(f"      # {spec.help}" + (f" [{'; '.join(bounds)}]" if bounds else ""))
-        lines.append(f"      {spec.key}: {_yaml_scalar(values[spec.name])}")
+        empty = spec.offline and values[spec.name] == []
+        lines.append(f"      {'# ' if empty else ''}{spec.key}: {_yaml_scalar(values[spec.name])}")
     return "\n".join(lines) + "\n"
 
 
@@ -459,7 +619,11 @@ def _yaml_scalar(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f'"{value}"'
+        return json.dumps(value, ensure_ascii=False)  # a YAML double-quoted scalar, escapes included
     if isinstance(value, list):
         return "[" + ", ".join(_yaml_scalar(v) for v in value) + "]"
-    return repr(value)
+    text = repr(value)
+    if isinstance(value, float) and "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"  # YAML 1.1 (PyYAML) reads 2e-05 as a string, 2.0e-05 as a number
+    return text
