@@ -27,6 +27,10 @@ class HandFollower:
         self.max_hands = config.spatial_filter.max_hands
         self.previous: FrameHands | None = None  # the last estimate with hands
 
+    def reset(self) -> None:
+        """Forget the followed hands: the next frame is cropped from its detections (a new stream)."""
+        self.previous = None
+
     def followable(self, stamp_ns: int) -> FrameHands | None:
         """The previous hands if a frame at ``stamp_ns`` may be cropped from them."""
         previous = self.previous

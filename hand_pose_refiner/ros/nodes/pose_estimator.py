@@ -1,10 +1,12 @@
 """``hand_pose_estimator``: image + detections of the same stamp in, raw ``HandPoseArray`` out.
 
 With ``models.landmark_tracking`` (and a backend that can), the node follows the hands of the
-previous frame as MediaPipe's video mode does: while ``spatial_filter.max_hands`` hands are
-followed, a new image is processed at once from the previous landmarks, without waiting for its
-detections (which are then not needed). That takes the detector off the latency path; a hand
-that is lost, or room for another hand, brings the detections back in.
+previous frame as MediaPipe's video mode does (the rule of
+:class:`~hand_pose_refiner.models.following.HandFollower`, which the offline tools run too): while
+``spatial_filter.max_hands`` hands are followed, a new image is processed at once from the
+previous landmarks, without waiting for its detections (which are then not needed). That takes
+the detector off the latency path; a hand that is lost, or room for another hand, brings the
+detections back in.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections import deque
 from typing import Any
 
 from hand_pose_refiner.config import Config
-from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.models.following import HandFollower
 from hand_pose_refiner.msg import HandDetectionArray, HandPoseArray
 from hand_pose_refiner.ros.conversions import (
     frame_hands_to_message,
@@ -35,7 +37,7 @@ class HandPoseEstimatorNode(HandPoseNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_pose_estimator", **kwargs)
         self._worker: LatestWorker[tuple[DecodedImage, Any]]  # made by start()
-        self._previous: FrameHands | None = None  # the last published hands (worker thread writes)
+        self._follower: HandFollower  # made by setup(); its hands are written by the worker thread
         self._followed_stamps: deque[int] = deque(maxlen=256)
         self._last_published_ns = -1  # worker thread only
 
@@ -45,29 +47,18 @@ class HandPoseEstimatorNode(HandPoseNode):
         self.pairing: StampPairing[Any, Any] = StampPairing(config.qos.pairing_queue_size, self.stats)
         self.publisher = self.create_lifecycle_publisher(HandPoseArray, config.topics.raw_poses,
                                                          hands_qos(config.qos))
-        self._follow = config.models.landmark_tracking and self.estimator.tracks_landmarks
-        self._follow_gap_ns = round(config.models.landmark_tracking_max_gap_s * 1e9)
-        self._max_hands = config.spatial_filter.max_hands
+        self._follower = HandFollower(self.estimator, config)
 
     def start(self, config: Config) -> None:
-        self._previous = None
+        self._follower.reset()
         self._last_published_ns = -1
         self._worker = self.start_worker(self._process)
         ImageInput(self, config, self._on_image)
         self.subscribe(HandDetectionArray, config.topics.detections, self._on_detections,
                        hands_qos(config.qos))
 
-    def _followable(self, stamp_ns: int) -> FrameHands | None:
-        """The previous hands if this frame may be processed from them alone."""
-        previous = self._previous
-        if (not self._follow or previous is None
-                or not 0 < stamp_ns - previous.stamp_ns <= self._follow_gap_ns):
-            return None
-        return previous
-
     def _on_image(self, image: DecodedImage) -> None:
-        previous = self._followable(image.stamp_ns)
-        if previous is not None and len(previous) >= self._max_hands:
+        if not self._follower.needs_detections(image.stamp_ns):
             self._followed_stamps.append(image.stamp_ns)
             self._worker.submit((image, None))
             return
@@ -92,16 +83,11 @@ class HandPoseEstimatorNode(HandPoseNode):
             self.drop("older_than_published", "a later frame was published while this one waited")
             return
         detections = message_to_detections(detections_message) if detections_message is not None else None
-        previous = self._followable(image.stamp_ns)
-        if previous is not None and len(previous):
-            hands = self.estimator.estimate_tracked(image.rgb, previous, image.stamp_ns, detections)
-        elif detections is not None:
-            (hands,) = self.estimator.estimate([image.rgb], [detections], [image.stamp_ns])
-        else:  # followed hands went stale while this frame waited: nothing to crop
+        hands = self._follower.estimate(image.rgb, image.stamp_ns, detections)
+        if hands is None:  # followed hands went stale while this frame waited: nothing to crop
             self.drop("nothing_to_follow", "no detections and no recent hands for this frame")
             return
         hands.frame_id = image.frame_id
-        self._previous = hands if len(hands) else None
         self._last_published_ns = image.stamp_ns
         self.publisher.publish(frame_hands_to_message(hands, self.types))
         self.monitor.published(time.perf_counter() - started)
