@@ -1,12 +1,14 @@
 """A recording annotated with its hands, as a video to watch: ``hand-pose-refiner annotate``.
 
-Every frame of a video, bag or image folder (:mod:`~hand_pose_refiner.refinement.inputs`) goes
-through the detector, the pose estimator and :class:`~hand_pose_refiner.filters.pipeline.PoseFilterPipeline`
-in online mode (what the live graph runs), then, where an activity model can be loaded, the
-activity recogniser the live node runs. Each frame is written to an MP4 (OpenCV, ``mp4v``) with
-every filtered hand drawn: skeleton, track id, handedness and the track's latest activity label.
-The output has exactly the frames read, in order and at their size: a frame the filters drop is
-written without hands. The file is written beside ``out`` and renamed when complete.
+The frames of a video, bag or image folder (:mod:`~hand_pose_refiner.refinement.inputs`) go
+through :meth:`HandPipeline.track_rgb <hand_pose_refiner.api.HandPipeline.track_rgb>`, what the
+live graph runs (hands followed from frame to frame, spatial filter, tracker, online temporal
+filter), then, where an activity model can be loaded, the activity recogniser the live node runs.
+Each frame is written to an MP4 (OpenCV, ``mp4v``) with every filtered hand drawn: skeleton,
+track id, handedness and the track's latest activity label. The output has exactly the frames
+read, in order and at their size: a frame without released hands (or not newer than the one
+before, which the live graph drops) is written as read. The file is written beside ``out`` and
+renamed when complete.
 """
 
 from __future__ import annotations
@@ -14,25 +16,25 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from hand_pose_refiner.config import ActivityConfig, Config
+from hand_pose_refiner.api import HandPipeline, StampedRGB
+from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.drawing import draw_hands
 from hand_pose_refiner.errors import ActivityCheckpointError, ConfigError, InputError
-from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
-from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.refinement.inputs import Frame, InputSpec, count_frames, read_frames
 
 VIDEO_CODEC = "mp4v"
+RATE_FRAMES = 8  # the output's frame rate is the median rate of this many first frames
 
 
 class Recognizer(Protocol):
@@ -108,12 +110,6 @@ class ActivityLabels:
         return {track_id: text for track_id, text in self.latest.items() if track_id in present}
 
 
-def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    iterator = iter(frames)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def frame_rate(stamps_ns: list[int], fallback: float) -> float:
     """Frames per second from the median gap of the stamps (``fallback`` with fewer than two)."""
     gaps = np.diff(np.asarray(stamps_ns, np.int64))
@@ -164,75 +160,80 @@ class _VideoOutput:
 
 
 class _Annotator:
-    """Runs the online chain over decoded frames and writes each released frame, drawn."""
+    """Writes each frame read, drawn with the hands :meth:`HandPipeline.track_rgb` releases for it."""
 
-    def __init__(self, config: Config, detector: HandDetector, estimator: PoseEstimator,
-                 recognizer: Recognizer | None) -> None:
-        self.detector, self.estimator = detector, estimator
-        self.pipeline = PoseFilterPipeline(config, FilterMode.ONLINE)
+    def __init__(self, video: _VideoOutput, recognizer: Recognizer | None,
+                 advance: Callable[[int], None]) -> None:
+        self.video, self.advance = video, advance
         self.labels = ActivityLabels(recognizer)
-        self.pending: dict[int, Frame] = {}  # frames pushed, not yet released by the filters
+        self.pending: deque[Frame] = deque()  # read, not written yet (oldest first)
         self.hands = self.frames_with_hands = self.labelled_hands = 0
 
-    def push(self, batch: list[Frame], video: _VideoOutput) -> None:
-        images = [frame.rgb for frame in batch]
-        stamps = [frame.stamp_ns for frame in batch]
-        for frame, raw in zip(batch, self.estimator.estimate(images, self.detector.detect(images), stamps),
-                              strict=True):
-            raw.frame_id = frame.frame_id
-            self.pending[frame.stamp_ns] = frame
-            for released in self.pipeline.push(raw):
-                self._write(released, video)
+    def stamped(self, frames: Iterable[Frame]) -> Iterator[StampedRGB]:
+        """The frames to track, each kept until written; a frame not newer than the one before is
+        not tracked (the live graph drops it) and is written as read."""
+        last_ns: int | None = None
+        for frame in frames:
+            self.pending.append(frame)
+            if last_ns is None or frame.stamp_ns > last_ns:
+                last_ns = frame.stamp_ns
+                yield frame.stamp_ns, frame.rgb
 
-    def finish(self, video: _VideoOutput) -> None:
-        for released in self.pipeline.flush():
-            self._write(released, video)
-        for frame in list(self.pending.values()):
-            self._write_frame(frame, None, video)
-        self.pending.clear()
+    def write(self, hands: FrameHands) -> None:
+        """Write the frame ``hands`` belong to, and before it those that have no hands to draw."""
+        while self.pending:
+            frame = self.pending.popleft()
+            if frame.stamp_ns == hands.stamp_ns:
+                self._write_frame(frame, hands)
+                return
+            self._write_frame(frame, None)
 
-    def _write(self, hands: FrameHands, video: _VideoOutput) -> None:
-        for stamp_ns in [s for s in self.pending if s < hands.stamp_ns]:  # dropped by the filters
-            self._write_frame(self.pending.pop(stamp_ns), None, video)
-        frame = self.pending.pop(hands.stamp_ns, None)
-        if frame is not None:
-            self._write_frame(frame, hands, video)
+    def finish(self) -> None:
+        while self.pending:
+            self._write_frame(self.pending.popleft(), None)
 
-    def _write_frame(self, frame: Frame, hands: FrameHands | None, video: _VideoOutput) -> None:
+    def _write_frame(self, frame: Frame, hands: FrameHands | None) -> None:
         labels = self.labels.update(hands) if hands is not None else {}
+        self.advance(1)
         if hands is None or not len(hands):
-            video.write(frame.rgb)
+            self.video.write(frame.rgb)
             return
         self.hands += len(hands)
         self.frames_with_hands += 1
         self.labelled_hands += sum(int(track_id) in labels for track_id in hands.track_ids)
-        video.write(draw_hands(frame.rgb, hands, labels))
+        self.video.write(draw_hands(frame.rgb, hands, labels))
 
 
-def annotate(spec: InputSpec, out: Path, config: Config, detector: HandDetector, estimator: PoseEstimator,
-             activity: ActivitySource | None = None, batch_size: int = 8,
+def _open_video(out: Path, frames: Iterator[Frame], spec: InputSpec) -> tuple[_VideoOutput, list[Frame]]:
+    """The output video and the first frames read: the frame rate from their stamps, the size
+    from the first one."""
+    first = list(islice(frames, RATE_FRAMES))
+    if not first:
+        raise InputError(f"{spec.path}: no frame could be read")
+    rate = frame_rate([frame.stamp_ns for frame in first], spec.fps)
+    return _VideoOutput(out, rate, (first[0].rgb.shape[1], first[0].rgb.shape[0])), first
+
+
+def annotate(spec: InputSpec, out: Path, pipeline: HandPipeline, activity: ActivitySource | None = None,
              progress: bool = True) -> AnnotateSummary:
-    """Write ``out`` (.mp4): every frame of ``spec`` with its filtered hands and activity labels drawn."""
+    """Write ``out`` (.mp4): every frame of ``spec`` with its tracked, filtered hands and activity
+    labels drawn, the hands as ``pipeline.track_rgb`` gives them."""
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise ConfigError(f"{out}: the annotated video must be an .mp4 file")
     if out.exists():
         raise FileExistsError(f"{out} exists already; choose a new output file")
     activity = activity or ActivitySource(None, "no activity model: hands only")
-    annotator = _Annotator(config, detector, estimator, activity.recognizer)
     advance, close = progress_display(count_frames(spec), progress)
     started = time.perf_counter()
     video: _VideoOutput | None = None
     try:
-        for batch in _batches(read_frames(spec), batch_size):
-            if video is None:
-                video = _VideoOutput(out, frame_rate([frame.stamp_ns for frame in batch], spec.fps),
-                                     (batch[0].rgb.shape[1], batch[0].rgb.shape[0]))
-            annotator.push(batch, video)
-            advance(len(batch))
-        if video is None:
-            raise InputError(f"{spec.path}: no frame could be read")
-        annotator.finish(video)
+        frames = read_frames(spec)
+        video, first = _open_video(out, frames, spec)
+        annotator = _Annotator(video, activity.recognizer, advance)
+        for hands in pipeline.track_rgb(annotator.stamped(chain(first, frames))):
+            annotator.write(hands)
+        annotator.finish()
         video.commit()
     except BaseException:
         if video is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +11,17 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     import torch
 
     from hand_pose_refiner.annotate import annotate, load_activity
+    from hand_pose_refiner.api import HandPipeline
     from hand_pose_refiner.config import load_config
-    from hand_pose_refiner.models import create_backend
     from hand_pose_refiner.refinement.inputs import InputSpec
 
     torch.set_num_threads(max(1, args.threads))
     config = load_config(args.config)
-    if args.device is not None:
-        config = replace(config, models=replace(config.models, device=args.device))
     spec = InputSpec(args.input, args.image_topic, args.fps, max_frames=args.max_frames)
     activity = load_activity(config.activity)
     print(f"activity: {activity.description}")
-    detector, estimator = create_backend(config.models)
-    summary = annotate(spec, args.out, config, detector, estimator, activity, args.batch_size,
-                       progress=not args.quiet)
+    pipeline = HandPipeline(config, device=args.device)
+    summary = annotate(spec, args.out, pipeline, activity, progress=not args.quiet)
     print(f"wrote {summary.out}: {summary.frames} frames, {summary.width}x{summary.height} at "
           f"{summary.fps:.1f} frames/s, {summary.hands} hands in {summary.frames_with_hands} frames, "
           f"{summary.labelled_hands} with an activity label ({summary.seconds:.1f} s)")
@@ -36,8 +32,9 @@ def add_command(commands: Any) -> None:
     """Register ``annotate`` on the main parser's subparsers."""
     parser = commands.add_parser(
         "annotate", help="draw the hands (and activities) of a video, bag or image folder into an mp4",
-        description="Run the detector, the pose estimator and the live (online) filter chain over a "
-                    "recording, and the activity recogniser where a model loads (activity.checkpoint; "
+        description="Run what the live graph runs over a recording (the detector, the pose estimator "
+                    "following hands from frame to frame, the online filter chain), and the activity "
+                    "recogniser where a model loads (activity.checkpoint; "
                     "without one only hands are drawn), and write every frame with each hand's "
                     "skeleton, track id, handedness and activity label to an mp4.")
     parser.add_argument("input", type=Path, metavar="INPUT",
@@ -49,7 +46,6 @@ def add_command(commands: Any) -> None:
                         help="image topic of a bag (default: the bag's only image topic)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate that stamps an image folder")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per model forward pass")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="torch device (default: models.device of the config)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

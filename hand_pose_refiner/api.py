@@ -5,6 +5,7 @@
     hands = pipeline(image)                       # one image: detector + pose + spatial filter
     for hands in pipeline.track("clip.webm"):     # a video: + tracking + online temporal filter
         print(hands.stamp, hands.track_ids, hands.keypoints.shape)
+    pipeline.track_rgb((stamp_ns, rgb) for ...)   # frames already decoded (as ``annotate`` does)
 
 The same core classes as the nodes (:func:`~hand_pose_refiner.models.create_backend`,
 :class:`~hand_pose_refiner.models.following.HandFollower`,
@@ -40,6 +41,8 @@ from hand_pose_refiner.models.following import HandFollower
 Color = Literal["bgr", "rgb"]
 # One video frame: the pixels (stamped from ``fps``), or ``(time in seconds, pixels)``.
 VideoFrame = Union[np.ndarray, tuple[float, np.ndarray]]  # noqa: UP007 (a runtime alias on Python 3.10)
+# One decoded video frame: (time stamp in nanoseconds, RGB pixels).
+StampedRGB = tuple[int, npt.NDArray[np.uint8]]
 
 _ENCODINGS: dict[tuple[str, int], str] = {("bgr", 3): "bgr8", ("bgr", 4): "bgra8", ("rgb", 3): "rgb8",
                                           ("rgb", 4): "rgba8", ("bgr", 1): "mono8", ("rgb", 1): "mono8"}
@@ -130,9 +133,15 @@ class HandPipeline:
         """
         if fps <= 0:
             raise InputError(f"fps must be > 0, got {fps}")
+        yield from self.track_rgb(self._stamped_rgb(frames, fps, color))
+
+    def track_rgb(self, frames: Iterable[StampedRGB]) -> Iterator[FrameHands]:
+        """:meth:`track` on frames already decoded: ``(stamp_ns, RGB pixels)`` pairs, as
+        :func:`~hand_pose_refiner.refinement.inputs.read_frames` gives them; stamps must increase.
+        Frames are read one at a time, as the results need them."""
         follower = HandFollower(self.estimator, self.config)
         filters = PoseFilterPipeline(self.config, FilterMode.ONLINE)
-        for stamp_ns, rgb in self._stamped_rgb(frames, fps, color):
+        for stamp_ns, rgb in _increasing(frames):
             detections = None
             if follower.needs_detections(stamp_ns):
                 (detections,) = self.detector.detect([rgb])
@@ -142,24 +151,26 @@ class HandPipeline:
 
     @staticmethod
     def _stamped_rgb(frames: Iterable[VideoFrame] | str | Path, fps: float,
-                     color: Color) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
-        """``(stamp_ns, RGB pixels)`` of each frame; refuses stamps that do not increase."""
+                     color: Color) -> Iterator[StampedRGB]:
+        """``(stamp_ns, RGB pixels)`` of each frame."""
         if isinstance(frames, (str, Path)):
             from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 
-            stamped: Iterator[tuple[int, npt.NDArray[np.uint8]]] = (
-                (frame.stamp_ns, frame.rgb) for frame in read_frames(InputSpec(Path(frames), fps=fps)))
-        else:
-            stamped = (_stamped(index, item, fps, color) for index, item in enumerate(frames))
-        last_ns: int | None = None
-        for stamp_ns, rgb in stamped:
-            if last_ns is not None and stamp_ns <= last_ns:
-                raise InputError(f"frame stamps must increase: {stamp_ns} ns after {last_ns} ns")
-            last_ns = stamp_ns
-            yield stamp_ns, rgb
+            return ((frame.stamp_ns, frame.rgb) for frame in read_frames(InputSpec(Path(frames), fps=fps)))
+        return (_stamped(index, item, fps, color) for index, item in enumerate(frames))
 
 
-def _stamped(index: int, item: VideoFrame, fps: float, color: Color) -> tuple[int, npt.NDArray[np.uint8]]:
+def _increasing(frames: Iterable[StampedRGB]) -> Iterator[StampedRGB]:
+    """The frames as given; an :class:`InputError` at the first stamp not newer than the one before."""
+    last_ns: int | None = None
+    for stamp_ns, rgb in frames:
+        if last_ns is not None and stamp_ns <= last_ns:
+            raise InputError(f"frame stamps must increase: {stamp_ns} ns after {last_ns} ns")
+        last_ns = stamp_ns
+        yield stamp_ns, rgb
+
+
+def _stamped(index: int, item: VideoFrame, fps: float, color: Color) -> StampedRGB:
     if isinstance(item, tuple):
         if len(item) != 2:
             raise InputError(f"frame {index}: a stamped frame is (seconds, image), got {len(item)} items")

@@ -9,9 +9,9 @@ import torch
 
 from hand_pose_refiner.activity.reach import ReachModel
 from hand_pose_refiner.annotate import annotate, load_activity
+from hand_pose_refiner.api import HandPipeline
 from hand_pose_refiner.cli import main
-from hand_pose_refiner.config import ActivityConfig, Config, ModelsConfig
-from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 from hand_pose_refiner.ros.bags import BagWriter
 
@@ -72,21 +72,26 @@ def test_annotate_writes_every_frame_of_a_video_with_the_hands_drawn(tmp_path, c
 
 def test_annotate_reads_a_bag_and_labels_every_hand_with_its_activity(tmp_path, clip_frames):
     bag = tmp_path / "recording"
+    position = FRAMES // 2 + 1
+    repeated = clip_frames[position - 1]  # a camera glitch: one frame sent twice with the same stamp
     with BagWriter(bag, "mcap") as writer:
-        for frame in clip_frames:
+        for frame in [*clip_frames[:position], repeated, *clip_frames[position:]]:
             writer.write_image("/camera/image_raw", frame.rgb, "rgb8", frame.stamp_ns, "camera")
     torch.manual_seed(0)
     checkpoint = ReachModel().save(tmp_path / "reach.safetensors")
     activity = load_activity(ActivityConfig(checkpoint=str(checkpoint)))
     assert activity.recognizer is not None and activity.description.startswith("reach model")
-    detector, estimator = create_backend(ModelsConfig(device="cpu"))
-    summary = annotate(InputSpec(bag), tmp_path / "bag.mp4", Config(), detector, estimator, activity,
-                       progress=False)
-    assert (summary.frames, summary.width, summary.height) == (FRAMES, 640, 360)
+    pipeline = HandPipeline(device="cpu")
+    summary = annotate(InputSpec(bag), tmp_path / "bag.mp4", pipeline, activity, progress=False)
+    assert (summary.frames, summary.width, summary.height) == (FRAMES + 1, 640, 360)
     assert 25 < summary.fps < 35  # the bag's own stamps (a 30 fps video)
     assert summary.hands >= 2 * (FRAMES - 2)
     assert summary.labelled_hands == summary.hands  # the reach model decides every pose it is given
-    assert len(video_frames(tmp_path / "bag.mp4")) == FRAMES
+    frames = video_frames(tmp_path / "bag.mp4")
+    assert len(frames) == FRAMES + 1 and summary.frames_with_hands <= FRAMES
+    # the repeated frame is not tracked again (the live graph drops it): written as read, in its place
+    assert drawn_pixels(frames[position], repeated.rgb) < 50
+    assert drawn_pixels(frames[position - 1], repeated.rgb) > 200
 
 
 def test_no_loadable_activity_model_means_hands_only(tmp_path):

@@ -109,6 +109,16 @@ def test_track_follows_the_clip_as_the_live_graph_does(pipeline, shared_data, cl
         assert np.abs(np.diff(wrists, axis=0)).max() < 40  # never on the other hand (~180 px away)
 
 
+def test_track_rgb_runs_the_same_rule_on_frames_already_decoded(pipeline, clip_frames):
+    frames = clip_frames[:6]
+    tracked = list(pipeline.track_rgb(iter(frames)))
+    assert len(tracked) == 6 and all(a.equals(b) for a, b in zip(tracked, _live_graph_rule(pipeline, frames),
+                                                                   strict=True))
+    assert sum(len(hands) for hands in tracked) >= 2 * 5  # the clip's two hands, confirmed on frame 2
+    with pytest.raises(InputError, match="increase"):
+        list(pipeline.track_rgb([frames[1], frames[0]]))
+
+
 def test_track_without_landmark_following_filters_each_frames_detections(pipeline, clip_frames):
     config = replace(pipeline.config, models=replace(pipeline.config.models, landmark_tracking=False))
     detecting = HandPipeline(config)
