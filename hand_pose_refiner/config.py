@@ -176,7 +176,8 @@ class RecurringObjectsConfig:
 class ActivityConfig:
     """The skeleton-based activity recogniser."""
 
-    checkpoint: str = _setting("", "activity model weights (safetensors); empty = none")
+    checkpoint: str = _setting("", "activity model weights (safetensors): a reach recogniser or a "
+                               "window classifier; empty = the packaged reach recogniser")
     window_frames: int = _setting(32, "poses per classified window", min=2, max=10000)
     stride_frames: int = _setting(8, "poses between two windows", min=1, max=10000)
     publish_rate_hz: float = _setting(10.0, "HandActivity messages per second per track",

@@ -92,11 +92,15 @@ def test_node_publishes_the_activity_of_a_generated_sequence(trained_checkpoint,
     assert np.isclose(message.header.stamp.sec * 10**9 + message.header.stamp.nanosec, window_end)
 
 
-def test_node_without_a_checkpoint_refuses_to_configure(ros_context):
+def test_node_with_a_missing_checkpoint_refuses_to_configure(ros_context, tmp_path):
     from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
 
     from hand_pose_refiner.ros.nodes.activity_recognizer import ActivityRecognizerNode
 
-    node = ActivityRecognizerNode(context=ros_context)
+    missing = str(tmp_path / "missing.safetensors")
+    node = ActivityRecognizerNode(context=ros_context,
+                                  parameter_overrides=[Parameter("activity.checkpoint", value=missing)])
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert not hasattr(node, "recognizer")
     node.destroy_node()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -95,12 +96,36 @@ def _reach_settings(args: argparse.Namespace) -> object:
     return ReachTrainSettings(epochs=args.epochs or 20, seed=args.seed, threads=args.threads or 1)
 
 
+def _reach_training_record(args: argparse.Namespace, prepared: list) -> dict[str, object]:
+    """What a reach checkpoint was trained on and the command that trains it again (its
+    metadata): no paths or times beyond those given, so that a rerun writes the same bytes."""
+    from hand_pose_refiner.activity.rtg_dataset import participants_of
+
+    settings = _reach_settings(args)
+    command = ["hand-pose-refiner", "train-activity", "--rtg", str(args.rtg), "--seed", str(settings.seed),
+               "--epochs", str(settings.epochs), "--threads", str(settings.threads)]
+    if args.participants:
+        command += ["--participants", *args.participants]
+    if args.max_sequences:
+        command += ["--max-sequences", str(args.max_sequences)]
+    return {
+        "data": args.rtg.name,
+        "participants": participants_of([p.sequence for p in prepared]),
+        "sequences": len(prepared),
+        "frames": sum(len(p.sequence) for p in prepared),
+        "seed": settings.seed,
+        "epochs": settings.epochs,
+        "threads": settings.threads,
+        "command": shlex.join([*command, "--out", args.out.name]),
+    }
+
+
 def _cmd_train_reach(args: argparse.Namespace, config: Config) -> int:
     from hand_pose_refiner.activity.reach_training import train_reach_model
 
     prepared = _rtg_prepared(args, config)
     model = train_reach_model(prepared, _reach_settings(args), log=print)
-    print(f"wrote {model.save(args.out)}")
+    print(f"wrote {model.save(args.out, _reach_training_record(args, prepared))}")
     return 0
 
 
@@ -169,7 +194,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return _cmd_eval_reach(args, config)
     checkpoint = args.checkpoint or config.activity.checkpoint
     if not checkpoint:
-        raise ActivityCheckpointError("no checkpoint: give --checkpoint or set activity.checkpoint")
+        raise ActivityCheckpointError("no checkpoint of a window classifier: give --checkpoint or set "
+                                      "activity.checkpoint (empty is the packaged reach model)")
     model = ActivityModel.load(checkpoint, config.activity)
     windows = load_window_set(args.labels, config, args.stride, args.topic, not args.filtered)
     evaluation = evaluate(model, windows)

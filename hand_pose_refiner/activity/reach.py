@@ -38,7 +38,7 @@ fire twice. Checkpoints are safetensors files with the settings in their metadat
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +57,7 @@ from hand_pose_refiner.activity.reach_features import (
     ReachFeatures,
     frame_hand_features,
 )
-from hand_pose_refiner.atomic import atomic_write_with
+from hand_pose_refiner.atomic import atomic_write_bytes
 from hand_pose_refiner.errors import ActivityCheckpointError
 from hand_pose_refiner.hands import FrameHands
 
@@ -241,9 +241,10 @@ class ReachModel(nn.Module):
             updated.append(history)
         return self.heads(x), updated
 
-    def save(self, path: Path | str) -> Path:
-        """Write a safetensors checkpoint (atomically) with the settings in its metadata."""
-        from safetensors.torch import save_file
+    def save(self, path: Path | str, training: Mapping[str, object] | None = None) -> Path:
+        """Write a safetensors checkpoint (atomically) with the settings in its metadata, and
+        ``training`` (what it was trained on, how; read back by :func:`checkpoint_training`)."""
+        from safetensors.torch import save
 
         path = Path(path)
         settings = {
@@ -253,8 +254,10 @@ class ReachModel(nn.Module):
             "kernel": self.kernel,
         }
         metadata = {"format": FORMAT, "settings": json.dumps(settings)}
+        if training is not None:
+            metadata["training"] = json.dumps(training, sort_keys=True)
         tensors = {name: value.detach().contiguous() for name, value in self.state_dict().items()}
-        atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        atomic_write_bytes(path, _sorted_header(save(tensors, metadata=metadata)))
         return path
 
     @classmethod
@@ -277,15 +280,42 @@ class ReachModel(nn.Module):
         return model.eval()
 
 
-def checkpoint_format(path: Path | str) -> str | None:
-    """The ``format`` metadata of a safetensors checkpoint (None if it has none or is unreadable)."""
+def _sorted_header(data: bytes) -> bytes:
+    """A safetensors file with its JSON header's keys in sorted order.
+
+    safetensors writes the metadata in hash order, which changes from run to run; sorted, the
+    same weights and metadata always give the same bytes. Tensor offsets count from the end of
+    the header, so they stay valid; the header is padded with spaces to 8 bytes, as safetensors does.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + length :]
+
+
+def checkpoint_metadata(path: Path | str) -> dict[str, str]:
+    """The metadata of a safetensors checkpoint (empty if it has none or is unreadable)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return (handle.metadata() or {}).get("format")
+            return dict(handle.metadata() or {})
     except Exception:
-        return None
+        return {}
+
+
+def checkpoint_format(path: Path | str) -> str | None:
+    """The ``format`` metadata of a safetensors checkpoint (None if it has none or is unreadable)."""
+    return checkpoint_metadata(path).get("format")
+
+
+def checkpoint_training(path: Path | str) -> dict[str, object]:
+    """What a reach checkpoint says it was trained on and how (empty if it says nothing)."""
+    text = checkpoint_metadata(path).get("training")
+    try:
+        return dict(json.loads(text)) if text else {}
+    except (ValueError, TypeError):
+        return {}
 
 
 @dataclass(frozen=True)

@@ -26,5 +26,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "pose_overlay": "pose_overlay",
 }
 
-# What `hand-pose-refiner run` and the launch file start unless told otherwise.
-DEFAULT_GRAPH: tuple[str, ...] = ("hand_detector", "hand_pose_estimator", "spatial_filter", "temporal_filter")
+# What `hand-pose-refiner run` and the launch file start unless told otherwise: the pose stages and
+# the activity recogniser (with the packaged reach model when activity.checkpoint is empty).
+DEFAULT_GRAPH: tuple[str, ...] = ("hand_detector", "hand_pose_estimator", "spatial_filter", "temporal_filter",
+                                  "activity_recognizer")

@@ -8,7 +8,9 @@ Two kinds of model, told apart by the checkpoint (``activity.checkpoint``):
   reach fields (onset event, time to grasp, grasp size). Rate-limited the same way, except that
   a message carrying an onset event is always published: a controller must not miss it.
 
-Configuring without a checkpoint fails with a message saying how to train one.
+An empty ``activity.checkpoint`` is the packaged reach recogniser
+(:mod:`hand_pose_refiner.activity.packaged`), so the default graph publishes reach phases and
+onsets with no setting at all.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from hand_pose_refiner.activity.model import ActivityModel
+from hand_pose_refiner.activity.packaged import activity_checkpoint
 from hand_pose_refiner.activity.reach import FORMAT_PREFIX as REACH_FORMAT_PREFIX
 from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, ReachResult, checkpoint_format
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES
 from hand_pose_refiner.activity.recognizer import ActivityRecognizer, ActivityResult
 from hand_pose_refiner.config import Config
-from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.msg import HandActivity, HandPoseArray
 from hand_pose_refiner.ros.conversions import header_message, message_to_frame_hands, time_message
 from hand_pose_refiner.ros.interfaces import MessageTypes, rclpy_message_types
@@ -64,16 +66,15 @@ class ActivityRecognizerNode(HandPoseNode):
         self._last_published_ns: dict[int, int] = {}
 
     def setup(self, config: Config) -> None:
-        if not config.activity.checkpoint:
-            raise ConfigError("activity.checkpoint is empty: train a model with "
-                              "`hand-pose-refiner train-activity` and set its path")
+        checkpoint = activity_checkpoint(config.activity)
         self.recognizer: ActivityRecognizer | ReachRecognizer
         # any reach format, so that ReachModel.load says what is wrong with an old one
-        if (checkpoint_format(config.activity.checkpoint) or "").startswith(REACH_FORMAT_PREFIX):
-            self.recognizer = ReachRecognizer(ReachModel.load(config.activity.checkpoint))
+        if (checkpoint_format(checkpoint) or "").startswith(REACH_FORMAT_PREFIX):
+            self.recognizer = ReachRecognizer(ReachModel.load(checkpoint))
         else:
-            model = ActivityModel.load(config.activity.checkpoint, config.activity)
+            model = ActivityModel.load(checkpoint, config.activity)
             self.recognizer = ActivityRecognizer(config.activity, model)
+        self.get_logger().info(f"activity model: {checkpoint}")
         if isinstance(self.recognizer, ActivityRecognizer):
             self.monitor.algorithm_stats = self.recognizer.stats
         self.types = rclpy_message_types()
