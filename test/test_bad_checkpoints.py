@@ -9,9 +9,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from hand_pose_refiner.activity.model import ActivityModel
+from hand_pose_refiner.activity.packaged import PACKAGED_REACH_CHECKPOINT
+from hand_pose_refiner.activity.reach import FORMAT, ReachModel
 from hand_pose_refiner.checkpoint_files import SAFETENSORS, TORCH, file_format, read_checkpoint
 from hand_pose_refiner.errors import ActivityCheckpointError, WeightsError
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
@@ -199,3 +201,12 @@ def test_random_and_truncated_bytes_are_refused(tmp_path, pretrained, content, k
     cut = tmp_path / "cut.pt"
     cut.write_bytes(whole.read_bytes()[:keep] + content)
     reads_or_refuses(cut)
+
+
+@pytest.mark.parametrize("settings_text", ["{not json", "[1, 2]", '{"no_such_setting": 1}'])
+def test_a_reach_checkpoint_with_malformed_settings_is_refused(tmp_path, settings_text):
+    path = tmp_path / "reach.safetensors"
+    save_file(load_file(str(PACKAGED_REACH_CHECKPOINT)), str(path),
+              metadata={"format": FORMAT, "settings": settings_text})
+    with pytest.raises(ActivityCheckpointError, match="settings"):
+        ReachModel.load(path)

@@ -272,7 +272,11 @@ class ReachModel(nn.Module):
                 "retrain it with `hand-pose-refiner train-activity --rtg DIR`"
             )
         metadata, state = read_checkpoint(path, FORMAT, "reach model")
-        model = cls(**json.loads(metadata["settings"]))
+        try:
+            model = cls(**json.loads(metadata["settings"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ActivityCheckpointError(f"{path}: its settings metadata is missing or malformed "
+                                          f"({type(exc).__name__}: {exc})") from exc
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:

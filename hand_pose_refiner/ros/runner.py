@@ -148,7 +148,7 @@ def run_graph(nodes: Sequence[str], config: Path | None, namespace: str = "",
     share_cores_between_models(nodes)
     with tempfile.TemporaryDirectory(prefix="hand_pose_refiner_") as folder:
         parameters = Path(folder) / "parameters.yaml"
-        parameters.write_text(commented_yaml(load_config(config)))
+        parameters.write_text(commented_yaml(load_config(config), offline_sections=False))
         arguments = ros_arguments(parameters, graph_namespace(extra.namespace, namespace), image_topic,
                                   extra.passed_on)
         return run_nodes(factories, ["hand-pose-refiner", *arguments])
