@@ -4,7 +4,8 @@ Subscribes to ``hand_activity`` (hand_pose_refiner/msg/HandActivity) and publish
 scaling a cobot controller should apply (std_msgs/Float32, 0..1) on ``speed_scaling``, e.g. to
 feed a UR's speed slider or a MoveIt velocity scaling factor:
 
-* a confident ``reach`` or ``grasp`` (the hand moving into the shared zone): 0.25;
+* a confident ``reach``, ``grasp`` or ``grasp_move`` (the hand moving into the shared zone, or
+  carrying a part; ``grasp_move`` is a phase of the default reach model): 0.25;
 * a confident ``screw``, ``insert`` or ``hold`` (working at the part): 0.5;
 * ``idle``, or no activity for ``timeout_s`` (no hands seen): full speed.
 
@@ -23,7 +24,8 @@ from hand_pose_refiner.msg import HandActivity
 from rclpy.node import Node
 from std_msgs.msg import Float32
 
-SPEED_FOR_ACTIVITY = {"reach": 0.25, "grasp": 0.25, "screw": 0.5, "insert": 0.5, "hold": 0.5, "idle": 1.0}
+SPEED_FOR_ACTIVITY = {"reach": 0.25, "grasp": 0.25, "grasp_move": 0.25, "screw": 0.5, "insert": 0.5,
+                      "hold": 0.5, "idle": 1.0}
 
 
 class CobotSpeedGovernor(Node):

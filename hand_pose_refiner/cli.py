@@ -26,7 +26,7 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from hand_pose_refiner.checkpoints import checkpoint_problems
+    from hand_pose_refiner.checkpoint_check import checkpoint_problems
     from hand_pose_refiner.refinement.recipe import missing_inputs
 
     config = load_config(args.config)

@@ -16,8 +16,7 @@ from hand_pose_refiner.config import parameter_specs
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 GENERATOR = REPO / "scripts" / "gen_parameters_doc.py"
-# The draft of the front page is written for the repository root, where it will live.
-ROOT_PAGES = (REPO / "README.md", DOCS / "README_draft.md")
+ROOT_PAGES = (REPO / "README.md",)
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 BENCH_SCRIPT = re.compile(r"bench/[a-z0-9_]+\.py")  # placeholders are written in capitals: bench/NAME.py
@@ -108,7 +107,17 @@ def test_relative_links_resolve(page: Path) -> None:
 
 
 def test_front_page_is_a_door() -> None:
-    draft = DOCS / "README_draft.md"
-    front = draft if draft.exists() else REPO / "README.md"
+    front = REPO / "README.md"
     lines = front.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 200, f"{front.name} has {len(lines)} lines; move detail into docs/"
+
+
+def test_the_two_commands_are_short_and_name_the_recipe_file() -> None:
+    """The README's first code block: the main job and the tests, each one short line."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = FENCE.search(text).group(0).splitlines()[1:-1]
+    commands = [line for line in block if line and not line.startswith("#")]
+    assert commands == [line for line in commands if len(line) <= 120], commands
+    assert len(commands) == 2 and commands[1] == "bash scripts/test.sh"
+    recipe = re.search(r"--config (\S+)", commands[0]).group(1)
+    assert (REPO / recipe).is_file()
