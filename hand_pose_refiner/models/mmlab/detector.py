@@ -16,7 +16,8 @@ from hand_pose_refiner.models.base import (
     resolve_device,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
-from hand_pose_refiner.models.mmlab.runtime import MMLabModel, load_network, require_mmlab
+from hand_pose_refiner.models.mmlab.model import MMLabModel
+from hand_pose_refiner.models.mmlab.runtime import load_network, require_mmlab
 
 KIND = "detector"
 _FILE_LOADERS = ("LoadImageFromFile", "mmdet.LoadImageFromFile", "mmcv.LoadImageFromFile")

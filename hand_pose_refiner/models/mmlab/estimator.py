@@ -19,7 +19,8 @@ from hand_pose_refiner.models.base import (
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
-from hand_pose_refiner.models.mmlab.runtime import MMLabModel, load_network, require_mmlab
+from hand_pose_refiner.models.mmlab.model import MMLabModel
+from hand_pose_refiner.models.mmlab.runtime import load_network, require_mmlab
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
 KIND = "pose"

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +26,8 @@ import torch
 from hand_pose_refiner.atomic import atomic_write_with
 from hand_pose_refiner.checkpoint_files import TORCH
 from hand_pose_refiner.checkpoint_files import read_checkpoint as read_checkpoint_file
-from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.errors import ConfigError, ModelError, UnreadableTorchFileError, WeightsError
-from hand_pose_refiner.models.base import FineTuneConfig, FineTuneReport
+from hand_pose_refiner.models.mmlab.configs import BUILTIN, builtin_config
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS
 
 LOGGER = logging.getLogger("hand_pose_refiner.models.mmlab")
@@ -196,8 +195,6 @@ def load_config(kind: str, reference: str, checkpoint: Checkpoint | None) -> tup
     """
     from mmengine.config import Config
 
-    from hand_pose_refiner.models.mmlab.configs import BUILTIN, builtin_config
-
     if not reference and checkpoint is not None and checkpoint.config_text:
         source = f"{checkpoint.path} (stored config)"
         config = Config.fromstring(checkpoint.config_text, ".py")
@@ -304,24 +301,6 @@ def _count_mismatch(kind: str, name: str, got: tuple[int, ...], want: tuple[int,
     if kind == "pose" and name.startswith("head.final_layer.") and got[1:] == want[1:]:
         return f"the pose checkpoint has {got[0]} keypoints ({name} has shape {got})"
     return None
-
-
-class MMLabModel:
-    """``fine_tune`` and ``save`` of an adapter that holds one OpenMMLab network ``net`` of ``kind``
-    with its mmengine ``config`` (as ``NetworkWeights`` does for the MediaPipe networks)."""
-
-    kind: str
-    net: Any
-    config: Any
-
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
-                  val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        from hand_pose_refiner.models.mmlab.training import fine_tune
-
-        return fine_tune(self, self.kind, dataset, config or FineTuneConfig(), val_dataset)
-
-    def save(self, path: str | Path) -> Path:
-        return write_checkpoint(path, self.kind, self.net, config_text(self.config), self.net.dataset_meta)
 
 
 def config_text(config: Any) -> str:
