@@ -30,8 +30,8 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.spatial import SpatialFilter
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
+from hand_pose_refiner.filters.tracking import HandTracker
 from hand_pose_refiner.synthetic import two_circling_hands
-from hand_pose_refiner.tracking import HandTracker
 
 
 def best_of(repeats: int, run) -> float:

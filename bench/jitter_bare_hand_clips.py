@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the check
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.spatial import SpatialFilter, valid_keypoints
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
+from hand_pose_refiner.filters.tracking import HandTracker
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.skeleton import INTERPOLATED
-from hand_pose_refiner.tracking import HandTracker
 
 DEFAULT_CLIPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bare_hand_clips"
 

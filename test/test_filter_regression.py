@@ -67,8 +67,8 @@ def test_handedness_confidence_is_judged_on_float32_scores():
     from helpers import open_hand
 
     from hand_pose_refiner.config import TrackingConfig
+    from hand_pose_refiner.filters.tracking import HandTracker
     from hand_pose_refiner.hands import FrameHands
-    from hand_pose_refiner.tracking import HandTracker
 
     tracker = HandTracker(TrackingConfig(max_match_distance=0.4))
     hand = open_hand((200.0, 200.0))

@@ -2,9 +2,9 @@ import numpy as np
 from helpers import open_hand
 
 from hand_pose_refiner.config import TrackingConfig
+from hand_pose_refiner.filters.tracking import HandTracker
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import Handedness
-from hand_pose_refiner.tracking import HandTracker
 
 FRAME_NS = 33_333_333
 

@@ -6,11 +6,10 @@
   in an offline (look-ahead) and an online (bounded delay) mode;
 * :mod:`.recurring` — offline, over a folder of stills: hand-shaped objects that come back at
   one place in many frames;
-* :mod:`.stats` — every rejection counted with its reason.
-
-Tracking (which hand is which across frames) lives in :mod:`hand_pose_refiner.tracking`, and
-:class:`.pipeline.PoseFilterPipeline` chains spatial filter, tracker and temporal filter the
-same way for live nodes and offline tools.
+* :mod:`.stats` — every rejection counted with its reason;
+* :mod:`.tracking` — which hand is which across frames (track ids for the temporal filter);
+* :mod:`.pipeline` — :class:`~.pipeline.PoseFilterPipeline` chains spatial filter, tracker and
+  temporal filter the same way for live nodes and offline tools.
 """
 
 from hand_pose_refiner.filters.spatial import SpatialFilter, SpatialResult
@@ -18,6 +17,3 @@ from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
 
 __all__ = ["FilterMode", "RejectionStats", "SpatialFilter", "SpatialResult", "TemporalFilter"]
-
-# The pipeline imports hand_pose_refiner.tracking, which imports this package's spatial module;
-# import it as hand_pose_refiner.filters.pipeline to keep that cycle out of package start-up.

@@ -14,8 +14,8 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.spatial import SpatialFilter, SpatialResult
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter, process_stream
+from hand_pose_refiner.filters.tracking import HandTracker
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.tracking import HandTracker
 
 
 @dataclass(frozen=True)

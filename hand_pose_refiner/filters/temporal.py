@@ -1,6 +1,6 @@
 """The temporal filter: per track, drop jitter, fill short gaps, smooth live output.
 
-Input: frames whose hands carry track ids (:class:`hand_pose_refiner.tracking.HandTracker`), in
+Input: frames whose hands carry track ids (:class:`hand_pose_refiner.filters.tracking.HandTracker`), in
 strictly increasing stamp order. Output: the same frames, filtered, each released once the filter
 has seen far enough ahead:
 

@@ -12,12 +12,12 @@ from typing import Any
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
+from hand_pose_refiner.filters.tracking import HandTracker
 from hand_pose_refiner.msg import HandPoseArray
 from hand_pose_refiner.ros.conversions import frame_hands_to_message, message_to_frame_hands
 from hand_pose_refiner.ros.interfaces import rclpy_message_types
 from hand_pose_refiner.ros.nodes.base import HandPoseNode, main_for
 from hand_pose_refiner.ros.qos import hands_qos
-from hand_pose_refiner.tracking import HandTracker
 
 
 class TemporalFilterNode(HandPoseNode):
