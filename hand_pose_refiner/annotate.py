@@ -68,21 +68,22 @@ class AnnotateSummary:
 
 
 def load_activity(config: ActivityConfig) -> ActivitySource:
-    """The recogniser the live activity node loads for ``config`` (a reach recogniser or a
-    window classifier, told apart by the checkpoint); none, with the reason, when no model loads."""
-    from hand_pose_refiner.activity.model import ActivityModel
-    from hand_pose_refiner.activity.packaged import activity_checkpoint
-    from hand_pose_refiner.activity.reach import FORMAT_PREFIX, ReachModel, ReachRecognizer, checkpoint_format
-    from hand_pose_refiner.activity.recognizer import ActivityRecognizer
+    """The recogniser the live activity node loads for ``config``. A checkpoint the config names
+    must load (the node would refuse to configure without it); only when the setting is empty and
+    the install lacks the packaged model are hands drawn alone, with the reason."""
+    from hand_pose_refiner.activity.packaged import load_recognizer  # torch, once a model is wanted
+    from hand_pose_refiner.activity.reach import ReachRecognizer
 
     try:
-        checkpoint = activity_checkpoint(config)
-        if (checkpoint_format(checkpoint) or "").startswith(FORMAT_PREFIX):
-            return ActivitySource(ReachRecognizer(ReachModel.load(checkpoint)), f"reach model {checkpoint}")
-        recognizer = ActivityRecognizer(config, ActivityModel.load(checkpoint, config))
-        return ActivitySource(recognizer, f"activity model {checkpoint}")
-    except (ActivityCheckpointError, ConfigError, FileNotFoundError) as exc:
+        recognizer, checkpoint = load_recognizer(config)
+    except ActivityCheckpointError as exc:
+        if config.checkpoint:
+            raise
         return ActivitySource(None, f"no activity model ({exc}): hands only")
+    except FileNotFoundError as exc:
+        raise ActivityCheckpointError(f"activity.checkpoint = {config.checkpoint!r}: no such file") from exc
+    kind = "reach model" if isinstance(recognizer, ReachRecognizer) else "activity model"
+    return ActivitySource(recognizer, f"{kind} {checkpoint}")
 
 
 def _decision_text(decision: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 def _cmd_annotate(args: argparse.Namespace) -> int:
     import torch
 
-    from hand_pose_refiner.annotate import annotate, load_activity
+    from hand_pose_refiner.annotate import ActivitySource, annotate, load_activity
     from hand_pose_refiner.api import HandPipeline
     from hand_pose_refiner.config import load_config
     from hand_pose_refiner.refinement.inputs import InputSpec
@@ -18,7 +18,8 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     config = load_config(args.config)
     spec = InputSpec(args.input, args.image_topic, args.fps, max_frames=args.max_frames)
-    activity = load_activity(config.activity)
+    activity = (ActivitySource(None, "switched off (--no-activity): hands only") if args.no_activity
+                else load_activity(config.activity))
     print(f"activity: {activity.description}")
     pipeline = HandPipeline(config, device=args.device)
     summary = annotate(spec, args.out, pipeline, activity, progress=not args.quiet)
@@ -34,9 +35,9 @@ def add_command(commands: Any) -> None:
         "annotate", help="draw the hands (and activities) of a video, bag or image folder into an mp4",
         description="Run what the live graph runs over a recording (the detector, the pose estimator "
                     "following hands from frame to frame, the online filter chain), and the activity "
-                    "recogniser where a model loads (activity.checkpoint; "
-                    "without one only hands are drawn), and write every frame with each hand's "
-                    "skeleton, track id, handedness and activity label to an mp4.")
+                    "recogniser (activity.checkpoint; empty = the packaged reach model; a checkpoint "
+                    "that does not load is an error, --no-activity draws hands only), and write "
+                    "every frame with each hand's skeleton, track id, handedness and activity to an mp4.")
     parser.add_argument("input", type=Path, metavar="INPUT",
                         help="video file, rosbag2 (folder, .mcap, .db3), ROS 1 .bag or folder of images")
     parser.add_argument("--out", type=Path, required=True, help="mp4 file to write (must not exist)")
@@ -50,4 +51,5 @@ def add_command(commands: Any) -> None:
                         help="torch device (default: models.device of the config)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--no-activity", action="store_true", help="draw hands only, no activity labels")
     parser.set_defaults(handler=_cmd_annotate)

@@ -7,6 +7,7 @@ wrong path in a parameter file is found before a node fails to configure.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from hand_pose_refiner.config import Config
@@ -31,12 +32,9 @@ def _model_loaders(config: Config) -> dict[str, Loader]:
 
 def _load_activity_model(config: Config, path: Path) -> object:
     """As the activity node does: a reach recogniser or a window classifier, by the file's format."""
-    from hand_pose_refiner.activity.model import ActivityModel
-    from hand_pose_refiner.activity.reach import FORMAT_PREFIX, ReachModel, checkpoint_format
+    from hand_pose_refiner.activity.packaged import load_recognizer  # torch: the config core stays light
 
-    if (checkpoint_format(path) or "").startswith(FORMAT_PREFIX):
-        return ReachModel.load(path)
-    return ActivityModel.load(path, config.activity)
+    return load_recognizer(replace(config.activity, checkpoint=str(path)))
 
 
 def _checkpoints(config: Config) -> dict[str, str]:

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+import hand_pose_refiner.activity.packaged as packaged
 from hand_pose_refiner.activity.reach import ReachModel
 from hand_pose_refiner.annotate import annotate, load_activity
 from hand_pose_refiner.api import HandPipeline
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import ActivityConfig
+from hand_pose_refiner.errors import ActivityCheckpointError
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 from hand_pose_refiner.ros.bags import BagWriter
 
@@ -50,14 +52,12 @@ def drawn_pixels(annotated, original):
 
 
 def test_annotate_writes_every_frame_of_a_video_with_the_hands_drawn(tmp_path, clip, clip_frames, capsys):
-    config = tmp_path / "no_activity.yaml"
-    config.write_text(f"activity:\n  checkpoint: {tmp_path / 'missing.safetensors'}\n")
     out = tmp_path / "annotated.mp4"
-    args = ["annotate", str(clip), "--out", str(out), "--max-frames", str(FRAMES), "--config", str(config),
+    args = ["annotate", str(clip), "--out", str(out), "--max-frames", str(FRAMES), "--no-activity",
             "--device", "cpu", "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert printed.count("no activity model") == 1 and "hands only" in printed
+    assert printed.count("hands only") == 1
     frames = video_frames(out)
     assert len(frames) == FRAMES
     assert all(frame.shape == (360, 640, 3) for frame in frames)
@@ -94,10 +94,20 @@ def test_annotate_reads_a_bag_and_labels_every_hand_with_its_activity(tmp_path, 
     assert drawn_pixels(frames[position - 1], repeated.rgb) > 200
 
 
-def test_no_loadable_activity_model_means_hands_only(tmp_path):
+def test_a_named_checkpoint_that_does_not_load_is_an_error_not_a_silent_fallback(tmp_path, clip):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a checkpoint")
     for checkpoint in (broken, tmp_path / "missing.safetensors"):
-        activity = load_activity(ActivityConfig(checkpoint=str(checkpoint)))
-        assert activity.recognizer is None
-        assert str(checkpoint) in activity.description and activity.description.endswith("hands only")
+        with pytest.raises(ActivityCheckpointError, match=checkpoint.name):
+            load_activity(ActivityConfig(checkpoint=str(checkpoint)))
+        config = tmp_path / "cell.yaml"
+        config.write_text(f"activity:\n  checkpoint: {checkpoint}\n")
+        out = tmp_path / "never.mp4"
+        assert main(["annotate", str(clip), "--out", str(out), "--config", str(config), "--quiet"]) == 2
+        assert not out.exists()
+
+
+def test_without_the_packaged_model_an_empty_setting_means_hands_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(packaged, "PACKAGED_REACH_CHECKPOINT", tmp_path / "not_installed.safetensors")
+    activity = load_activity(ActivityConfig())
+    assert activity.recognizer is None and activity.description.endswith("hands only")

@@ -121,3 +121,12 @@ def test_config_check_names_a_checkpoint_that_is_missing_or_does_not_load(finish
         assert len(err) == 1 and f"{name} = '{value}': {problem}" in err[0] and "Traceback" not in err[0]
     path.write_text(f"models:\n  detector_checkpoint: {detector}\n")
     assert main(["config", "check", "--config", str(path)]) == 0
+
+
+def test_a_relative_activity_checkpoint_is_written_absolute(finished_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = finished_run["refinement"].config
+    named = replace(config, activity=replace(config.activity, checkpoint="models/reach.safetensors"))
+    deployed = deploy_config(named, (None, None))
+    assert deployed.activity.checkpoint == str(tmp_path / "models" / "reach.safetensors")
+    assert deploy_config(config, (None, None)).activity.checkpoint == ""  # empty: the packaged model

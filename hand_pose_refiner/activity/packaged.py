@@ -1,4 +1,5 @@
-"""The activity model that ships with the package, and which file ``activity.checkpoint`` names.
+"""The activity model that ships with the package, which file ``activity.checkpoint`` names, and
+the recogniser that file holds (one rule for the node, ``annotate`` and ``config check``).
 
 The rule is that of ``models.detector_checkpoint``: an empty setting means the packaged default,
 here the reach recogniser trained on all eight participants of the real reach-to-grasp
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hand_pose_refiner.activity.model import ActivityModel
+from hand_pose_refiner.activity.reach import FORMAT_PREFIX, ReachModel, ReachRecognizer, checkpoint_format
+from hand_pose_refiner.activity.recognizer import ActivityRecognizer
 from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.errors import ActivityCheckpointError
 
@@ -26,3 +30,13 @@ def activity_checkpoint(config: ActivityConfig) -> Path:
             f"the packaged reach model {PACKAGED_REACH_CHECKPOINT} is missing from this install: "
             "reinstall the package, or set activity.checkpoint to a model of your own")
     return PACKAGED_REACH_CHECKPOINT
+
+
+def load_recognizer(config: ActivityConfig) -> tuple[ActivityRecognizer | ReachRecognizer, Path]:
+    """The recogniser ``config`` names and its file: a reach recogniser or a window classifier,
+    told apart by the checkpoint's format (any reach format goes to ReachModel.load, so that it
+    says what is wrong with an old one). Raises ActivityCheckpointError or FileNotFoundError."""
+    checkpoint = activity_checkpoint(config)
+    if (checkpoint_format(checkpoint) or "").startswith(FORMAT_PREFIX):
+        return ReachRecognizer(ReachModel.load(checkpoint)), checkpoint
+    return ActivityRecognizer(config, ActivityModel.load(checkpoint, config)), checkpoint

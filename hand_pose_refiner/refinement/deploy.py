@@ -34,10 +34,13 @@ def _absolute(path: Path | None) -> str:
 
 def deploy_config(config: Config, weights: tuple[Path | None, Path | None]) -> Config:
     """The run's config with the kept round's (detector, pose estimator) weights; None keeps the
-    backend's default weights. The refinement section is left at its defaults (not written)."""
+    backend's default weights. A named activity checkpoint is made absolute too, so the file works
+    from any folder. The refinement section is left at its defaults (not written)."""
     detector, pose = weights
     models = replace(config.models, detector_checkpoint=_absolute(detector), pose_checkpoint=_absolute(pose))
-    return replace(config, models=models, refinement=RefinementConfig())
+    checkpoint = config.activity.checkpoint
+    activity = replace(config.activity, checkpoint=_absolute(Path(checkpoint)) if checkpoint else "")
+    return replace(config, models=models, activity=activity, refinement=RefinementConfig())
 
 
 def _header(run_dir: Path, iteration: int) -> list[str]:

@@ -20,10 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from hand_pose_refiner.activity.model import ActivityModel
-from hand_pose_refiner.activity.packaged import activity_checkpoint
-from hand_pose_refiner.activity.reach import FORMAT_PREFIX as REACH_FORMAT_PREFIX
-from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, ReachResult, checkpoint_format
+from hand_pose_refiner.activity.packaged import load_recognizer
+from hand_pose_refiner.activity.reach import ReachRecognizer, ReachResult
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES
 from hand_pose_refiner.activity.recognizer import ActivityRecognizer, ActivityResult
 from hand_pose_refiner.config import Config
@@ -66,14 +64,8 @@ class ActivityRecognizerNode(HandPoseNode):
         self._last_published_ns: dict[int, int] = {}
 
     def setup(self, config: Config) -> None:
-        checkpoint = activity_checkpoint(config.activity)
         self.recognizer: ActivityRecognizer | ReachRecognizer
-        # any reach format, so that ReachModel.load says what is wrong with an old one
-        if (checkpoint_format(checkpoint) or "").startswith(REACH_FORMAT_PREFIX):
-            self.recognizer = ReachRecognizer(ReachModel.load(checkpoint))
-        else:
-            model = ActivityModel.load(checkpoint, config.activity)
-            self.recognizer = ActivityRecognizer(config.activity, model)
+        self.recognizer, checkpoint = load_recognizer(config.activity)
         self.get_logger().info(f"activity model: {checkpoint}")
         if isinstance(self.recognizer, ActivityRecognizer):
             self.monitor.algorithm_stats = self.recognizer.stats
