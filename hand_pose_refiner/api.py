@@ -37,6 +37,7 @@ from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import to_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.following import HandFollower
+from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, read_frames
 
 Color = Literal["bgr", "rgb"]
 # One video frame: the pixels (stamped from ``fps``), or ``(time in seconds, pixels)``.
@@ -105,6 +106,7 @@ class HandPipeline:
         self.config = config
         self.detector, self.estimator = create_backend(config.models)
         self.spatial_filter = SpatialFilter(config.spatial_filter)
+        self.last_read_report = ReadReport()  # what the last track() of a recording skipped
 
     def __call__(self, image: np.ndarray | str | Path, *, color: Color = "bgr",
                  stamp_ns: int = 0) -> FrameHands:
@@ -125,7 +127,9 @@ class HandPipeline:
         """Tracked, filtered hands of a video, one :class:`FrameHands` per frame, in order.
 
         ``frames``: a recording's path (video file, rosbag, folder of images; decoded as replay
-        does, with the recording's own time stamps; ``fps`` stamps an image folder), or an
+        does, with the recording's own time stamps; ``fps`` stamps an image folder; frames that
+        cannot be decoded, or whose stamp is not newer than the one before, are skipped and counted
+        in ``last_read_report``), or an
         iterable of images (stamped ``index / fps`` seconds) or of ``(seconds, image)`` pairs.
         As the live graph: hands followed from frame to frame, spatial filter, tracker, online
         temporal filter (a frame comes out once ``temporal_filter.online_delay_s`` of newer
@@ -133,6 +137,7 @@ class HandPipeline:
         """
         if fps <= 0:
             raise InputError(f"fps must be > 0, got {fps}")
+        self.last_read_report = ReadReport()
         yield from self.track_rgb(self._stamped_rgb(frames, fps, color))
 
     def track_rgb(self, frames: Iterable[StampedRGB]) -> Iterator[FrameHands]:
@@ -149,15 +154,26 @@ class HandPipeline:
             yield from filters.push(raw if raw is not None else FrameHands.empty(stamp_ns, *rgb.shape[1::-1]))
         yield from filters.flush()
 
-    @staticmethod
-    def _stamped_rgb(frames: Iterable[VideoFrame] | str | Path, fps: float,
+    def _stamped_rgb(self, frames: Iterable[VideoFrame] | str | Path, fps: float,
                      color: Color) -> Iterator[StampedRGB]:
         """``(stamp_ns, RGB pixels)`` of each frame."""
         if isinstance(frames, (str, Path)):
-            from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
-
-            return ((frame.stamp_ns, frame.rgb) for frame in read_frames(InputSpec(Path(frames), fps=fps)))
+            return _recording_frames(Path(frames), fps, self.last_read_report)
         return (_stamped(index, item, fps, color) for index, item in enumerate(frames))
+
+
+def _recording_frames(path: Path, fps: float, report: ReadReport) -> Iterator[StampedRGB]:
+    """A recording's frames as replay decodes them; as the live graph drops a frame not newer
+    than the one before it, so is such a frame skipped here, and counted in ``report`` with the
+    frames that could not be decoded."""
+    last_ns: int | None = None
+    for frame in read_frames(InputSpec(path, fps=fps), report):
+        if last_ns is not None and frame.stamp_ns <= last_ns:
+            report.skip(frame.index, "stamp not newer than the frame before",
+                        f"{frame.stamp_ns} ns after {last_ns} ns")
+            continue
+        last_ns = frame.stamp_ns
+        yield frame.stamp_ns, frame.rgb
 
 
 def _increasing(frames: Iterable[StampedRGB]) -> Iterator[StampedRGB]:
