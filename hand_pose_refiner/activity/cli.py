@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from hand_pose_refiner.config import Config, load_config
+from hand_pose_refiner.errors import ActivityCheckpointError, ActivityLabelError
 
 _DEFAULT_TOPIC = "/hand_poses"
 
@@ -154,8 +155,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _exactly_one_source(args: argparse.Namespace) -> bool:
     """True for ``--rtg``, False for annotation files; either is required, not both."""
     if bool(args.rtg) == bool(args.labels):
-        from hand_pose_refiner.errors import ActivityLabelError
-
         raise ActivityLabelError("give annotation CSV files or --rtg DIR (one of them)")
     return bool(args.rtg)
 
@@ -187,7 +186,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from hand_pose_refiner.activity.dataset import load_window_set
     from hand_pose_refiner.activity.model import ActivityModel
     from hand_pose_refiner.activity.training import evaluate, plot_confusion, write_json
-    from hand_pose_refiner.errors import ActivityCheckpointError
 
     config = _load(args)
     if _exactly_one_source(args):

@@ -45,7 +45,13 @@ from hand_pose_refiner.activity.reach_features import (
     ReachFeatures,
     frame_hand_features,
 )
-from hand_pose_refiner.activity.rtg_dataset import SIZE_NAMES, UNLABELLED, RtgSequence, StampCounts
+from hand_pose_refiner.activity.rtg_dataset import (
+    SIZE_NAMES,
+    UNLABELLED,
+    RtgSequence,
+    StampCounts,
+    participants_of,
+)
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.temporal import FilterMode
@@ -634,8 +640,6 @@ def leave_one_subject_out(
     ``jobs`` > 1 runs that many folds at a time in forked processes (one torch thread each; the
     same figures as one after the other, since every fold seeds itself).
     """
-    from hand_pose_refiner.activity.rtg_dataset import participants_of
-
     started = time.perf_counter()
     participants = participants_of([p.sequence for p in prepared])
     folds: dict[str, ReachScores] = {}

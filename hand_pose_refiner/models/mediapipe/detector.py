@@ -29,6 +29,7 @@ from hand_pose_refiner.models.mediapipe.anchors import (
 )
 from hand_pose_refiner.models.mediapipe.geometry import FloatArray, crop, letterbox_roi, search_rois
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, KEPT_HEADS, PalmDetectorNet
+from hand_pose_refiner.models.mediapipe.training import fine_tune_detector
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights, tensor_names
 
 NETWORK = "palm_detection_full"
@@ -176,8 +177,6 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        from hand_pose_refiner.models.mediapipe.training import fine_tune_detector
-
         return fine_tune_detector(self, dataset, config or FineTuneConfig(), val_dataset)
 
 

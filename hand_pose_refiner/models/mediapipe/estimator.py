@@ -29,6 +29,7 @@ from hand_pose_refiner.models.mediapipe.geometry import (
     search_rois,
 )
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
+from hand_pose_refiner.models.mediapipe.training import fine_tune_estimator
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
 from hand_pose_refiner.skeleton import Handedness
 
@@ -334,6 +335,4 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
 
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        from hand_pose_refiner.models.mediapipe.training import fine_tune_estimator
-
         return fine_tune_estimator(self, dataset, config or FineTuneConfig(), val_dataset)
