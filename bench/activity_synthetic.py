@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 
 from hand_pose_refiner.activity.dataset import WindowSet, labelled_windows
 from hand_pose_refiner.activity.synthetic import SyntheticSettings, generate_recording

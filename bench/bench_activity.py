@@ -12,14 +12,12 @@ default: with --threads 2 on a loaded 2-core machine, batch-one inference become
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
 
 from hand_pose_refiner.activity.features import usable_keypoints, window_features
 from hand_pose_refiner.activity.model import ActivityModel

@@ -23,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
 
 from hand_pose_refiner.activity.rtg_dataset import load_rtg_dataset
 from hand_pose_refiner.config import Config

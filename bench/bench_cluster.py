@@ -15,24 +15,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from _checkout import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 # A throwaway local Ray instance: no authentication token written to ~/.ray for it.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-sys.path.insert(0, str(REPO))
 
-from hand_pose_refiner.config import Config, ModelsConfig  # noqa: E402
-from hand_pose_refiner.models import create_backend  # noqa: E402
-from hand_pose_refiner.refinement.distributed import ClusterOptions, require_ray  # noqa: E402
-from hand_pose_refiner.refinement.inputs import InputSpec  # noqa: E402
-from hand_pose_refiner.refinement.replay import (  # noqa: E402
+from hand_pose_refiner.config import Config, ModelsConfig
+from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.refinement.distributed import ClusterOptions, require_ray
+from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.replay import (
     Assembly,
     ReplayOptions,
     plan_shards,

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
 
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline

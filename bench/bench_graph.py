@@ -13,32 +13,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
+from _checkout import REPO
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "test"))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(120 + os.getpid() % 60))
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config/fastdds_shm_localhost.xml"))
 
-import cv2  # noqa: E402
-import rclpy  # noqa: E402
-from ros_graph import GraphProbe, read_clip, start_process, stop_processes  # noqa: E402
+import cv2
+import rclpy
 
-from hand_pose_refiner.ros.interfaces import rclpy_message_types  # noqa: E402
-from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES  # noqa: E402
-from hand_pose_refiner.ros.runner import model_node_threads  # noqa: E402
+from hand_pose_refiner.ros.interfaces import rclpy_message_types
+from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
+from hand_pose_refiner.ros.probe import GraphProbe, read_clip, start_process, stop_processes
+from hand_pose_refiner.ros.runner import model_node_threads
 
 CLIP = REPO.parent / "shared" / "data" / "bare_hand_clips" / "hands1.webm"
 
 
 def measure(label: str, commands: list[list[str]], frames: list[np.ndarray], types: object,
             env: dict[str, str] | None = None) -> None:
-    processes = [start_process(command, env) for command in commands]
+    processes = [start_process(command, env, cwd=REPO) for command in commands]
     probe = GraphProbe(rclpy, types)
     try:
         probe.wait_for_graph(image_subscribers=2, timeout=120.0)

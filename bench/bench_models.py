@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import cv2
 import numpy as np
 import torch

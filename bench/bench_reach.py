@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
 
 from hand_pose_refiner.activity.reach import ReachRecognizer
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run the checkout's code
 
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 import numpy as np
 import torch
 

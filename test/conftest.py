@@ -1,60 +1,23 @@
-"""Shared test setup: DDS kept on loopback with a private domain, paths to the real data."""
+"""Shared test setup: DDS kept on loopback with a private domain; the fixtures.
+
+Paths and the imports of optional extras, which tests import by name, are in ``support.py``.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 import pytest
+from support import REPO, SHARED_DATA, import_or_skip_ros
 
 # Before anything imports rclpy: stay on loopback, and on a domain of our own so that parallel
 # runs and other ROS users on the machine never see our traffic.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
-REPO = Path(__file__).resolve().parent.parent
 # The shipped Fast DDS profile (large shared-memory segment for images), kept on loopback.
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm_localhost.xml"))
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def _require_ros() -> bool:
-    return os.environ.get("HAND_POSE_REFINER_REQUIRE_ROS") == "1"
-
-
-def import_or_skip_ros(module: str) -> object:
-    """Import a ROS module; fail (scripts/test.sh, CI) or skip (plain pytest) when it is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        if _require_ros():
-            raise
-        pytest.skip(f"{module} not importable ({exc}); run scripts/setup.sh")
-
-
-def import_or_skip_cluster() -> object:
-    """Import ray (the cluster extra); fail where it is required (scripts/test.sh, CI), else skip."""
-    try:
-        return importlib.import_module("ray")
-    except ImportError as exc:
-        if os.environ.get("HAND_POSE_REFINER_REQUIRE_CLUSTER") == "1":
-            raise
-        pytest.skip(f"ray not importable ({exc}); run scripts/setup.sh --cluster")
-
-
-def import_mmlab_or_skip() -> None:
-    """Import the OpenMMLab extra; fail where it must be there (scripts/test.sh runs the mmlab
-    tests in .venv-mmlab with HAND_POSE_REFINER_REQUIRE_MMLAB=1), skip elsewhere."""
-    try:
-        importlib.import_module("mmcv.ops")
-        importlib.import_module("mmdet")
-        importlib.import_module("mmpose")
-    except ImportError as exc:
-        if os.environ.get("HAND_POSE_REFINER_REQUIRE_MMLAB") == "1":
-            raise
-        pytest.skip(f"the OpenMMLab extra is not installed in this environment ({exc}); "
-                    f"scripts/test.sh runs these tests in .venv-mmlab (scripts/setup.sh --mmlab)")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conftest import REPO
+from support import REPO
 
 OBJECT_STORE_BYTES = 80_000_000
 

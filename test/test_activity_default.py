@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, import_or_skip_ros
 from ros_graph import activity_node_probe
+from support import REPO, import_or_skip_ros
 
 from hand_pose_refiner.activity.packaged import PACKAGED_REACH_CHECKPOINT, activity_checkpoint
 from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, checkpoint_training

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from helpers import labelled_pck
+from support import REPO
 
 import hand_pose_refiner
 from hand_pose_refiner import HandPipeline

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import import_or_skip_ros
 from helpers import frame_with_hands, open_hand, random_image, same_hands
+from support import import_or_skip_ros
 
 from hand_pose_refiner.ros.bags import HAND_POSE_ARRAY, IMAGE, BagWriter, read_hands, read_messages
 from hand_pose_refiner.ros.conversions import message_to_frame_hands

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import import_or_skip_ros
-from ros_graph import GraphProbe, read_clip, start_process, stop_processes
+from support import REPO, import_or_skip_ros
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import load_config
 from hand_pose_refiner.refinement.deploy import DEPLOY_FILE
 from hand_pose_refiner.ros.bags import BagWriter
+from hand_pose_refiner.ros.probe import GraphProbe, read_clip, start_process, stop_processes
 
 CAMERA_TOPIC = "/camera/image_raw"
 CLIP_FRAMES = 60
@@ -77,7 +77,7 @@ def test_the_deployed_graph_publishes_poses_and_activities(deployed, clip, rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     deploy, _ = deployed
-    process = start_process(["-m", "hand_pose_refiner.cli", "run", "--config", str(deploy)])
+    process = start_process(["-m", "hand_pose_refiner.cli", "run", "--config", str(deploy)], cwd=REPO)
     probe = GraphProbe(rclpy, rclpy_types)
     activities: list = []
     probe.node.create_subscription(rclpy_types.HandActivity, "hand_activity", activities.append,

@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, import_or_skip_cluster
 from ray_cluster import LoopbackRayCluster, _alive, loopback_env
+from support import REPO, import_or_skip_cluster
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames

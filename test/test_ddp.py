@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from support import REPO
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import ModelsConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from conftest import REPO, import_or_skip_ros
+from support import REPO, import_or_skip_ros
 
 
 def test_speed_drops_while_a_hand_reaches_and_recovers_when_idle(rclpy_types):

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, import_or_skip_ros
-from ros_graph import GraphProbe, start_process, stop_processes
+from support import REPO, import_or_skip_ros
 
 from hand_pose_refiner.cli import build_parser
+from hand_pose_refiner.ros.probe import GraphProbe, start_process, stop_processes
 from hand_pose_refiner.ros.runner import graph_namespace, graph_nodes, graph_ros_arguments
 
 LAUNCH_FILE = REPO / "launch/assembly.launch.py"
@@ -132,7 +132,7 @@ def test_run_started_as_launch_ros_starts_it_keeps_node_names_and_uses_the_ros_a
     command = composition_command("spatial_filter,temporal_filter", "false", "left")
     process = start_process(["-m", "hand_pose_refiner.cli", *command, "--ros-args",
                              "-r", "__node:=hand_pose_graph", "-r", "__ns:=/robot",
-                             "-p", "spatial_filter.max_hands:=1"])
+                             "-p", "spatial_filter.max_hands:=1"], cwd=REPO)
     probe = GraphProbe(rclpy, rclpy_types)
     try:
         expected = {"/robot/left/spatial_filter", "/robot/left/temporal_filter"}
@@ -178,7 +178,7 @@ def test_composition_launch_starts_the_graph_where_launch_ros_imports(rclpy_type
     rclpy = import_or_skip_ros("rclpy")
     process = start_process(["-c", LAUNCH_SERVICE, str(LAUNCH_FILE), "composition:=true",
                              "namespace:=launched", "nodes:=spatial_filter,temporal_filter",
-                             "overlay:=true", f"config_file:={CONFIG}"])
+                             "overlay:=true", f"config_file:={CONFIG}"], cwd=REPO)
     probe = GraphProbe(rclpy, rclpy_types)
     try:
         expected = {"/launched/spatial_filter", "/launched/temporal_filter", "/launched/pose_overlay"}

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import import_mmlab_or_skip
+from support import REPO, import_mmlab_or_skip
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.coco import load_coco
@@ -194,8 +194,9 @@ def test_refine_fine_tunes_both_mmlab_models_on_its_pseudo_labels(trained, repla
 
 
 def test_in_process_node_graph_runs_the_mmlab_backend(trained, shared_data, tmp_path, rclpy_types):
-    from conftest import import_or_skip_ros
-    from ros_graph import GraphProbe, read_clip, start_process, stop_processes
+    from support import import_or_skip_ros
+
+    from hand_pose_refiner.ros.probe import GraphProbe, read_clip, start_process, stop_processes
 
     rclpy = import_or_skip_ros("rclpy")
     config = write_config(tmp_path / "graph.yaml", backend="mmlab", device="cpu",
@@ -203,7 +204,7 @@ def test_in_process_node_graph_runs_the_mmlab_backend(trained, shared_data, tmp_
                           detector_checkpoint=str(trained["paths"]["detector"]),
                           pose_checkpoint=str(trained["paths"]["pose"]))
     frames, _ = read_clip(shared_data / "bare_hand_clips" / "hands1.webm", 6)
-    process = start_process(["-m", "hand_pose_refiner.cli", "run", "--config", str(config)])
+    process = start_process(["-m", "hand_pose_refiner.cli", "run", "--config", str(config)], cwd=REPO)
     probe = GraphProbe(rclpy, rclpy_types)
     try:
         probe.wait_for_graph(image_subscribers=2, timeout=120.0)

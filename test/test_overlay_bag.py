@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from conftest import REPO
+from support import REPO
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import TopicsConfig

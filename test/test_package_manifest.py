@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import xml.etree.ElementTree as ElementTree
 
-from conftest import REPO
+from support import REPO
 
 # Declared for what they do rather than for an import: the generated messages' runtime.
 NOT_IMPORTED = {"rosidl_default_runtime"}

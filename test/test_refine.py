@@ -13,7 +13,7 @@ from dataclasses import replace
 import cv2
 import pytest
 import torch
-from conftest import REPO
+from support import REPO
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.errors import RefinementStateError

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support import REPO
 
 from hand_pose_refiner.cli import build_parser, main
 from hand_pose_refiner.config import Config, RefinementConfig, load_config

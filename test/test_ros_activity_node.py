@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import import_or_skip_ros
 from ros_graph import activity_node_probe
+from support import import_or_skip_ros
 
 from hand_pose_refiner.activity.dataset import WindowSet, labelled_windows
 from hand_pose_refiner.activity.synthetic import SyntheticSettings, generate_recording

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import import_or_skip_ros
+from support import import_or_skip_ros
 
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import Config

@@ -9,10 +9,17 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, import_or_skip_ros
-from ros_graph import STAGES, GraphProbe, image_message, read_clip, start_process, stop_processes
+from support import REPO, import_or_skip_ros
 
 from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
+from hand_pose_refiner.ros.probe import (
+    STAGES,
+    GraphProbe,
+    image_message,
+    read_clip,
+    start_process,
+    stop_processes,
+)
 
 CLIP_FRAMES = 45
 START_NS = 1_700_000_000_000_000_000
@@ -61,7 +68,7 @@ def clip(shared_data):
 def in_process_graph(rclpy_types):
     rclpy = import_or_skip_ros("rclpy")
     process = start_process(["-m", "hand_pose_refiner.cli", "run", "--config",
-                             str(REPO / "config/assembly.yaml")])
+                             str(REPO / "config/assembly.yaml")], cwd=REPO)
     probe = GraphProbe(rclpy, rclpy_types)
     try:
         probe.wait_for_graph(image_subscribers=2)
@@ -83,7 +90,8 @@ def test_in_process_runner_delivers_every_stage(in_process_graph, clip, rclpy_ty
 def test_multi_process_graph_delivers_every_stage(clip, rclpy_types):
     rclpy = import_or_skip_ros("rclpy")
     processes = [start_process(["-m", f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[name]}", "--ros-args",
-                                "--params-file", str(REPO / "config/assembly.yaml"), "-p", "autostart:=true"])
+                                "--params-file", str(REPO / "config/assembly.yaml"), "-p", "autostart:=true"],
+                               cwd=REPO)
                  for name in DEFAULT_GRAPH]
     probe = GraphProbe(rclpy, rclpy_types)
     try:
@@ -162,7 +170,7 @@ def test_bad_images_are_counted_and_the_graph_keeps_going(in_process_graph, clip
 
 def test_wrong_parameter_type_is_refused_at_start():
     process = start_process(["-m", "hand_pose_refiner.ros.nodes.spatial_filter", "--ros-args",
-                             "-p", "spatial_filter.max_hands:=two"])
+                             "-p", "spatial_filter.max_hands:=two"], cwd=REPO)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 2, output
     assert "spatial_filter.max_hands" in output and "int" in output

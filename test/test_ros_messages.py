@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import import_or_skip_ros
 from helpers import frame_with_hands, open_hand, random_image
+from support import import_or_skip_ros
 
 from hand_pose_refiner.errors import ImageSizeError, UnsupportedEncodingError
 from hand_pose_refiner.images import ENCODINGS

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import import_or_skip_ros
 from ros_graph import activity_node_probe
+from support import import_or_skip_ros
 
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES, REACH
 from hand_pose_refiner.config import Config

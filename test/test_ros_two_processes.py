@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import import_or_skip_ros
 from helpers import frame_with_hands, open_hand, same_hands
+from support import import_or_skip_ros
 
 from hand_pose_refiner.ros.conversions import frame_hands_to_message, message_to_frame_hands
 

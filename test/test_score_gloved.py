@@ -1,34 +1,25 @@
-"""The scorer of true and false hands on the gloved stills (bench/score_gloved.py)."""
+"""The scorer of true and false hands on the gloved stills (bench/score_gloved.py runs it)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from support import REPO
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "score_gloved.py"
+from hand_pose_refiner.refinement import scoring
 
-
-@pytest.fixture(scope="module")
-def scorer():
-    spec = importlib.util.spec_from_file_location("score_gloved", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+JUDGEMENTS = REPO / "bench" / "data" / "gloved_stills_judgements.json"
 
 
 @pytest.fixture(scope="module")
-def judgements(scorer):
-    return json.loads(scorer.JUDGEMENTS.read_text())["images"]
+def judgements():
+    return scoring.load_judgements(JUDGEMENTS)
 
 
-def test_every_gloved_still_has_judgements_and_nothing_else(scorer, judgements, shared_data):
+def test_every_gloved_still_has_judgements_and_nothing_else(judgements, shared_data):
     hags = shared_data / "hags_gloved_assembly"
-    stills = {f"{view}/gloved/{p.name}" for view in scorer.VIEWS for p in (hags / view / "gloved").iterdir()}
+    stills = {f"{view}/gloved/{p.name}" for view in scoring.VIEWS for p in (hags / view / "gloved").iterdir()}
     assert set(judgements) == stills
     assert len(stills) == 56
 
@@ -39,9 +30,9 @@ def _hand(box: list[float]) -> dict[str, object]:
     return {"keypoints": [[box[0], box[1]], [box[2], box[3]], *[centre] * 18, [None, None]]}
 
 
-def test_a_round_is_scored_per_frame_against_the_judged_regions(scorer, judgements, shared_data, tmp_path):
+def test_a_round_is_scored_per_frame_against_the_judged_regions(judgements, shared_data, tmp_path):
     hags = shared_data / "hags_gloved_assembly"
-    stills = scorer.stills(hags)["side_view"]
+    stills = scoring.stills(hags)["side_view"]
     assert stills[:3] == ["J_GL0.jpg", "J_GL2.jpg", "J_GL4.jpg"]  # the replay's order, not sorted()
     regions = [judgements[f"side_view/gloved/{name}"] for name in stills[:3]]
     side = "../shared/data/hags_gloved_assembly/side_view/gloved"
@@ -58,7 +49,23 @@ def test_a_round_is_scored_per_frame_against_the_judged_regions(scorer, judgemen
     ]
     predictions = tmp_path / "predictions.jsonl"
     predictions.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    score = scorer.score_predictions(predictions, judgements, hags)
+    score = scoring.score_predictions(predictions, judgements, hags)
     assert (score.frames, score.true_frames, score.false_frames, score.false_only_frames) == (5, 2, 2, 1)
     assert score.per_view == {"side_view": 2, "top_view": 0}
     assert score.unjudged == [f"side_view/gloved/{stills[3]} [0, 0, 30, 30]"]
+
+
+def test_a_run_is_scored_round_by_round_in_round_order(judgements, shared_data, tmp_path):
+    hags = shared_data / "hags_gloved_assembly"
+    first = scoring.stills(hags)["top_view"][0]
+    hand = judgements[f"top_view/gloved/{first}"]["hands"][0]
+    row = {"input": "../shared/data/hags_gloved_assembly/top_view/gloved", "frame": 0}
+    for k, filtered in ((10, [_hand(hand)]), (2, [])):
+        folder = tmp_path / f"iter{k}" / "eval"
+        folder.mkdir(parents=True)
+        (folder / "predictions.jsonl").write_text(json.dumps({**row, "filtered": filtered}) + "\n")
+    scores = scoring.score_run(tmp_path, judgements, hags)
+    assert list(scores) == ["iter2", "iter10"]  # by round number, not by name
+    assert [score.true_frames for score in scores.values()] == [0, 1]
+    assert scores["iter10"].table_row().split()[:3] == ["1", "100.0%", "(0+1)"]
+    assert scoring.score_run(tmp_path / "iter2", judgements, hags) == {}
