@@ -16,8 +16,10 @@ boxes, track ids). Both names load on first use, so ``import hand_pose_refiner``
 
 The package is split in two:
 
-* the ROS-free core (this package's top-level modules and ``filters``): skeleton, data model,
-  COCO conversion, image codecs, config, CLI; it needs only numpy (and torch for models);
+* the ROS-free core (this package's top-level modules and ``filters``, ``models``,
+  ``refinement`` and ``activity``): skeleton, data model, COCO conversion, image codecs, config,
+  CLI, the filters, the models, the refinement loop and the activity recognisers; it runs
+  without ROS;
 * :mod:`hand_pose_refiner.ros`: thin rclpy glue that translates ROS messages to core calls.
 
 The generated ROS 2 message types live in :mod:`hand_pose_refiner.msg`. They are built from

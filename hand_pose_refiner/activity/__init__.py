@@ -1,7 +1,14 @@
 """Activity recognition from filtered hand poses, for cobot controllers.
 
-A skeleton-based classifier (a spatio-temporal graph convolution over the 21-keypoint hand graph
-and time) labels windows of one tracked hand's poses with an assembly activity. The pieces:
+Two recognisers behind one node, chosen by the checkpoint ``activity.checkpoint`` names:
+
+* a window classifier (a spatio-temporal graph convolution over the 21-keypoint hand graph and
+  time) labels windows of one tracked hand's poses with an assembly activity;
+* the reach recogniser, causal and per frame, gives the reach phase, reach-onset events, time to
+  grasp and the grasped part's size; a model trained on the real reach-to-grasp recordings ships
+  with the package and is the default.
+
+The pieces:
 
 * :mod:`~hand_pose_refiner.activity.features`: translation- and scale-normalised window features;
 * :mod:`~hand_pose_refiner.activity.model`: :class:`ActivityModel` and its safetensors checkpoints;
@@ -10,7 +17,14 @@ and time) labels windows of one tracked hand's poses with an assembly activity. 
 * :mod:`~hand_pose_refiner.activity.labels`: the CSV annotation format and pose sources;
 * :mod:`~hand_pose_refiner.activity.dataset`: labelled windows from annotated sources;
 * :mod:`~hand_pose_refiner.activity.synthetic`: the self-generated, labelled synthetic benchmark;
-* :mod:`~hand_pose_refiner.activity.training`: training and evaluation;
+* :mod:`~hand_pose_refiner.activity.training`: training and evaluation of the window classifier;
+* :mod:`~hand_pose_refiner.activity.reach`: the reach model and :class:`ReachRecognizer`, online;
+* :mod:`~hand_pose_refiner.activity.reach_features`: per-frame reach features, computed causally;
+* :mod:`~hand_pose_refiner.activity.reach_training`: training and evaluating the reach model;
+* :mod:`~hand_pose_refiner.activity.rtg_dataset`: the reach-to-grasp recordings as pose streams;
+* :mod:`~hand_pose_refiner.activity.packaged`: the packaged default model and which checkpoint
+  ``activity.checkpoint`` names;
+* ``weights/``: the packaged reach model (safetensors) and the data licence it was trained under;
 * :mod:`~hand_pose_refiner.activity.cli`: the ``train-activity``, ``eval-activity`` and
   ``synth-activity`` subcommands.
 

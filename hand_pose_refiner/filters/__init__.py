@@ -6,6 +6,8 @@
   in an offline (look-ahead) and an online (bounded delay) mode;
 * :mod:`.recurring` — offline, over a folder of stills: hand-shaped objects that come back at
   one place in many frames;
+* :mod:`.anatomy` — the anatomical reference values the spatial filter checks against;
+* :mod:`.smoothing` — the One Euro filter (with real time steps) the temporal filter smooths with;
 * :mod:`.stats` — every rejection counted with its reason;
 * :mod:`.tracking` — which hand is which across frames (track ids for the temporal filter);
 * :mod:`.pipeline` — :class:`~.pipeline.PoseFilterPipeline` chains spatial filter, tracker and

@@ -1,4 +1,12 @@
-"""Hand detectors and pose estimators behind one interface (see :mod:`.base`)."""
+"""Hand detectors and pose estimators behind one interface (see :mod:`.base`).
+
+* ``mediapipe``: MediaPipe Hands ported to torch, the default backend;
+* ``mmlab``: mmdet + mmpose, the optional OpenMMLab backend;
+* ``following``: keypoints followed from frame to frame, as the live pose estimator does;
+* ``augment``: training-time image changes; ``distributed``: data-parallel fine-tuning (DDP).
+
+:func:`create_backend` builds the pair a ``models`` config section selects.
+"""
 
 from __future__ import annotations
 

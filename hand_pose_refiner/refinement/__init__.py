@@ -4,4 +4,11 @@
 COCO dataset, ``refine`` retrains the models on it round after round, ``report`` shows a person
 what each round did. ``distributed`` runs a replay's shards on a Ray cluster (optional extra).
 ``cli`` registers the ``replay`` and ``refine`` subcommands.
+
+Around them: ``cache`` keeps decoded frames and model predictions, ``records`` writes per-frame
+hands (JSON lines, npz), ``anchors`` keeps what the initial models already see in every round's
+training set, ``recipe`` reads a config's ``refinement`` section, ``deploy`` writes the run's
+``deploy.yaml`` for the live graph, ``overlay_bag`` draws hands into replay bags. ``scoring``
+counts a run's true and false hands on stills judged by eye, ``operating_points`` does so for one
+round's models at other thresholds.
 """
