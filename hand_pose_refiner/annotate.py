@@ -115,7 +115,7 @@ def frame_rate(stamps_ns: list[int], fallback: float) -> float:
     """Frames per second from the median gap of the stamps (``fallback`` with fewer than two)."""
     gaps = np.diff(np.asarray(stamps_ns, np.int64))
     gaps = gaps[gaps > 0]
-    return float(1e9 / np.median(gaps)) if gaps.size else fallback
+    return float(1e9 / np.median(gaps.astype(np.float64))) if gaps.size else fallback
 
 
 def progress_display(total: int | None, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -139,7 +139,7 @@ class _VideoOutput:
     def __init__(self, out: Path, fps: float, size: tuple[int, int]) -> None:
         self.out, self.fps, self.size = out, fps, size
         self.partial = out.with_name(f".{out.stem}.partial{out.suffix}")
-        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODEC)
+        fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODEC)
         self.writer = cv2.VideoWriter(str(self.partial), fourcc, fps, size)
         if not self.writer.isOpened():
             raise InputError(f"{out}: OpenCV cannot write an {VIDEO_CODEC} video here")

@@ -14,12 +14,12 @@ import numpy.typing as npt
 
 def all_set(values: npt.NDArray[np.generic]) -> bool:
     """``bool(values.all())``, faster on small arrays."""
-    return np.count_nonzero(values) == values.size
+    return bool(np.count_nonzero(values) == values.size)
 
 
 def any_set(values: npt.NDArray[np.generic]) -> bool:
     """``bool(values.any())``, faster on small arrays."""
-    return np.count_nonzero(values) > 0
+    return bool(np.count_nonzero(values) > 0)
 
 
 def vector_lengths(vectors: npt.NDArray[np.floating], keepdims: bool = False) -> npt.NDArray[np.floating]:

@@ -13,6 +13,9 @@ from pathlib import Path
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import USER_ERRORS
 
+# What a checkpoint that does not load raises (a missing file is reported before loading).
+LOAD_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError)
+
 Loader = Callable[[Path], object]
 
 
@@ -56,6 +59,6 @@ def checkpoint_problems(config: Config) -> list[str]:
             continue
         try:
             loaders[key](path)
-        except (*USER_ERRORS, OSError) as exc:
+        except LOAD_ERRORS as exc:
             problems.append(f"{key} = {str(path)!r}: does not load: {exc}")
     return problems

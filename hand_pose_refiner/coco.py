@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hand_pose_refiner.errors import AnnotationError
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
 from hand_pose_refiner.skeleton import (
     BONES,
     KEYPOINT_NAMES,
@@ -149,13 +149,13 @@ def annotations_to_frame_hands(
         stamp_ns, image_width, image_height, keypoints,
         keypoint_scores=scores,
         keypoint_states=states,
-        boxes=boxes if np.isfinite(boxes).all() else None,
-        detection_scores=[float(a.get("score", 1.0)) for a in annotations],
-        handedness=[Handedness.from_label(str(a.get("handedness", a.get("hand_type", ""))))
-                    for a in annotations],
-        handedness_scores=[float(a.get("handedness_score", 1.0 if "hand_type" in a else 0.0))
-                           for a in annotations],
-        track_ids=[int(a.get("track_id", -1)) for a in annotations],
+        boxes=boxes if np.isfinite(boxes).all() else boxes_from_keypoints(keypoints).astype(np.float32),
+        detection_scores=np.array([float(a.get("score", 1.0)) for a in annotations], np.float32),
+        handedness=np.array([Handedness.from_label(str(a.get("handedness", a.get("hand_type", ""))))
+                             for a in annotations], np.uint8),
+        handedness_scores=np.array([float(a.get("handedness_score", 1.0 if "hand_type" in a else 0.0))
+                                    for a in annotations], np.float32),
+        track_ids=np.array([int(a.get("track_id", -1)) for a in annotations], np.int64),
     )
     return hands
 

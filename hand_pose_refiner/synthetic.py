@@ -67,8 +67,10 @@ def two_circling_hands(count: int, seed: int = 0) -> list[FrameHands]:
         hands = np.stack([left, right]) + rng.normal(0, 1.0, (2, 21, 2))
         if rng.random() < 0.05:
             hands[rng.integers(2), rng.integers(21)] += rng.normal(0, 40, 2)
-        frames.append(FrameHands(int(t * 1e9), 640, 480, hands, keypoint_scores=rng.uniform(0.4, 1, (2, 21)),
-                                 detection_scores=rng.uniform(0.7, 1, 2), handedness=[1, 2],
-                                 handedness_scores=[0.9, 0.9]))
+        frames.append(FrameHands(int(t * 1e9), 640, 480, hands.astype(np.float32),
+                                 keypoint_scores=rng.uniform(0.4, 1, (2, 21)).astype(np.float32),
+                                 detection_scores=rng.uniform(0.7, 1, 2).astype(np.float32),
+                                 handedness=np.array([1, 2], np.uint8),
+                                 handedness_scores=np.array([0.9, 0.9], np.float32)))
     return frames
 

@@ -10,9 +10,13 @@ import logging
 import shlex
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from hand_pose_refiner.config import Config, load_config
 from hand_pose_refiner.errors import ActivityCheckpointError, ActivityLabelError
+
+if TYPE_CHECKING:  # torch-heavy: the command line imports it only for the reach commands
+    from hand_pose_refiner.activity.reach_training import ReachTrainSettings
 
 _DEFAULT_TOPIC = "/hand_poses"
 
@@ -91,7 +95,7 @@ def _rtg_prepared(args: argparse.Namespace, config: Config) -> list:
     return prepared
 
 
-def _reach_settings(args: argparse.Namespace) -> object:
+def _reach_settings(args: argparse.Namespace) -> ReachTrainSettings:
     from hand_pose_refiner.activity.reach_training import ReachTrainSettings
 
     return ReachTrainSettings(epochs=args.epochs or 20, seed=args.seed, threads=args.threads or 1)
@@ -167,7 +171,8 @@ def _cmd_eval_reach(args: argparse.Namespace, config: Config) -> int:
 
     prepared = _rtg_prepared(args, config)
     result = leave_one_subject_out(prepared, _reach_settings(args), log=print, jobs=args.jobs)
-    for name, value in result.as_dict()["mean_of_folds"].items():
+    means = cast("dict[str, object]", result.as_dict()["mean_of_folds"])
+    for name, value in means.items():
         if not isinstance(value, dict):
             print(f"mean of {len(result.folds)} folds: {name} {value:.3f}")
     pooled = result.pooled

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +147,7 @@ class PoseRecording:
     handedness: np.ndarray  # (F, H) uint8 Handedness values
     image_width: int = 0
     image_height: int = 0
-    track_ids: np.ndarray | None = None  # (F, H) int64; None = all -1
+    track_ids: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (F, H) int64; None = all -1
 
     def __post_init__(self) -> None:
         self.stamps_ns = np.asarray(self.stamps_ns, np.int64).reshape(-1)
@@ -204,9 +204,9 @@ class PoseRecording:
         try:
             with np.load(path, allow_pickle=False) as data:
                 width, height = (int(v) for v in data["image_size"])
-                track_ids = data["track_ids"] if "track_ids" in data.files else None
+                tracks = {"track_ids": data["track_ids"]} if "track_ids" in data.files else {}
                 return cls(data["stamps_ns"], data["keypoints"], data["keypoint_scores"],
-                           data["handedness"], width, height, track_ids)
+                           data["handedness"], width, height, **tracks)
         except (OSError, KeyError, ValueError) as exc:
             raise ActivityLabelError(f"{path}: not a readable pose recording (.npz): {exc}") from exc
 

@@ -79,6 +79,8 @@ def hand_adjacency() -> np.ndarray:
 class GraphTemporalBlock(nn.Module):
     """Graph convolution over the keypoints, then temporal convolution, with a residual."""
 
+    adjacency: Tensor
+
     def __init__(self, in_channels: int, out_channels: int, adjacency: Tensor, stride: int,
                  temporal_kernel: int, dropout: float) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -126,6 +127,13 @@ class SizeClassifier(nn.Module):
     people's average size-feature mean and variance at the end of a reach (the calibration's
     prior), how many reaches that prior counts as, and the temperature.
     """
+
+    weight: Tensor
+    bias: Tensor
+    prior_mean: Tensor
+    prior_var: Tensor
+    prior_reaches: Tensor
+    temperature: Tensor
 
     def __init__(self, classes: int = 3, size: int = NUM_SIZE_FEATURES) -> None:
         super().__init__()
@@ -217,7 +225,7 @@ class ReachModel(nn.Module):
         :meth:`forward` pads, so the outputs of both agree (to float rounding).
         """
         if state is None:
-            state = [torch.zeros(1, self.hidden, block.pad + 1) for block in self.blocks]
+            state = [torch.zeros(1, self.hidden, block.pad + 1) for block in self._causal_blocks()]
             zeros = torch.zeros(1, NUM_FEATURES, 1)
             for _ in range(self.receptive_field - 1):
                 _, state = self._stream(zeros, state)
@@ -232,10 +240,13 @@ class ReachModel(nn.Module):
             torch.softmax(out[:phases], 0).numpy(), size, float(nn.functional.softplus(out[phases]))
         ), state
 
+    def _causal_blocks(self) -> list[_CausalBlock]:
+        return [cast(_CausalBlock, block) for block in self.blocks.children()]
+
     def _stream(self, row: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         x = nn.functional.relu(self.encode(row))
         updated = []
-        for block, history in zip(self.blocks, state, strict=True):
+        for block, history in zip(self._causal_blocks(), state, strict=True):
             history = torch.cat([history[..., 1:], x], dim=-1)
             x = nn.functional.relu(x + block.mix(nn.functional.relu(block.conv(history))))
             updated.append(history)

@@ -65,7 +65,8 @@ class _Downscaled:
         if index not in self._frames:
             frame = self._image(index)
             if self.scale < 1.0:
-                frame = cv2.resize(frame, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+                frame = np.asarray(cv2.resize(frame, None, fx=self.scale, fy=self.scale,
+                                              interpolation=cv2.INTER_AREA), np.uint8)
             self._frames[index] = frame
         return self._frames[index]
 

@@ -86,5 +86,5 @@ def change_appearance(image: npt.NDArray[np.uint8], rng: np.random.Generator,
         image = jitter_colour(image, rng, config)
     if rng.random() < config.blur_probability:
         sigma = float(rng.uniform(0.3, config.max_blur_sigma))
-        image = cv2.GaussianBlur(image, (0, 0), sigma)
+        image = np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), np.uint8)
     return image

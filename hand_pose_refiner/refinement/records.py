@@ -25,7 +25,9 @@ _ARRAYS = ("keypoints", "keypoint_scores", "keypoint_states", "boxes", "detectio
 def _rounded(array: np.ndarray, digits: int) -> list[Any]:
     """A list with NaN as None (JSON has no NaN)."""
     values = np.round(array.astype(np.float64), digits)
-    return np.where(np.isfinite(values), values, None).tolist()
+    rounded = values.astype(object)
+    rounded[~np.isfinite(values)] = None
+    return rounded.tolist()
 
 
 def hands_to_json(hands: FrameHands) -> list[dict[str, Any]]:
@@ -53,11 +55,12 @@ def hands_from_json(rows: Sequence[Mapping[str, Any]], stamp_ns: int, width: int
 
     return FrameHands(stamp_ns, width, height, floats("keypoints").reshape(-1, NUM_KEYPOINTS, 2),
                       keypoint_scores=floats("keypoint_scores"),
-                      keypoint_states=[r["keypoint_states"] for r in rows], boxes=floats("box"),
-                      detection_scores=[r["score"] for r in rows],
-                      handedness=[r["handedness"] for r in rows],
-                      handedness_scores=[r["handedness_score"] for r in rows],
-                      track_ids=[r["track_id"] for r in rows])
+                      keypoint_states=np.array([r["keypoint_states"] for r in rows], np.uint8),
+                      boxes=floats("box"),
+                      detection_scores=np.array([r["score"] for r in rows], np.float32),
+                      handedness=np.array([r["handedness"] for r in rows], np.uint8),
+                      handedness_scores=np.array([r["handedness_score"] for r in rows], np.float32),
+                      track_ids=np.array([r["track_id"] for r in rows], np.int64))
 
 
 def save_frames(path: Path, frames: Sequence[FrameHands]) -> Path:
@@ -66,9 +69,10 @@ def save_frames(path: Path, frames: Sequence[FrameHands]) -> Path:
     merged = {name: np.concatenate([getattr(f, name) for f in frames]) if frames else
               getattr(FrameHands.empty(), name) for name in _ARRAYS}
     meta = np.array([[f.stamp_ns, f.image_width, f.image_height, len(f)] for f in frames], np.int64)
-    np.savez(buffer, meta=meta.reshape(-1, 4), **merged,
-             frame_ids=np.array([f.frame_id for f in frames], dtype=str),
-             model_names=np.array([f.model_name for f in frames], dtype=str))
+    arrays: dict[str, Any] = {"meta": meta.reshape(-1, 4), **merged,
+                              "frame_ids": np.array([f.frame_id for f in frames], dtype=str),
+                              "model_names": np.array([f.model_name for f in frames], dtype=str)}
+    np.savez(buffer, **arrays)
     return atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -73,11 +73,13 @@ def numpy_to_compressed(image: np.ndarray, stamp_ns: int, frame_id: str, types: 
                                  data=_byte_field(types.CompressedImage, data))
 
 
-def _as_bytes(data: Any) -> bytes | memoryview:
+def _as_bytes(data: Any) -> bytes | bytearray | memoryview:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return data
-    if isinstance(data, (array.array, np.ndarray)):
+    if isinstance(data, array.array):
         return memoryview(data).cast("B")
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).data.cast("B")
     return bytes(data)
 
 

@@ -14,6 +14,7 @@ from hand_pose_refiner.filters.stats import RejectionStats
 
 First = TypeVar("First")
 Second = TypeVar("Second")
+Queued = TypeVar("Queued")
 
 
 class StampPairing(Generic[First, Second]):
@@ -47,7 +48,7 @@ class StampPairing(Generic[First, Second]):
         self._insert(self._second, stamp_ns, item, self._names[1])
         return None
 
-    def _insert(self, queue: OrderedDict[int, object], stamp_ns: int, item: object, name: str) -> None:
+    def _insert(self, queue: OrderedDict[int, Queued], stamp_ns: int, item: Queued, name: str) -> None:
         if stamp_ns in queue:
             self.stats.reject(f"duplicate_{name}_stamp", 1, f"two {name} messages stamped {stamp_ns} ns")
         queue[stamp_ns] = item
@@ -55,7 +56,7 @@ class StampPairing(Generic[First, Second]):
             queue.popitem(last=False)
             self.stats.reject(f"unpaired_{name}", 1, f"no partner within {self.queue_size} messages")
 
-    def _drop_older(self, queue: OrderedDict[int, object], stamp_ns: int, name: str) -> None:
+    def _drop_older(self, queue: OrderedDict[int, Queued], stamp_ns: int, name: str) -> None:
         """Items older than a completed pair can no longer be paired (stamps only grow)."""
         stale = [stamp for stamp in queue if stamp < stamp_ns]
         for stamp in stale:

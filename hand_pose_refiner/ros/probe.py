@@ -33,7 +33,7 @@ def read_clip(path: Path, max_frames: int) -> tuple[list[np.ndarray], float]:
 
     capture = cv2.VideoCapture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < max_frames:
         ok, frame = capture.read()
         if not ok:

@@ -43,7 +43,7 @@ def rotation_from(start: npt.ArrayLike, end: npt.ArrayLike) -> npt.NDArray[np.fl
 
 def crop_matrix(roi: npt.ArrayLike, out_size: int) -> npt.NDArray[np.float64]:
     """3x3 matrix mapping image pixels to crop pixels (0..out_size) of a rotated square ROI."""
-    cx, cy, size, rotation = (float(v) for v in roi)
+    cx, cy, size, rotation = (float(v) for v in np.asarray(roi, np.float64).ravel())
     cos, sin = math.cos(rotation), math.sin(rotation)
     scale = out_size / size
     # crop = scale * R^T (p - c) + out_size / 2
@@ -57,8 +57,8 @@ def crop_matrix(roi: npt.ArrayLike, out_size: int) -> npt.NDArray[np.float64]:
 def crop(image: npt.NDArray[np.uint8], roi: npt.ArrayLike, out_size: int,
          border: int = cv2.BORDER_REPLICATE) -> npt.NDArray[np.uint8]:
     """The rotated ROI resampled to ``out_size`` square (bilinear, as MediaPipe's OpenCV path)."""
-    return cv2.warpPerspective(image, crop_matrix(roi, out_size), (out_size, out_size),
-                               flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    return np.asarray(cv2.warpPerspective(image, crop_matrix(roi, out_size), (out_size, out_size),
+                                          flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0), np.uint8)
 
 
 def letterbox_roi(width: int, height: int) -> FloatArray:
@@ -123,7 +123,7 @@ def rois_from_landmarks(keypoints: npt.ArrayLike, scale: float = LANDMARK_ROI_SC
     points = np.asarray(keypoints, np.float64).reshape(-1, 21, 2)
     rois = np.zeros((points.shape[0], 4), np.float32)
     for i, hand in enumerate(points):
-        finite = np.isfinite(hand).all(axis=1)
+        finite = np.asarray(np.isfinite(hand).all(axis=1))
         # MediaPipe's HandLandmarksToRect: rotation from the wrist to the middle MCP averaged with
         # the mean of the index and ring MCPs; the box of the palm and proximal joints only
         # (fingertips would make the next crop too large and the hand drift in it).
@@ -163,7 +163,7 @@ def search_rois(width: int, height: int, sizes: tuple[float, ...], rotations: in
     half a side and cover the image edge to edge; each position is tried at ``rotations`` angles
     evenly around the circle (the landmark network needs the hand roughly upright in its crop).
     """
-    rows = []
+    rows: list[tuple[float, float, float, float]] = []
     for fraction in sizes:
         side = max(fraction * height, 8.0)
         step = side / 2

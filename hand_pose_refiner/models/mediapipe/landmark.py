@@ -7,7 +7,7 @@ crop pixels, hand presence, handedness and 21 x 3 world landmarks in metres.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -107,8 +107,8 @@ class HandLandmarkNet(nn.Module):
     def weight_layers(self) -> list[nn.Module]:
         """Layers with weights, in the order of the TFLite graph's operators."""
         layers: list[nn.Module] = [self.stem[0], self.first_depthwise[0], self.first_project]
-        for block in self.blocks:
-            layers += block.weight_layers()
+        for block in self.blocks.children():
+            layers += cast(InvertedResidual, block).weight_layers()
         layers += [self.last_expand[0], self.last_depthwise[0],
                    self.handedness, self.presence, self.landmarks, self.world_landmarks]
         return layers

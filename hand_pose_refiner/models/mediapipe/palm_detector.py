@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import nn
@@ -114,7 +115,7 @@ class PalmDetectorNet(nn.Module):
         return skip24, skip12, self.stage6(self.down12(skip12))
 
     def head_outputs(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                     heads: Mapping[str, nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
+                     heads: Mapping[str, nn.Module] | nn.ModuleDict) -> tuple[torch.Tensor, torch.Tensor]:
         skip24, skip12, x = features
         p12 = heads["fpn12"](skip12 + heads["up12"](x))
         p24 = heads["fpn24"](skip24 + heads["up24"](p12))
@@ -143,19 +144,20 @@ class PalmDetectorNet(nn.Module):
         """Layers with weights, in the order of the TFLite graph's operators."""
         layers: list[nn.Module] = [self.stem, self.stem_act]
         for stage in (self.stage96, self.stage48, self.stage24, self.stage12):
-            for block in stage:
-                layers += block.weight_layers()
+            layers += _block_layers(stage)
         layers += self.down12.weight_layers()
-        for block in self.stage6:
-            layers += block.weight_layers()
+        layers += _block_layers(self.stage6)
         layers += [self.up12.conv, self.up12.act]
-        for block in self.fpn12:
-            layers += block.weight_layers()
+        layers += _block_layers(self.fpn12)
         layers += [self.cls12, self.reg12, self.up24.conv, self.up24.act]
-        for block in self.fpn24:
-            layers += block.weight_layers()
+        layers += _block_layers(self.fpn24)
         layers += [self.cls24, self.reg24]
         return layers
+
+
+def _block_layers(stage: nn.Module) -> list[nn.Module]:
+    """The weight layers of a stage of :class:`PalmBlock` s, in order."""
+    return [layer for block in stage.children() for layer in cast(PalmBlock, block).weight_layers()]
 
 
 def _flatten(x: torch.Tensor, values: int) -> torch.Tensor:

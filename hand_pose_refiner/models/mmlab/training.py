@@ -90,7 +90,8 @@ class EpochRecorder(Hook):
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
         value = outputs.get("loss") if outputs else None
-        loss = float(value.detach()) if hasattr(value, "detach") else float(value or math.nan)
+        detach = getattr(value, "detach", None)  # a tensor, a number or nothing
+        loss = float(detach()) if detach is not None else float(value or math.nan)
         if self.first_loss is None:
             self.first_loss = loss  # computed before the first update: the starting loss
         self.losses.append(loss)

@@ -69,6 +69,7 @@ class ActivityRecognizerNode(HandPoseNode):
         self.get_logger().info(f"activity model: {checkpoint}")
         if isinstance(self.recognizer, ActivityRecognizer):
             self.monitor.algorithm_stats = self.recognizer.stats
+        self.size_names = self.recognizer.size_names if isinstance(self.recognizer, ReachRecognizer) else ()
         self.types = rclpy_message_types()
         self._min_interval_ns = round(1e9 / config.activity.publish_rate_hz)
         self.publisher = self.create_lifecycle_publisher(HandActivity, config.topics.activity,
@@ -84,7 +85,7 @@ class ActivityRecognizerNode(HandPoseNode):
         for result in self.recognizer.push(message_to_frame_hands(message)):
             if isinstance(result, ReachResult):
                 if self._due(result.track_id, result.stamp_ns, force=result.onset):
-                    self.publisher.publish(reach_message(result, self.recognizer.size_names, frame_id,
+                    self.publisher.publish(reach_message(result, self.size_names, frame_id,
                                                          self.types))
                     self.monitor.published(time.perf_counter() - started)
             elif self._due(result.track_id, result.window_end_ns):
