@@ -255,6 +255,9 @@ class RefinementConfig:
     fps: float = _setting(10.0, "frame rate that stamps image folders", min=0.001, max=10000.0)
     stride: int = _setting(1, "keep every n-th frame", min=1, max=100000)
     max_frames: int = _setting(0, "at most this many frames per input; 0 = all", min=0, max=100000000)
+    split: str = _setting("all", "targets that are image folders: all their images, or one half (alternate "
+                          "images in name order): tuning = the 1st, 3rd, ...; test = the 2nd, 4th, ...",
+                          choices=("all", "tuning", "test"))
     iterations: int = _setting(2, "refinement rounds at most (a finished run resumed with more "
                                "rounds runs the ones it lacks)", min=0, max=1000)
     search_rounds: int = _setting(0, "the first N rounds also search every target frame with the landmark "

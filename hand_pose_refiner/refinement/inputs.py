@@ -92,7 +92,9 @@ class InputSpec:
 
     ``fps`` stamps the frames of an image folder; ``stills`` says an image folder holds
     independent photographs (not consecutive frames), so temporal filtering must not apply.
-    ``stride`` keeps every n-th frame and ``max_frames`` caps the count (for CPU-sized runs).
+    ``stride`` keeps every n-th frame from ``offset`` on (source frames ``offset``, ``offset +
+    stride``, ...) and ``max_frames`` caps the count (for CPU-sized runs; an offset with stride 2
+    splits a folder of stills into two alternate halves).
     ``window`` reads only the kept frames ``start <= index < stop`` (``stop`` None: to the end),
     numbered as in the whole recording: a segment of a long recording for a parallel replay.
     """
@@ -104,6 +106,7 @@ class InputSpec:
     stride: int = 1
     max_frames: int | None = None
     window: tuple[int, int | None] | None = None
+    offset: int = 0
 
     @property
     def kind(self) -> str:
@@ -117,6 +120,22 @@ class InputSpec:
     def whole(self) -> InputSpec:
         """The same recording without a window."""
         return replace(self, window=None)
+
+
+# The two halves of a folder of stills (the refinement recipe's ``split``): the images at even
+# positions in name order (replay's order: image_files) are for tuning, those at odd positions for
+# testing; each half is every other image, so both cover the folder alike.
+SPLITS = ("tuning", "test")
+
+
+def split_offset(split: str, stride: int = 1) -> int:
+    """The first source image of a half (``tuning`` or ``test``) read with ``2 * stride``."""
+    return SPLITS.index(split) * stride
+
+
+def split_of(position: int) -> str:
+    """The half that the image at ``position`` (0-based, name order) of a folder belongs to."""
+    return SPLITS[position % 2]
 
 
 def input_kind(path: Path) -> str:
@@ -148,13 +167,15 @@ def fingerprint(spec: InputSpec) -> str:
     for file in files:
         digest.update(_file_signature(file).encode())
     window = "" if spec.window is None else f"|{spec.window[0]}:{spec.window[1]}"
-    digest.update(f"{spec.image_topic}|{spec.fps}|{spec.stride}|{spec.max_frames}{window}".encode())
+    offset = f"|+{spec.offset}" if spec.offset else ""  # none: the keys made before offsets existed
+    digest.update(f"{spec.image_topic}|{spec.fps}|{spec.stride}|{spec.max_frames}{window}{offset}".encode())
     return digest.hexdigest()[:16]
 
 
 def _keep(index: int, kept: int, spec: InputSpec) -> bool:
-    """Whether source frame ``index`` is the recording's ``kept``-th frame (stride, cap)."""
-    return index % spec.stride == 0 and (spec.max_frames is None or kept < spec.max_frames)
+    """Whether source frame ``index`` is the recording's ``kept``-th frame (offset, stride, cap)."""
+    return (index >= spec.offset and (index - spec.offset) % spec.stride == 0
+            and (spec.max_frames is None or kept < spec.max_frames))
 
 
 def _done(kept: int, spec: InputSpec) -> bool:
@@ -439,7 +460,7 @@ def _folder_frames(spec: InputSpec, report: ReadReport) -> Iterator[Frame]:
 
 
 def _kept_count(source_frames: int, spec: InputSpec) -> int:
-    kept = -(-source_frames // spec.stride)
+    kept = -(-max(source_frames - spec.offset, 0) // spec.stride)
     return kept if spec.max_frames is None else min(kept, spec.max_frames)
 
 
@@ -479,8 +500,9 @@ def read_frames(spec: InputSpec, report: ReadReport | None = None) -> Iterator[F
     Frames that cannot be decoded are skipped and counted in ``report``; raises
     :class:`InputError` when nothing of the recording can be read.
     """
-    if spec.stride < 1 or spec.fps <= 0 or (spec.max_frames is not None and spec.max_frames < 1):
-        raise InputError(f"{spec.path}: stride and max_frames must be >= 1 and fps > 0")
+    if (spec.stride < 1 or spec.fps <= 0 or spec.offset < 0
+            or (spec.max_frames is not None and spec.max_frames < 1)):
+        raise InputError(f"{spec.path}: stride and max_frames must be >= 1, offset >= 0 and fps > 0")
     if spec.window is not None and (spec.window[0] < 0 or (spec.window[1] is not None
                                                             and spec.window[1] < spec.window[0])):
         raise InputError(f"{spec.path}: bad frame window {spec.window}")

@@ -9,19 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from hand_pose_refiner.config import REFINEMENT_PATH_KEYS, RefinementConfig
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.inputs import SPLITS, InputSpec, input_kind, split_offset
 from hand_pose_refiner.refinement.refine import LabelledSet, RefineOptions, Thresholds
 
 
 def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],
-                  stills_any_kind: bool = True) -> tuple[InputSpec, ...]:
+                  stills_any_kind: bool = True, split: str = "all") -> tuple[InputSpec, ...]:
     """The recordings ``paths`` read as the recipe says. ``stills`` applies to every target, whatever
     its kind (as replay's --stills), and to the check and anchor recordings only where they are
-    image folders (``stills_any_kind`` False): those are bare-hand videos, filtered over time."""
-    return tuple(InputSpec(Path(path), recipe.image_topic or None, recipe.fps,
-                           recipe.stills and (stills_any_kind or Path(path).is_dir()), recipe.stride,
-                           recipe.max_frames or None)
-                 for path in paths)
+    image folders (``stills_any_kind`` False): those are bare-hand videos, filtered over time.
+    ``split`` (``tuning`` or ``test``) keeps one half of each image folder (videos and bags are
+    read whole: neighbouring frames are no held-out data)."""
+    specs = []
+    for path in paths:
+        halved = split in SPLITS and Path(path).is_dir() and input_kind(Path(path)) == "images"
+        specs.append(InputSpec(Path(path), recipe.image_topic or None, recipe.fps,
+                               recipe.stills and (stills_any_kind or Path(path).is_dir()),
+                               recipe.stride * (2 if halved else 1), recipe.max_frames or None,
+                               offset=split_offset(split, recipe.stride) if halved else 0))
+    return tuple(specs)
 
 
 def refine_options(recipe: RefinementConfig) -> RefineOptions:
@@ -29,7 +35,8 @@ def refine_options(recipe: RefinementConfig) -> RefineOptions:
     labelled = ([LabelledSet(Path(path)) for path in recipe.labelled]
                 + [LabelledSet(Path(path), tip_first=True) for path in recipe.labelled_tip_first])
     return RefineOptions(
-        targets=recipe_inputs(recipe, recipe.targets), checks=recipe_inputs(recipe, recipe.checks, False),
+        targets=recipe_inputs(recipe, recipe.targets, split=recipe.split),
+        checks=recipe_inputs(recipe, recipe.checks, False),
         anchors=recipe_inputs(recipe, recipe.anchors, False), anchor_ratio=recipe.anchor_ratio,
         labelled=tuple(labelled), iterations=recipe.iterations,
         schedule=tuple(Thresholds(*row) for row in recipe.schedule()),

@@ -7,6 +7,10 @@ matched to the judged region its keypoint box overlaps most (at least :data:`MIN
 unjudged for a person to look at. A frame counts as true when one of its hands matches a hand, as
 false when one matches a region judged not a hand. The stills are the gloved glovebox stills'
 layout: ``DATA/VIEW/gloved/*`` for each view of :data:`VIEWS`, numbered as replay numbers them.
+
+Each still belongs to a half, tuning or test (:func:`~hand_pose_refiner.refinement.inputs.split_of`:
+alternate stills in name order, the halves a recipe's ``split`` trains on); a score can be
+restricted to one half, so that settings chosen on the tuning half are reported on the test half.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
-from hand_pose_refiner.refinement.inputs import image_files
+from hand_pose_refiner.refinement.inputs import image_files, split_of
 
 VIEWS = ("side_view", "top_view")
 # A hand matches the judged region it overlaps most when their keypoint boxes overlap this much.
 MIN_IOU = 0.2
 
 Judgements = dict[str, dict[str, list[list[float]]]]
+# How a replay read each view's folder: (stride, offset) of its source images (all: (1, 0)).
+Sampling = dict[str, tuple[int, int]]
 
 
 def load_judgements(path: Path) -> Judgements:
@@ -76,13 +82,18 @@ class RoundScore:
         """One table row's figures: true frames (side + top), false frames (those without a true
         hand) and the hands nobody has judged."""
         side, top = (self.per_view[view] for view in VIEWS)
-        return (f"{self.true_frames:3} {self.true_frames / self.frames:6.1%} ({side}+{top})    "
-                f"{self.false_frames:3} {self.false_frames / self.frames:6.1%} ({self.false_only_frames})"
+        frames = max(self.frames, 1)
+        return (f"{self.true_frames:3} {self.true_frames / frames:6.1%} ({side}+{top})    "
+                f"{self.false_frames:3} {self.false_frames / frames:6.1%} ({self.false_only_frames})"
                 f"                  {len(self.unjudged)}")
 
 
-def score_predictions(predictions: Path, judgements: Judgements, data: Path) -> RoundScore:
-    """Score one replay's ``predictions.jsonl`` against the judgements (gloved stills only)."""
+def score_predictions(predictions: Path, judgements: Judgements, data: Path, half: str = "",
+                      sampling: Sampling | None = None) -> RoundScore:
+    """Score one replay's ``predictions.jsonl`` against the judgements (gloved stills only).
+
+    ``half`` (``tuning`` or ``test``) counts only that half's stills; ``sampling`` says how the
+    replay read each view's folder when it did not read every image (a split run's targets)."""
     names = stills(data)
     score = RoundScore()
     for line in predictions.read_text().splitlines():
@@ -90,7 +101,11 @@ def score_predictions(predictions: Path, judgements: Judgements, data: Path) -> 
         view = next((v for v in VIEWS if f"{v}/gloved" in row["input"].replace("\\", "/")), None)
         if view is None:
             continue  # a green-screen folder or another input
-        name = f"{view}/gloved/{names[view][row['frame']]}"
+        stride, offset = (sampling or {}).get(view, (1, 0))
+        position = offset + row["frame"] * stride
+        if half and split_of(position) != half:
+            continue
+        name = f"{view}/gloved/{names[view][position]}"
         score.frames += 1
         boxes = [keypoint_box(hand["keypoints"]) for hand in row["filtered"]]
         labels = [judge(box, judgements[name]) for box in boxes]
@@ -106,9 +121,25 @@ def score_predictions(predictions: Path, judgements: Judgements, data: Path) -> 
     return score
 
 
-def score_run(run: Path, judgements: Judgements, data: Path) -> dict[str, RoundScore]:
+def run_sampling(run: Path) -> Sampling:
+    """How a refine run read each view's stills as targets (from its ``state.json``); a plain
+    replay folder, or a run on whole folders, reads every image."""
+    state = run / "state.json"
+    if not state.is_file():
+        return {}
+    targets = json.loads(state.read_text()).get("options", {}).get("targets", [])
+    return {view: (int(spec.get("stride", 1)), int(spec.get("offset", 0)))
+            for spec in targets for view in VIEWS if f"{view}/gloved" in str(spec["path"]).replace("\\", "/")}
+
+
+def score_run(run: Path, judgements: Judgements, data: Path, half: str = "") -> dict[str, RoundScore]:
     """Each round's score (``iterK`` -> its ``eval/predictions.jsonl`` scored), in round order;
-    empty when the run has no evaluated round."""
+    empty when the run has no evaluated round. ``half``: only that half's stills. A replay
+    folder (``run/predictions.jsonl``) is scored as one round named ``replay``."""
+    sampling = run_sampling(run)
+    if (run / "predictions.jsonl").is_file():
+        return {"replay": score_predictions(run / "predictions.jsonl", judgements, data, half, sampling)}
     rounds = sorted(run.glob("iter*/eval/predictions.jsonl"),
                     key=lambda path: int(path.parent.parent.name.removeprefix("iter")))
-    return {path.parent.parent.name: score_predictions(path, judgements, data) for path in rounds}
+    return {path.parent.parent.name: score_predictions(path, judgements, data, half, sampling)
+            for path in rounds}
