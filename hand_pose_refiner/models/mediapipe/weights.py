@@ -227,7 +227,7 @@ class NetworkWeights:
         # a 2-core CPU, the landmark network runs 2x faster on a batch of two crops and the palm
         # detector 1.6x, with outputs equal to the NCHW ones within 1e-6. Later loads copy into
         # these tensors and keep the layout; saving writes plain contiguous tensors.
-        self.net.to(self.device, memory_format=torch.channels_last)
+        self.net.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stub lacks memory_format
         self.checkpoint = Path(path)
 
     def save(self, path: str | Path) -> Path:

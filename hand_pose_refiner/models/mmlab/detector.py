@@ -61,7 +61,7 @@ class MMLabHandDetector(MMLabModel, HandDetector):
     def load(self, path: str | Path | None) -> None:
         self.config, self.source, net, self.pipeline = load_network(KIND, self.config_reference, path,
                                                                     inference_pipeline)
-        net.dataset_meta = {"classes": ("hand",)}
+        net.dataset_meta = {"classes": ("hand",)}  # type: ignore[assignment]  # an mmdet model attribute
         self.net = net.to(self.device).eval()
         self.checkpoint = Path(path) if path else None
         self.name = f"mmlab/{type(net).__name__}"
