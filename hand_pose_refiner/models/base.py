@@ -4,6 +4,10 @@ Detection and pose estimation stay separate because backends pair them different
 palm detector + landmark network on rotated crops; OpenMMLab: a box detector + top-down pose
 model), and because the refinement loop retrains each on its own. Both work on batches of RGB
 uint8 images, run CPU or CUDA, and can be fine-tuned on COCO keypoint data, saved and loaded.
+
+What only some backends can do is a capability: a small runtime-checkable protocol below
+(:class:`SupportsCropSearch`, :class:`SupportsPresenceThreshold`, ...). Generic code asks for one
+with ``isinstance(estimator, SupportsCropSearch)`` and never imports a backend's module.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -163,3 +168,65 @@ class PoseEstimator(ABC):
     @abstractmethod
     def load(self, path: str | Path) -> None:
         """Read weights written by :meth:`save`; refuses files that do not fit."""
+
+
+# -- optional capabilities ----------------------------------------------------------------------
+# Each is a structural protocol: a backend has it by having the attributes, and generic code
+# tests for it with isinstance (attribute presence, as runtime_checkable protocols check).
+
+
+@runtime_checkable
+class SupportsPresenceThreshold(Protocol):
+    """A pose estimator that drops hands its network calls absent below ``min_presence``."""
+
+    min_presence: float
+
+
+@runtime_checkable
+class SupportsCropSearch(Protocol):
+    """A pose estimator that also searches crops of every frame: squares with these sides (fractions
+    of the image height), each at ``search_rotations`` angles; an empty ``search_sizes`` is off."""
+
+    search_sizes: tuple[float, ...]
+    search_rotations: int
+
+
+@runtime_checkable
+class SupportsConsistencyCheck(Protocol):
+    """A pose estimator that keeps only hands whose keypoints hold under turned, scaled and shifted
+    crops (spread at most ``consistency_max_spread``), when ``consistency_check`` is on."""
+
+    consistency_check: bool
+    consistency_max_spread: float
+
+
+@runtime_checkable
+class SupportsSelfCheck(Protocol):
+    """A pose estimator that re-runs a hand on its own predicted crop and drops it when the two
+    disagree by more than ``self_check_max_shift``."""
+
+    self_check: bool
+    self_check_max_shift: float
+
+
+@runtime_checkable
+class SupportsSurestCrop(Protocol):
+    """A pose estimator that, of several crops of one hand, keeps the one its network is surest of."""
+
+    surest_crop: bool
+
+
+@runtime_checkable
+class SupportsTiles(Protocol):
+    """A detector that also looks at square tiles of this side (a fraction of the image height; 0:
+    whole frames only)."""
+
+    tile_size: float
+
+
+@runtime_checkable
+class OnDevice(Protocol):
+    """A model whose network ``net`` runs on the torch device ``device``."""
+
+    device: torch.device
+    net: torch.nn.Module

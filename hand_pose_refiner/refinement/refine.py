@@ -71,6 +71,9 @@ from hand_pose_refiner.models.base import (
     FineTuneReport,
     HandDetector,
     PoseEstimator,
+    SupportsConsistencyCheck,
+    SupportsCropSearch,
+    SupportsPresenceThreshold,
 )
 from hand_pose_refiner.models.distributed import current
 from hand_pose_refiner.refinement.anchors import write_zoomed_copies
@@ -293,7 +296,7 @@ class Refinement:
             models_config = replace(models_config,
                                     detection_score_threshold=thresholds.detection_score_threshold)
         detector, estimator = create_backend(models_config)
-        if thresholds is not None and hasattr(estimator, "min_presence"):
+        if thresholds is not None and isinstance(estimator, SupportsPresenceThreshold):
             estimator.min_presence = thresholds.min_presence
         return detector, estimator
 
@@ -334,11 +337,11 @@ class Refinement:
         base = self.base_iteration(k)
         detector, estimator = self.models(base, thresholds)
         if k <= self.options.search_rounds:
-            if not hasattr(estimator, "search_sizes"):
+            if not isinstance(estimator, SupportsCropSearch):
                 raise RefinementStateError(f"search_rounds: the {estimator.name} pose estimator has no "
                                            "crop search (the mediapipe backend has)")
             estimator.search_sizes = self.options.search_sizes
-        if self.options.consistency_check and hasattr(estimator, "consistency_check"):
+        if self.options.consistency_check and isinstance(estimator, SupportsConsistencyCheck):
             estimator.consistency_check = True
         summary = replay(self.options.targets, self.run_dir / f"iter{k}" / "pseudo",
                          thresholds.apply(self.config), detector, estimator, self.replay_options)
