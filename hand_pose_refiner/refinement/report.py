@@ -30,6 +30,7 @@ from hand_pose_refiner.atomic import (
     fresh_partial_dir,
 )
 from hand_pose_refiner.drawing import draw_hands, hand_caption, hand_crop
+from hand_pose_refiner.refinement.inputs import SPLITS
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.replay import PREDICTIONS
 
@@ -75,6 +76,50 @@ def iteration_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(row)
         k += 1
     return rows
+
+
+# What a run does with each role's recordings (the recipe's keys), for the report's input table.
+ROLE_USES = {
+    "targets": "pseudo-labelled and trained on; the detection rate is measured on them",
+    "checks": "evaluated every round, never trained on (no-regression check)",
+    "anchors": "labelled once by the initial models, mixed into every round's training set",
+    "labelled": "PCK against their labels every round, never trained on",
+}
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 < 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def frames_used(spec: dict[str, Any]) -> str:
+    """Which frames of a recording a run read, in words (from its InputSpec in ``state.json``);
+    a half of a folder of stills is named as ``refinement.split`` names it."""
+    if "stride" not in spec:
+        return "every labelled image"
+    stride, offset, cap = spec["stride"], spec.get("offset", 0), spec.get("max_frames")
+    if stride == 1 and offset == 0:
+        which = "every frame"
+    else:
+        order = " in name order" if spec.get("stills") else ""
+        which = (f"every {_ordinal(stride)} frame from the {_ordinal(offset + 1)} "
+                 f"({_ordinal(offset + 1)}, {_ordinal(offset + stride + 1)}, ...{order})")
+        if spec.get("stills") and stride == 2 and offset < 2:
+            other = SPLITS[1 - offset]
+            which += f": the {SPLITS[offset]} half; the {other} half is not read"
+    return which + (f", at most {cap}" if cap else "")
+
+
+def input_roles(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per input of the run: its role, what the run does with it, which frames it read
+    and how many (from round 0's evaluation, where it has one)."""
+    results = {step["name"]: step["result"] for step in state["steps"]}
+    evaluated = results.get("iter0/evaluate", {})
+    frames = {item["path"]: item["frames"] for part in ("targets", "checks")
+              for item in evaluated.get(part, {}).get("inputs", [])}
+    options = state["options"]
+    return [{"role": role, "use": use, "path": spec["path"], "frames_used": frames_used(spec),
+             "frames": frames.get(spec["path"])}
+            for role, use in ROLE_USES.items() for spec in options.get(role, [])]
 
 
 def _plot_metrics(rows: list[dict[str, Any]], path: Path) -> None:
@@ -274,6 +319,7 @@ def write_report(run_dir: Path, grid_frames: int | None = 16) -> Path:
     report = {"run_dir": str(run_dir), "iterations": rows, "best_iteration": best,
               "best_models": state.get("best_models"), "stopped_because": state.get("stopped_because"),
               "finished": state.get("finished", False), "options": state["options"],
+              "inputs": input_roles(state),
               "figures": [str(p.relative_to(run_dir)) for p in pngs + grids],
               "hand_crops": [asdict(section) for section in sections]}
     atomic_write_json(run_dir / "report.json", report)
@@ -327,10 +373,24 @@ live configuration's thresholds. It counts false positives as detections: check 
 below (same frames, initial models left, best round right) for boxes that are not hands.</p>
 <table>{head}{''.join(body)}</table>
 {_skipped_html(report["iterations"])}
+{_inputs_html(report["inputs"])}
 {images}
 {crops}
 </body></html>
 """
+
+
+def _inputs_html(inputs: list[dict[str, Any]]) -> str:
+    """Which frames the run used for what: one line per input, by role."""
+    if not inputs:
+        return ""
+    lines = []
+    for item in inputs:
+        count = "" if item["frames"] is None else f" ({item['frames']} frames)"
+        lines.append(f"<li><b>{html.escape(item['role'])}</b> ({html.escape(item['use'])}): "
+                     f"<code>{html.escape(item['path'])}</code>, {html.escape(item['frames_used'])}"
+                     f"{count}</li>")
+    return f"<h2>Inputs: which frames were used for what</h2><ul>{''.join(lines)}</ul>"
 
 
 def _skipped_html(rows: list[dict[str, Any]]) -> str:
