@@ -7,8 +7,8 @@ filter), then, where an activity model can be loaded, the activity recogniser th
 Each frame is written to an MP4 (OpenCV, ``mp4v``) with every filtered hand drawn: skeleton,
 track id, handedness and the track's latest activity label. The output has exactly the frames
 read, in order and at their size: a frame without released hands (or not newer than the one
-before, which the live graph drops) is written as read. The file is written beside ``out`` and
-renamed when complete.
+before, which the live graph drops) is written as read; a frame that cannot be decoded is left
+out and counted in the summary. The file is written beside ``out`` and renamed when complete.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.drawing import draw_hands
 from hand_pose_refiner.errors import ActivityCheckpointError, ConfigError, InputError
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.refinement.inputs import Frame, InputSpec, count_frames, read_frames
+from hand_pose_refiner.refinement.inputs import Frame, InputSpec, ReadReport, count_frames, read_frames
 
 VIDEO_CODEC = "mp4v"
 RATE_FRAMES = 8  # the output's frame rate is the median rate of this many first frames
@@ -65,6 +65,15 @@ class AnnotateSummary:
     labelled_hands: int
     activity: str
     seconds: float
+    skipped: dict[str, int] = field(default_factory=dict)  # frames left out, by reason
+    damage: str | None = None  # where the recording stopped being readable before its end
+
+    def skipped_line(self) -> str | None:
+        """The frames left out and the damage, in one line; None when nothing was."""
+        parts = [f"{count} {reason}" for reason, count in self.skipped.items()]
+        if self.damage:
+            parts.append(self.damage)
+        return f"skipped: {'; '.join(parts)}" if parts else None
 
 
 def load_activity(config: ActivityConfig) -> ActivitySource:
@@ -228,8 +237,9 @@ def annotate(spec: InputSpec, out: Path, pipeline: HandPipeline, activity: Activ
     advance, close = progress_display(count_frames(spec), progress)
     started = time.perf_counter()
     video: _VideoOutput | None = None
+    report = ReadReport()
     try:
-        frames = read_frames(spec)
+        frames = read_frames(spec, report)
         video, first = _open_video(out, frames, spec)
         annotator = _Annotator(video, activity.recognizer, advance)
         for hands in pipeline.track_rgb(annotator.stamped(chain(first, frames))):
@@ -244,4 +254,4 @@ def annotate(spec: InputSpec, out: Path, pipeline: HandPipeline, activity: Activ
         close()
     return AnnotateSummary(out, video.frames, video.size[0], video.size[1], video.fps, annotator.hands,
                            annotator.frames_with_hands, annotator.labelled_hands, activity.description,
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, report.counts(), report.damage)

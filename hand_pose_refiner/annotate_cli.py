@@ -26,6 +26,8 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     print(f"wrote {summary.out}: {summary.frames} frames, {summary.width}x{summary.height} at "
           f"{summary.fps:.1f} frames/s, {summary.hands} hands in {summary.frames_with_hands} frames, "
           f"{summary.labelled_hands} with an activity label ({summary.seconds:.1f} s)")
+    if summary.skipped_line():
+        print(summary.skipped_line())
     return 0
 
 

@@ -111,3 +111,20 @@ def test_without_the_packaged_model_an_empty_setting_means_hands_only(tmp_path, 
     monkeypatch.setattr(packaged, "PACKAGED_REACH_CHECKPOINT", tmp_path / "not_installed.safetensors")
     activity = load_activity(ActivityConfig())
     assert activity.recognizer is None and activity.description.endswith("hands only")
+
+
+def test_an_undecodable_frame_is_left_out_and_counted_not_the_end_of_the_video(tmp_path, clip_frames,
+                                                                                capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(clip_frames[:6]):
+        assert cv2.imwrite(str(folder / f"{index:03d}.png"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
+    (folder / "003.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")
+    out = tmp_path / "annotated.mp4"
+    assert main(["annotate", str(folder), "--out", str(out), "--no-activity", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert len(video_frames(out)) == 5
+    printed = capsys.readouterr().out
+    assert "5 frames" in printed
+    skipped = [line for line in printed.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and skipped[0].startswith("skipped: 1 ")
