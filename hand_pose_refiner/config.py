@@ -352,6 +352,18 @@ class ParameterSpec:
     def value_in(self, config: Config) -> Any:
         return getattr(getattr(config, self.section), self.key)
 
+    def bounds_text(self) -> str:
+        """Allowed choices and range in words (config show, docs/parameters.md); empty if none."""
+        parts = []
+        if self.choices:
+            several = typing.get_origin(self.type) is tuple
+            parts.append(("any of " if several else "one of ") + ", ".join(self.choices))
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return "; ".join(parts)
+
 
 def _section_fields() -> Iterator[tuple[str, type]]:
     hints = typing.get_type_hints(Config)
@@ -483,7 +495,7 @@ def config_from_mapping(data: Any, source: str = "<config>") -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, "
                           f"not {type(data).__name__}")
-    specs = {spec.section: {} for spec in parameter_specs()}
+    specs: dict[str, dict[str, ParameterSpec]] = {spec.section: {} for spec in parameter_specs()}
     for spec in parameter_specs():
         specs[spec.section][spec.key] = spec
     sections: dict[str, Any] = {}
@@ -605,27 +617,21 @@ def commented_yaml(config: Config, offline_sections: bool = True) -> str:
             lines.append(f"    {section}:")
             if spec.offline:
                 lines.append("      # offline only (refine): the nodes neither declare nor read it")
-        bounds = []
-        if spec.choices:
-            several = typing.get_origin(spec.type) is tuple
-            bounds.append(("any of " if several else "one of ") + ", ".join(spec.choices))
-        if spec.min is not None:
-            bounds.append(f">= {spec.min:g}")
-        if spec.max is not None:
-            bounds.append(f"<= {spec.max:g}")
-        lines.append(f"      # {spec.help}" + (f" [{'; '.join(bounds)}]" if bounds else ""))
+        bounds = spec.bounds_text()
+        lines.append(f"      # {spec.help}" + (f" [{bounds}]" if bounds else ""))
         empty = spec.offline and values[spec.name] == []
-        lines.append(f"      {'# ' if empty else ''}{spec.key}: {_yaml_scalar(values[spec.name])}")
+        lines.append(f"      {'# ' if empty else ''}{spec.key}: {yaml_scalar(values[spec.name])}")
     return "\n".join(lines) + "\n"
 
 
-def _yaml_scalar(value: object) -> str:
+def yaml_scalar(value: object) -> str:
+    """``value`` as a YAML scalar or flow list that PyYAML reads back as the same value."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # a YAML double-quoted scalar, escapes included
     if isinstance(value, list):
-        return "[" + ", ".join(_yaml_scalar(v) for v in value) + "]"
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
     text = repr(value)
     if isinstance(value, float) and "e" in text and "." not in text:
         mantissa, exponent = text.split("e")

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # document the checkout's schema, not an installed copy
 
-from hand_pose_refiner.config import ParameterSpec, parameter_specs  # noqa: E402
+from hand_pose_refiner.config import ParameterSpec, parameter_specs, yaml_scalar  # noqa: E402
 
 OUTPUT = REPO / "docs" / "parameters.md"
 COMMAND = ".venv/bin/python scripts/gen_parameters_doc.py"
@@ -47,30 +47,6 @@ def type_name(spec: ParameterSpec) -> str:
     return _TYPE_NAMES.get(spec.type, str(spec.type))
 
 
-def default_text(value: object) -> str:
-    """The default as it would be written in a YAML config file."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(default_text(item) for item in value) + "]"
-    return repr(value)
-
-
-def bounds_text(spec: ParameterSpec) -> str:
-    """Allowed choices and range, empty when the key has none."""
-    parts = []
-    if spec.choices:
-        several = typing.get_origin(spec.type) is tuple
-        parts.append(("any of " if several else "one of ") + ", ".join(spec.choices))
-    if spec.min is not None:
-        parts.append(f">= {spec.min:g}")
-    if spec.max is not None:
-        parts.append(f"<= {spec.max:g}")
-    return "; ".join(parts)
-
-
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
@@ -83,8 +59,10 @@ def render(specs: list[ParameterSpec]) -> str:
         lines += [f"## `{section}`", "", "| key | type | default | bounds | what it is for |",
                   "|---|---|---|---|---|"]
         for spec in section_specs:
-            row = (f"`{spec.name}`", type_name(spec), f"`{default_text(spec.default)}`",
-                   bounds_text(spec), spec.help)
+            default = spec.default
+            row = (f"`{spec.name}`", type_name(spec),
+                   f"`{yaml_scalar(list(default) if isinstance(default, tuple) else default)}`",
+                   spec.bounds_text(), spec.help)
             lines.append("| " + " | ".join(_cell(text) for text in row) + " |")
         lines.append("")
     return "\n".join(lines)
