@@ -113,7 +113,7 @@ def test_two_node_cluster_gives_the_one_process_dataset_even_when_a_worker_is_ki
 
     # Recordings cut into segments (with the overlap) on the cluster: the same poses. The shards
     # cut the one-pass prediction cache, so model inference cannot differ; what may differ is the
-    # tracker's running handedness vote share (README, Scale-out).
+    # tracker's running handedness vote share (docs/design/scale_out.md).
     cut = tmp_path / "cut"
     run = subprocess.run(cli("replay", *inputs, "--device", "cpu", "--quiet", "--ray", ray_cluster.address,
                              "--cache-dir", cache, "--segment-frames", "8", "--overlap-frames", "8",

@@ -359,7 +359,7 @@ class ReachResult:
     ``size_window_s`` after the reach end, the size probability reaches ``size_confidence``, and
     then stays said until the next reach starts (if it does not, no size is said for that reach).
     Not before the end, nor long after: the size classifier is trained on, and calibrated for, the
-    closing hand (mid-reach it is barely above chance, see the README).
+    closing hand (mid-reach it is barely above chance, see docs/results/reach.md).
     """
 
     track_id: int
