@@ -31,12 +31,12 @@ setup(
         "PyYAML>=6",
         "scipy>=1.10",
         "opencv-python-headless>=4.8",
-        "rosbags>=0.10",
+        "rosbags>=0.10,<0.12",  # ros/bags.py TruncatedMcap reads McapReader internals
         "pycocotools>=2.0.7",
         "torch>=2.3",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "mypy>=1.10"],
         # Replay on a Ray cluster (scripts/requirements-cluster.txt pins the whole set).
         "cluster": ["ray[data]==2.60.0"],
         # The OpenMMLab backend (models.backend: mmlab). On a machine like the CI's, use

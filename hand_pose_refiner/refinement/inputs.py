@@ -322,8 +322,8 @@ def _open_bag(path: Path) -> tuple[_IndexedBag | Any, str | None]:
     """
     from hand_pose_refiner.ros.bags import TruncatedMcap
 
-    reader = AnyReader([path])
     try:
+        reader = AnyReader([path])  # it reads the bag's metadata here already
         reader.open()
         return _IndexedBag(reader), None
     except _BAG_ERRORS as exc:

@@ -166,29 +166,46 @@ class TruncatedMcap:
     rosbags opens an MCAP file from the summary at its end; a file cut short has none. This
     reads the records from the start instead (rosbags' own record parser, a linear scan), up to
     the first damaged record: :meth:`messages` then raises ``ReaderError`` or ``struct.error``,
-    so the caller keeps what came before and says where it stopped.
+    so the caller keeps what came before and says where it stopped. It reads rosbags' McapReader
+    attributes (``bio``, ``data_start``, ``data_end``), which is why setup.py caps rosbags below
+    0.12; test_bad_input reads a cut-short bag through it.
     """
 
     def __init__(self, path: Path) -> None:
         files = [path] if path.is_file() else sorted(path.glob("*.mcap"))
         if not files:
             raise ReaderError(f"{path}: no MCAP file")
-        self._readers = [self._scan(file) for file in files]
+        self._readers: list[McapReader] = []
+        try:
+            for file in files:
+                self._readers.append(self._scan(file))
+        except BaseException:
+            self.close()
+            raise
         self.store = typestore()
 
     @staticmethod
     def _scan(file: Path) -> McapReader:
         reader = McapReader(file)
         reader.bio = file.open("rb")
-        if reader.bio.read(8) != MCAP_MAGIC or reader.bio.read(1) != b"\x01":
+        try:
+            if reader.bio.read(8) != MCAP_MAGIC or reader.bio.read(1) != b"\x01":
+                raise ReaderError(f"{file}: not an MCAP file")
+            read_sized(reader.bio)  # the header record
+        except BaseException:
             reader.bio.close()
-            raise ReaderError(f"{file}: not an MCAP file")
-        read_sized(reader.bio)  # the header record
+            raise
         reader.data_start = reader.bio.tell()
         reader.data_end = file.stat().st_size
         with contextlib.suppress(ReaderError, struct.error):
             reader.meta_scan()  # fills the schemas and channels met before the damage
         return reader
+
+    def __enter__(self) -> TruncatedMcap:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def topics(self) -> dict[str, str]:
