@@ -28,15 +28,12 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.refinement.assembly import Assembly
 from hand_pose_refiner.refinement.distributed import ClusterOptions, require_ray
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay import (
-    Assembly,
-    ReplayOptions,
-    plan_shards,
-    replay,
-    run_shard,
-)
+from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.shards import plan_shards
+from hand_pose_refiner.refinement.stages import run_shard
 
 DATA = REPO.parent / "shared" / "data" / "bare_hand_clips"
 FRAMES = 60

@@ -187,7 +187,8 @@ def test_an_empty_image_costs_one_frame_not_the_job(tmp_path, clip, frames, caps
 
 def test_the_shard_pipeline_skips_alike_in_every_process(tmp_path, frames, models):
     """run_shard is what a Ray task runs too: the same skip counts either way."""
-    from hand_pose_refiner.refinement.replay import plan_shards, run_shard
+    from hand_pose_refiner.refinement.shards import plan_shards
+    from hand_pose_refiner.refinement.stages import run_shard
 
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "truncated image data")
     shard = plan_shards([InputSpec(bag)])[0]

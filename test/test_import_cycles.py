@@ -191,8 +191,8 @@ def test_the_graph_sees_imports_at_every_level():
     graph = import_graph()
     assert f"{PACKAGE}.config" in graph[f"{PACKAGE}.api"]
     assert f"{PACKAGE}.models.mediapipe.detector" in graph[f"{PACKAGE}.models.mediapipe"]
-    # replay imports filters.pipeline, which runs filters/__init__.py first.
-    assert f"{PACKAGE}.filters" in graph[f"{PACKAGE}.refinement.replay"]
+    # replay's filter stage imports filters.pipeline, which runs filters/__init__.py first.
+    assert f"{PACKAGE}.filters" in graph[f"{PACKAGE}.refinement.filtering"]
     assert f"{PACKAGE}.filters" not in graph[f"{PACKAGE}.filters.pipeline"]
 
 

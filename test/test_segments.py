@@ -9,7 +9,8 @@ import pytest
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec, count_frames, read_frames
-from hand_pose_refiner.refinement.replay import ReplayOptions, plan_shards, replay
+from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.shards import plan_shards
 
 FRAMES = 96
 SEGMENT = 32

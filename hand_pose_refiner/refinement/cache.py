@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,17 +148,3 @@ class PredictionCache:
     def save(self, store: FrameStore, key: str, frames: list[FrameHands]) -> None:
         save_frames(self.path(store, key), frames)
 
-
-def run_models(detector: HandDetector, estimator: PoseEstimator, frames: list[StoredFrame],
-               batch_size: int, progress: Callable[[int], None] | None = None) -> Iterator[FrameHands]:
-    """Detector then pose estimator over stored frames, in batches; one FrameHands per frame."""
-    for start in range(0, len(frames), batch_size):
-        chunk = frames[start:start + batch_size]
-        images = [frame.rgb() for frame in chunk]
-        stamps = [frame.stamp_ns for frame in chunk]
-        for frame, hands in zip(chunk, estimator.estimate(images, detector.detect(images), stamps),
-                                strict=True):
-            hands.frame_id = frame.frame_id
-            yield hands
-        if progress is not None:
-            progress(start + len(chunk))

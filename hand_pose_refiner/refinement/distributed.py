@@ -1,8 +1,8 @@
 """The Ray cluster a replay's shards run on: its options, joining it, and task failures in words.
 
 Replay is embarrassingly parallel over recordings and over time segments of long recordings
-(:func:`~hand_pose_refiner.refinement.replay.plan_shards`), so a scheduler is not written here:
-:func:`~hand_pose_refiner.refinement.replay.replay_on_ray` makes each shard one Ray task that runs
+(:func:`~hand_pose_refiner.refinement.shards.plan_shards`), so a scheduler is not written here:
+:func:`~hand_pose_refiner.refinement.ray_replay.replay_on_ray` makes each shard one Ray task that runs
 the *same* per-shard pipeline as a single-process replay and returns its frames (JPEG bytes, so
 that no file system needs to be shared for the output) and hands; the driver places each result
 as it arrives and assembles the dataset exactly as one process does. This module holds what that
