@@ -25,9 +25,8 @@ import cv2
 import rclpy
 
 from hand_pose_refiner.ros.interfaces import rclpy_message_types
-from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
+from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES, model_node_threads
 from hand_pose_refiner.ros.probe import GraphProbe, read_clip, start_process, stop_processes
-from hand_pose_refiner.ros.runner import model_node_threads
 
 CLIP = REPO.parent / "shared" / "data" / "bare_hand_clips" / "hands1.webm"
 

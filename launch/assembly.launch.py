@@ -15,8 +15,6 @@ Start one launch per camera with its own namespace.
 
 from __future__ import annotations
 
-import os
-
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
@@ -27,12 +25,11 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
+from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, MODEL_NODES, NODE_EXECUTABLES, model_node_threads
+
 PACKAGE = "hand_pose_refiner"
-# Executable names: hand_pose_refiner.ros.nodes.NODE_EXECUTABLES (a test checks they agree).
-NODES = ("hand_detector", "hand_pose_estimator", "spatial_filter", "temporal_filter",
-         "activity_recognizer", "pose_overlay")
-DEFAULT_NODES = "hand_detector,hand_pose_estimator,spatial_filter,temporal_filter,activity_recognizer"
-MODEL_NODES = ("hand_detector", "hand_pose_estimator")
+NODES = tuple(NODE_EXECUTABLES)
+DEFAULT_NODES = ",".join(DEFAULT_GRAPH)
 OVERLAY_NODE = "pose_overlay"
 
 
@@ -64,14 +61,9 @@ def _composition_arguments(names: list[str], config_file: str, camera_topic: str
 
 
 def _model_node_env(names: list[str]) -> dict[str, str]:
-    """The CPU cores shared among the model nodes: hand_pose_refiner.ros.runner.model_node_threads,
-    written out here so that the launch file needs nothing but launch itself (a test checks that
-    both name the same model nodes). Why and what it gains: see that function.
-    """
-    models = sum(name in MODEL_NODES for name in names)
-    if models < 2:
-        return {}
-    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // models))}
+    """The model node processes' share of the CPU cores, as ``hand-pose-refiner run`` gives it."""
+    threads = model_node_threads(names)
+    return {} if threads is None else {"OMP_NUM_THREADS": str(threads)}
 
 
 def _lifecycle_node(executable: str, namespace: str, config_file: str, camera_topic: str,

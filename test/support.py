@@ -7,6 +7,7 @@ HAND_POSE_REFINER_REQUIRE_ROS, HAND_POSE_REFINER_REQUIRE_CLUSTER, HAND_POSE_REFI
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 from pathlib import Path
@@ -15,6 +16,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+LAUNCH_FILE = REPO / "launch" / "assembly.launch.py"
+
+
+def launch_file_namespace(functions: set[str] = frozenset()) -> dict[str, object]:
+    """What launch/assembly.launch.py defines without launch itself (not on PyPI): its imports from
+    this package, its constants and the named ``functions``."""
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    body = [statement for statement in tree.body
+            if (isinstance(statement, ast.ImportFrom)
+                and (statement.module or "").startswith("hand_pose_refiner"))
+            or isinstance(statement, ast.Assign)
+            or (isinstance(statement, ast.FunctionDef) and statement.name in functions)]
+    namespace: dict[str, object] = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(LAUNCH_FILE), "exec"), namespace)
+    missing = set(functions) - set(namespace)
+    assert not missing, f"launch file lacks {missing}"
+    return namespace
 
 
 def _require_ros() -> bool:

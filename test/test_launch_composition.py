@@ -8,19 +8,17 @@ launch_ros is not on PyPI, so the launch file's own functions that build the nod
 
 from __future__ import annotations
 
-import ast
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO, import_or_skip_ros
+from support import LAUNCH_FILE, REPO, import_or_skip_ros, launch_file_namespace
 
 from hand_pose_refiner.cli import build_parser
 from hand_pose_refiner.ros.probe import GraphProbe, start_process, stop_processes
 from hand_pose_refiner.ros.runner import graph_namespace, graph_nodes, graph_ros_arguments
 
-LAUNCH_FILE = REPO / "launch/assembly.launch.py"
 CONFIG = str(REPO / "config/assembly.yaml")
 # What launch_ros appends after a Node's arguments: always ``--ros-args``; ``-r __node:=NAME`` for
 # Node(name=...); ``-r __ns:=NS`` under PushRosNamespace; ``-p``/``--params-file`` for SetParameter.
@@ -34,15 +32,7 @@ LAUNCH_ROS_TAILS = (
 
 def launch_file_functions() -> dict[str, Any]:
     """The launch file's constants and the functions that need nothing from launch itself."""
-    tree = ast.parse(LAUNCH_FILE.read_text())
-    wanted = {"_is_true", "_node_names", "_composition_arguments"}
-    body = [statement for statement in tree.body
-            if (isinstance(statement, ast.Assign) and isinstance(statement.value, (ast.Tuple, ast.Constant)))
-            or (isinstance(statement, ast.FunctionDef) and statement.name in wanted)]
-    namespace: dict[str, Any] = {}
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(LAUNCH_FILE), "exec"), namespace)
-    assert wanted <= set(namespace), f"launch file lacks {wanted - set(namespace)}"
-    return namespace
+    return launch_file_namespace({"_is_true", "_node_names", "_composition_arguments"})
 
 
 def composition_command(listed: str, overlay: str, namespace: str, config_file: str = CONFIG) -> list[str]:

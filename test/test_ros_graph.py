@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import time
 
 import numpy as np
 import pytest
-from support import REPO, import_or_skip_ros
+from support import REPO, import_or_skip_ros, launch_file_namespace
 
-from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES
+from hand_pose_refiner.ros.nodes import DEFAULT_GRAPH, NODE_EXECUTABLES, model_node_threads
 from hand_pose_refiner.ros.probe import (
     STAGES,
     GraphProbe,
@@ -192,20 +191,21 @@ def test_out_of_range_parameter_is_refused_at_run_time(ros_context):
 
 
 def launch_nodes(name: str = "NODES") -> tuple[str, ...]:
-    tree = ast.parse((REPO / "launch/assembly.launch.py").read_text())
-    for statement in tree.body:
-        if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", "") == name:
-            return tuple(ast.literal_eval(statement.value))
-    raise AssertionError(f"launch file has no {name}")
+    return tuple(launch_file_namespace()[name])
 
 
-def test_launch_shares_the_cores_between_the_same_model_nodes_as_the_runner():
-    from hand_pose_refiner.ros.runner import MODEL_NODES, model_node_threads
-
-    assert launch_nodes("MODEL_NODES") == MODEL_NODES
-    assert model_node_threads(["hand_detector", "hand_pose_estimator", "spatial_filter"]) == max(
-        1, (os.cpu_count() or 1) // 2)
+def test_launch_shares_the_cores_between_the_model_nodes_as_the_runner():
+    model_node_env = launch_file_namespace({"_model_node_env"})["_model_node_env"]
+    share = max(1, (os.cpu_count() or 1) // 2)
+    assert model_node_threads(["hand_detector", "hand_pose_estimator", "spatial_filter"]) == share
+    assert model_node_env(["hand_detector", "hand_pose_estimator", "spatial_filter"]) == {
+        "OMP_NUM_THREADS": str(share)}
     assert model_node_threads(["hand_detector", "spatial_filter", "temporal_filter"]) is None
+    assert model_node_env(["hand_detector", "spatial_filter", "temporal_filter"]) == {}
+
+
+def test_launch_starts_the_package_default_graph():
+    assert launch_file_namespace()["DEFAULT_NODES"].split(",") == list(DEFAULT_GRAPH)
 
 
 def test_every_launched_executable_is_an_installed_entry_point():

@@ -9,7 +9,6 @@ this command) reach every node, except a node-name remap (see :func:`graph_ros_a
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hand_pose_refiner.config import commented_yaml, load_config
-from hand_pose_refiner.ros.nodes import NODE_EXECUTABLES
+from hand_pose_refiner.ros.nodes import NODE_EXECUTABLES, model_node_threads
 from hand_pose_refiner.ros.nodes.base import HandPoseNode, run_nodes
 
 
@@ -30,22 +29,6 @@ def node_class(executable: str) -> type[HandPoseNode]:
                if isinstance(value, type) and issubclass(value, HandPoseNode) and value is not HandPoseNode
                and value.__module__ == module.__name__]
     return classes[0]
-
-
-MODEL_NODES = ("hand_detector", "hand_pose_estimator")
-
-
-def model_node_threads(nodes: Sequence[str]) -> int | None:
-    """Torch threads for each model node of ``nodes`` (None: at most one model node, all cores).
-
-    Each model infers on its own thread or process; with torch's default (all cores per
-    operation) two of them oversubscribe the cores. Measured on 2 cores, 640x480 at 30 Hz: in one
-    process 28.5 FPS, p95 98 ms with the default, 30.0 FPS, p95 53 ms with one thread each; as
-    processes, p95 49-50 ms with the default, 44-50 ms with one each (bench/bench_graph.py).
-    launch/assembly.launch.py gives its model node processes the same share.
-    """
-    models = sum(name in MODEL_NODES for name in nodes)
-    return max(1, (os.cpu_count() or 1) // models) if models > 1 else None
 
 
 def share_cores_between_models(nodes: Sequence[str]) -> None:

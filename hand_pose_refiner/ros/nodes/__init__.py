@@ -15,8 +15,13 @@ Topic names come from the ``topics`` config section, relative to the node's name
 graph per camera runs under its own namespace and every topic can be remapped.
 """
 
-# executable name -> module under hand_pose_refiner.ros.nodes (setup.py, CMakeLists.txt and the
-# launch file use the same names; a test checks they agree).
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+# executable name -> module under hand_pose_refiner.ros.nodes (setup.py and CMakeLists.txt install
+# the same names, a test checks they agree; the launch file imports these names from here).
 NODE_EXECUTABLES: dict[str, str] = {
     "hand_detector": "detector",
     "hand_pose_estimator": "pose_estimator",
@@ -30,3 +35,17 @@ NODE_EXECUTABLES: dict[str, str] = {
 # the activity recogniser (with the packaged reach model when activity.checkpoint is empty).
 DEFAULT_GRAPH: tuple[str, ...] = ("hand_detector", "hand_pose_estimator", "spatial_filter", "temporal_filter",
                                   "activity_recognizer")
+
+# The nodes that run a network; when several share a machine they share its cores.
+MODEL_NODES: tuple[str, ...] = ("hand_detector", "hand_pose_estimator")
+
+
+def model_node_threads(nodes: Sequence[str]) -> int | None:
+    """Torch threads for each model node of ``nodes`` (None: at most one model node, all cores).
+
+    Each model infers on its own thread or process; torch's default (all cores per operation) in
+    two of them oversubscribes the cores (docs/design/live_graph.md). ``hand-pose-refiner run``
+    and the launch file's model node processes both take this share.
+    """
+    models = sum(name in MODEL_NODES for name in nodes)
+    return max(1, (os.cpu_count() or 1) // models) if models > 1 else None
