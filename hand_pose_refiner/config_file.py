@@ -33,7 +33,7 @@ _YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
-class ConfigLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class ConfigLoader(_BaseLoader):
     """SafeLoader that reads ``1e-3``, ``1E5`` and ``+1e3`` as numbers and dates as strings."""
 
 
