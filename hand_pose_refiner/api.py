@@ -36,7 +36,7 @@ from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import to_rgb
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.models.following import HandFollower
+from hand_pose_refiner.models.following import DetectionSchedule, HandFollower
 from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, read_frames
 
 Color = Literal["bgr", "rgb"]
@@ -131,7 +131,10 @@ class HandPipeline:
         cannot be decoded, or whose stamp is not newer than the one before, are skipped and counted
         in ``last_read_report``), or an
         iterable of images (stamped ``index / fps`` seconds) or of ``(seconds, image)`` pairs.
-        As the live graph: hands followed from frame to frame, spatial filter, tracker, online
+        As the live graph: hands followed from frame to frame, the detector's tiles in rotation
+        (``models.detector_tiles_per_frame``; the rotation moves on with each frame the detector
+        runs on, which here is only while fewer than ``max_hands`` hands are followed), spatial
+        filter, tracker, online
         temporal filter (a frame comes out once ``temporal_filter.online_delay_s`` of newer
         frames has come in; the rest at the end). Each call starts new tracks.
         """
@@ -145,11 +148,12 @@ class HandPipeline:
         :func:`~hand_pose_refiner.refinement.inputs.read_frames` gives them; stamps must increase.
         Frames are read one at a time, as the results need them."""
         follower = HandFollower(self.estimator, self.config)
+        schedule = DetectionSchedule(self.detector, self.config.models)
         filters = PoseFilterPipeline(self.config, FilterMode.ONLINE)
         for stamp_ns, rgb in _increasing(frames):
             detections = None
             if follower.needs_detections(stamp_ns):
-                (detections,) = self.detector.detect([rgb])
+                detections = schedule.detect(rgb)
             raw = follower.estimate(rgb, stamp_ns, detections)
             yield from filters.push(raw if raw is not None else FrameHands.empty(stamp_ns, *rgb.shape[1::-1]))
         yield from filters.flush()

@@ -69,6 +69,14 @@ class ModelsConfig:
                                          "square tiles of this side (a fraction of the image's short "
                                          "side), where small hands are larger; 0 = the whole frame "
                                          "only (one more detector pass per tile)", min=0.0, max=1.0)
+    detector_tiles_per_frame: int = _setting(0, "mediapipe, live graph: tiles the palm detector looks at "
+                                             "per frame beside the whole frame (one batched pass), in "
+                                             "rotation, tiles where hands were detected first; 0 = every "
+                                             "tile on every frame", min=0, max=1000)
+    detector_tile_period: int = _setting(0, "detector_tiles_per_frame: most frames between two looks at a "
+                                         "tile; 0 (or fewer than tiles / tiles_per_frame) = that ratio, a "
+                                         "plain rotation; more leaves slots for tiles where hands were",
+                                         min=0, max=1000)
     surest_crop: bool = _setting(True, "mediapipe: of two overlapping detected crops keep the one the "
                                  "landmark network is surer of (MediaPipe keeps the lower-scored palm's); "
                                  "one more landmark pass per hand detected twice")

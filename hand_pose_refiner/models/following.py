@@ -5,6 +5,10 @@ With ``models.landmark_tracking`` and a pose estimator that can follow hands, a 
 frame's hands were; the detector's boxes are needed only while fewer than
 ``spatial_filter.max_hands`` hands are followed, and then add the hands not followed yet.
 Otherwise each frame is cropped from its own detections.
+
+:class:`DetectionSchedule` is the detector's side of a stream: the whole frame on every frame
+and, with ``models.detector_tiles_per_frame``, a few tiles in rotation
+(:class:`~hand_pose_refiner.models.mediapipe.detector.TileRotation`) instead of all of them.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from hand_pose_refiner.config import Config
+from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.hands import Detections, FrameHands
-from hand_pose_refiner.models.base import PoseEstimator
+from hand_pose_refiner.models.base import HandDetector, PoseEstimator
+from hand_pose_refiner.models.mediapipe.detector import MediaPipeHandDetector, TileRotation
 
 
 class HandFollower:
@@ -56,3 +61,37 @@ class HandFollower:
             return None
         self.previous = hands if len(hands) else None
         return hands
+
+
+class DetectionSchedule:
+    """One stream's detector calls (the detector node's and :meth:`HandPipeline.track`'s).
+
+    With ``models.detector_tiles_per_frame`` and a tiled MediaPipe palm detector, each frame is
+    seen whole and in that many tiles, all in one forward pass, the tiles chosen by a
+    :class:`TileRotation` that counts where this stream's hands were detected. Otherwise every
+    view on every frame (:meth:`HandDetector.detect`), as single images and the offline tools get.
+    """
+
+    def __init__(self, detector: HandDetector, models: ModelsConfig) -> None:
+        self.detector = detector
+        self.rotation: TileRotation | None = None
+        if models.detector_tiles_per_frame and isinstance(detector, MediaPipeHandDetector):
+            self.rotation = TileRotation(models.detector_tiles_per_frame, models.detector_tile_period)
+
+    def reset(self) -> None:
+        """Start the rotation over and forget where hands were (a new stream)."""
+        if self.rotation is not None:
+            self.rotation.reset(0)
+
+    def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
+        """The detections of the stream's next frame (RGB)."""
+        detector = self.detector
+        if self.rotation is None or not isinstance(detector, MediaPipeHandDetector):
+            (found,) = detector.detect([image])
+            return found
+        views = detector.rois(image.shape[1], image.shape[0])
+        tiles = views[1:]
+        chosen = self.rotation.select(len(tiles))
+        found = detector.detect_views(image, np.concatenate([views[:1], tiles[chosen]]))
+        self.rotation.saw(tiles, (found.boxes[:, :2] + found.boxes[:, 2:]) / 2)
+        return found

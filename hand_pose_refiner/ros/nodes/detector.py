@@ -13,6 +13,7 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import ImageError, ImageSizeError
 from hand_pose_refiner.images import to_rgb
 from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.models.following import DetectionSchedule
 from hand_pose_refiner.msg import HandDetectionArray
 from hand_pose_refiner.ros.conversions import detections_to_message, stamp_ns_of
 from hand_pose_refiner.ros.images import compressed_to_numpy, image_to_numpy
@@ -78,23 +79,26 @@ class ImageInput:
 
 
 class HandDetectorNode(HandPoseNode):
-    """Runs the configured hand detector on every frame it can keep up with."""
+    """Runs the configured hand detector on every frame it can keep up with (whole frame, and
+    tiles as ``models.detector_tiles_per_frame`` schedules them: :class:`DetectionSchedule`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_detector", **kwargs)
 
     def setup(self, config: Config) -> None:
         self.detector, _ = create_backend(config.models)
+        self.schedule = DetectionSchedule(self.detector, config.models)
         self.types = rclpy_message_types()
         self.publisher = self.create_lifecycle_publisher(HandDetectionArray, config.topics.detections,
                                                          hands_qos(config.qos))
 
     def start(self, config: Config) -> None:
+        self.schedule.reset()
         ImageInput(self, config, self.start_worker(self._process).submit)
 
     def _process(self, image: DecodedImage) -> None:
         started = time.perf_counter()
-        (detections,) = self.detector.detect([image.rgb])
+        detections = self.schedule.detect(image.rgb)
         self.publisher.publish(detections_to_message(detections, image.stamp_ns, image.frame_id,
                                                      self.detector.name, self.types))
         self.monitor.published(time.perf_counter() - started)
