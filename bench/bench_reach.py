@@ -34,15 +34,13 @@ import numpy as np
 import torch
 
 from hand_pose_refiner.activity.reach import ReachRecognizer
+from hand_pose_refiner.activity.reach_cross_validation import leave_one_subject_out
+from hand_pose_refiner.activity.reach_data import prepare_sequences
+from hand_pose_refiner.activity.reach_evaluation import FRACTIONS
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES
-from hand_pose_refiner.activity.reach_training import (
-    FRACTIONS,
-    ReachTrainSettings,
-    leave_one_subject_out,
-    plot_size_by_fraction,
-    prepare_sequences,
-    train_reach_model,
-)
+from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
+from hand_pose_refiner.activity.reach_plots import plot_size_by_fraction
+from hand_pose_refiner.activity.reach_training import train_reach_model
 from hand_pose_refiner.activity.rtg_dataset import SIZE_NAMES, StampCounts, load_rtg_dataset
 from hand_pose_refiner.activity.training import plot_confusion_matrix, write_json
 from hand_pose_refiner.config import Config

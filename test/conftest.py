@@ -68,7 +68,7 @@ def small_reach_split(rtg_sequences):
     (the recordings are stored by size: L, then M, then S)."""
     import logging
 
-    from hand_pose_refiner.activity.reach_training import prepare_sequence
+    from hand_pose_refiner.activity.reach_data import prepare_sequence
     from hand_pose_refiner.config import Config
 
     logging.getLogger("hand_pose_refiner.filters").setLevel(logging.ERROR)
@@ -84,7 +84,8 @@ def small_reach_split(rtg_sequences):
 @pytest.fixture(scope="session")
 def small_reach_model(small_reach_split):
     """A small reach model trained on the training part of :func:`small_reach_split` (about 40 s)."""
-    from hand_pose_refiner.activity.reach_training import ReachTrainSettings, train_reach_model
+    from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
+    from hand_pose_refiner.activity.reach_training import train_reach_model
 
     return train_reach_model(small_reach_split[0], ReachTrainSettings(epochs=20, batch_size=4, hidden=32))
 

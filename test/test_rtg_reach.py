@@ -19,6 +19,9 @@ from hand_pose_refiner.activity.reach import (
     SizeCalibration,
     checkpoint_format,
 )
+from hand_pose_refiner.activity.reach_calibration import fit_size_classifier
+from hand_pose_refiner.activity.reach_data import prepare_sequence
+from hand_pose_refiner.activity.reach_evaluation import predict_sequence, score_predictions
 from hand_pose_refiner.activity.reach_features import (
     GRASP_MOVE,
     IDLE,
@@ -28,13 +31,7 @@ from hand_pose_refiner.activity.reach_features import (
     REACH,
     SizeFeatures,
 )
-from hand_pose_refiner.activity.reach_training import (
-    ReachTrainSettings,
-    fit_size_classifier,
-    predict_sequence,
-    prepare_sequence,
-    score_predictions,
-)
+from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
 from hand_pose_refiner.activity.rtg_dataset import (
     UNLABELLED,
     StampCounts,

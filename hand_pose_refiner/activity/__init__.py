@@ -20,7 +20,13 @@ The pieces:
 * :mod:`~hand_pose_refiner.activity.training`: training and evaluation of the window classifier;
 * :mod:`~hand_pose_refiner.activity.reach`: the reach model and :class:`ReachRecognizer`, online;
 * :mod:`~hand_pose_refiner.activity.reach_features`: per-frame reach features, computed causally;
-* :mod:`~hand_pose_refiner.activity.reach_training`: training and evaluating the reach model;
+* :mod:`~hand_pose_refiner.activity.reach_data`: reach recordings through the filters and features;
+* :mod:`~hand_pose_refiner.activity.reach_training`: training the reach model: the network
+  (:mod:`~hand_pose_refiner.activity.reach_fit`), then the grasp-size classifier
+  (:mod:`~hand_pose_refiner.activity.reach_calibration`);
+* :mod:`~hand_pose_refiner.activity.reach_evaluation`: the reach model's decisions scored per frame;
+* :mod:`~hand_pose_refiner.activity.reach_cross_validation`: leave-one-subject-out folds, and
+  :mod:`~hand_pose_refiner.activity.reach_plots` their plot;
 * :mod:`~hand_pose_refiner.activity.rtg_dataset`: the reach-to-grasp recordings as pose streams;
 * :mod:`~hand_pose_refiner.activity.packaged`: the packaged default model and which checkpoint
   ``activity.checkpoint`` names;

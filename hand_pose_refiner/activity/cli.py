@@ -16,7 +16,7 @@ from hand_pose_refiner.config import Config, load_config
 from hand_pose_refiner.errors import ActivityCheckpointError, ActivityLabelError
 
 if TYPE_CHECKING:  # torch-heavy: the command line imports it only for the reach commands
-    from hand_pose_refiner.activity.reach_training import ReachTrainSettings
+    from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
 
 _DEFAULT_TOPIC = "/hand_poses"
 
@@ -74,7 +74,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _rtg_prepared(args: argparse.Namespace, config: Config) -> list:
     """The RtG recordings (``--rtg``) of the chosen participants, through the live filters."""
-    from hand_pose_refiner.activity.reach_training import prepare_sequences
+    from hand_pose_refiner.activity.reach_data import prepare_sequences
     from hand_pose_refiner.activity.rtg_dataset import StampCounts, load_rtg_dataset, participants_of
 
     sequences = load_rtg_dataset(args.rtg, args.participants)
@@ -96,7 +96,7 @@ def _rtg_prepared(args: argparse.Namespace, config: Config) -> list:
 
 
 def _reach_settings(args: argparse.Namespace) -> ReachTrainSettings:
-    from hand_pose_refiner.activity.reach_training import ReachTrainSettings
+    from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
 
     return ReachTrainSettings(epochs=args.epochs or 20, seed=args.seed, threads=args.threads or 1)
 
@@ -164,8 +164,9 @@ def _exactly_one_source(args: argparse.Namespace) -> bool:
 
 
 def _cmd_eval_reach(args: argparse.Namespace, config: Config) -> int:
+    from hand_pose_refiner.activity.reach_cross_validation import leave_one_subject_out
     from hand_pose_refiner.activity.reach_features import PHASE_NAMES
-    from hand_pose_refiner.activity.reach_training import leave_one_subject_out, plot_size_by_fraction
+    from hand_pose_refiner.activity.reach_plots import plot_size_by_fraction
     from hand_pose_refiner.activity.rtg_dataset import SIZE_NAMES
     from hand_pose_refiner.activity.training import plot_confusion_matrix, write_json
 
