@@ -27,6 +27,12 @@ from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
 from hand_pose_refiner.refinement.replay import ReplayOptions
 from hand_pose_refiner.refinement.report import write_report
+from hand_pose_refiner.refinement.run_state import (
+    AnchorLabelsResult,
+    EvaluateResult,
+    PseudoLabelsResult,
+    StepResult,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CELL_CONFIG = Path(__file__).resolve().parents[1] / "config" / "glovebox.yaml"
@@ -67,23 +73,25 @@ def main() -> None:
     config = load_config(args.config)
     started = time.perf_counter()
 
-    def show(name: str, result: dict) -> None:
+    def show(name: str, result: StepResult) -> None:
         elapsed = time.perf_counter() - started
-        if name.endswith("/evaluate"):
-            rates = {Path(i["path"]).parent.name + "/" + Path(i["path"]).name: i["detection_rate"]
-                     for i in result["targets"]["inputs"]}
+        if isinstance(result, EvaluateResult):
+            rates = {Path(i.path).parent.name + "/" + Path(i.path).name: i.detection_rate
+                     for i in result.targets.inputs}
+            assert result.checks is not None and result.pck is not None
             print(f"[{elapsed:6.0f} s] {name}: gloved side {rates['side_view/gloved']:.3f}, "
-                  f"gloved top {rates['top_view/gloved']:.3f}, all targets {result['measure']:.3f}, "
-                  f"bare-hand checks {result['checks']['detection_rate']:.3f}, "
-                  f"PCK@0.2 {result['pck']['pck']:.3f}", flush=True)
+                  f"gloved top {rates['top_view/gloved']:.3f}, all targets {result.measure:.3f}, "
+                  f"bare-hand checks {result.checks.detection_rate:.3f}, "
+                  f"PCK@0.2 {result.pck.pck:.3f}", flush=True)
+        elif isinstance(result, (AnchorLabelsResult, PseudoLabelsResult)):
+            print(f"[{elapsed:6.0f} s] {name}: {result.replay.accepted_hands} hands", flush=True)
         else:
-            summary = result.get("accepted_hands", result.get("train_hands"))
-            print(f"[{elapsed:6.0f} s] {name}: {summary} hands", flush=True)
+            print(f"[{elapsed:6.0f} s] {name}: {result.train_hands} hands", flush=True)
 
     replay_options = ReplayOptions(progress=False)
     state = Refinement(args.out, options, config, replay_options, on_step=show).run()
     report = write_report(args.out, grid_frames=None)
-    print(f"best iteration {state['best_iteration']}: {state['stopped_because']}; report {report}; "
+    print(f"best iteration {state.best_iteration}: {state.stopped_because}; report {report}; "
           f"{time.perf_counter() - started:.0f} s")
 
 

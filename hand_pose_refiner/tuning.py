@@ -16,12 +16,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hand_pose_refiner.atomic import atomic_write_text, atomic_write_with
 from hand_pose_refiner.coco import CocoImage, load_coco
-from hand_pose_refiner.config import Config
+from hand_pose_refiner.config import Config, SpatialFilterConfig
 from hand_pose_refiner.corruption import FRAME_CORRUPTIONS, corrupt, spike
 from hand_pose_refiner.filters.spatial import SpatialFilter
 from hand_pose_refiner.filters.stats import RejectionStats
@@ -101,8 +102,14 @@ def _frame(pose: LabelledPose, keypoints: np.ndarray | None = None, stamp_ns: in
     labelled = np.isfinite(points).all(axis=-1)
     return FrameHands(stamp_ns, pose.image_size[0], pose.image_size[1], points[None],
                       keypoint_scores=np.where(labelled, 0.9, 0.0)[None],
-                      keypoint_states=np.where(labelled, 0, 3)[None], detection_scores=[0.9],
-                      track_ids=[track_id])
+                      keypoint_states=np.where(labelled, 0, 3)[None],
+                      detection_scores=np.array([0.9], np.float32), track_ids=np.array([track_id], np.int64))
+
+
+def _with_value(base: Config, parameter: str, value: float) -> SpatialFilterConfig:
+    """``base``'s spatial filter settings with ``parameter`` (a field name) set to ``value``."""
+    changed: dict[str, Any] = {parameter: value}
+    return replace(base.spatial_filter, **changed)
 
 
 def spatial_sweep(good: Sequence[LabelledPose], base: Config, rng: np.random.Generator,
@@ -114,8 +121,8 @@ def spatial_sweep(good: Sequence[LabelledPose], base: Config, rng: np.random.Gen
     points = []
     for parameter, values in grid.items():
         for value in values:
-            config = replace(base.spatial_filter, **{parameter: value})
-            spatial = SpatialFilter(config, RejectionStats("tuning", logger=None))
+            stats = RejectionStats("tuning", logger=None)
+            spatial = SpatialFilter(_with_value(base, parameter, value), stats)
             kept_good = [len(spatial(f).accepted) == 1 for f in good_frames]
             kept_bad = [len(spatial(f).accepted) == 1 for _, f in bad_frames]
             points.append(_point(f"spatial_filter.{parameter}", value, kept_good, kept_bad,
@@ -316,8 +323,8 @@ def prediction_check(poses: Sequence[PredictedPose], base: Config,
     points = []
     for parameter, values in grid.items():
         for value in values:
-            spatial = SpatialFilter(replace(base.spatial_filter, **{parameter: value}),
-                                    RejectionStats("tuning", logger=None))
+            stats = RejectionStats("tuning", logger=None)
+            spatial = SpatialFilter(_with_value(base, parameter, value), stats)
             kept_good = [len(spatial(f).accepted) == 1 for f in good]
             kept_bad = [len(spatial(f).accepted) == 1 for f in bad]
             points.append(_point(f"model.{parameter}", value, kept_good, kept_bad, ["model"] * len(bad)))

@@ -51,7 +51,7 @@ def finished_run(shared_data, tmp_path_factory):
 
 def test_refine_writes_the_kept_rounds_parameter_file_and_prints_how_to_use_it(finished_run):
     out, refinement = finished_run["out"], finished_run["refinement"]
-    kept = refinement.state["best_iteration"]
+    kept = refinement.state.best_iteration
     deploy = Path(os.path.abspath(out / DEPLOY_FILE))
     printed = finished_run["printed"]
     assert f"kept round {kept}" in printed
@@ -74,7 +74,7 @@ def test_refine_writes_the_kept_rounds_parameter_file_and_prints_how_to_use_it(f
 
 def test_the_live_backend_from_deploy_yaml_detects_as_the_rounds_evaluation(finished_run, tmp_path):
     refinement = finished_run["refinement"]
-    assert refinement.results["iter1/detector"]["train_images"] > 0  # the detector was fine-tuned
+    assert refinement.state.fine_tune(1, "detector").train_images > 0  # the detector was fine-tuned
     deployment = write_deploy(tmp_path, refinement.config, 1, round_weights(refinement.run_dir, 1))
     assert "Kept: round 1, its detector and pose estimator" in deployment.path.read_text()
     live_detector, live_estimator = create_backend(load_config(deployment.path).models)

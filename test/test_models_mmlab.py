@@ -21,9 +21,9 @@ from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.errors import ConfigError, WeightsError
 from hand_pose_refiner.hands import Detections
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.base import FineTuneConfig
-from hand_pose_refiner.models.mediapipe.training import read_rgb
 from hand_pose_refiner.refinement.replay import ANNOTATIONS
 
 pytestmark = pytest.mark.mmlab
@@ -180,7 +180,7 @@ def test_refine_fine_tunes_both_mmlab_models_on_its_pseudo_labels(trained, repla
                             samples_per_image=1, learning_rate=1e-3, freeze_backbone=False,
                             schedule=(Thresholds(0.0, 0.0, 0.0, 0.0, 2, 100.0, 180.0),))
     state = Refinement(tmp_path / "run", options, load_config(config), ReplayOptions(progress=False)).run()
-    results = {step["name"]: step["result"] for step in state["steps"]}
+    results = {step["name"]: step["result"] for step in state.to_json()["steps"]}
     assert results["iter1/pseudo_labels"]["accepted_hands"] > 0
     for which in ("detector", "estimator"):
         result = results[f"iter1/{which}"]

@@ -219,9 +219,14 @@ class SupportsSurestCrop(Protocol):
 @runtime_checkable
 class SupportsTiles(Protocol):
     """A detector that also looks at square tiles of this side (a fraction of the image height; 0:
-    whole frames only)."""
+    whole frames only): the views of a frame (the whole frame first, then the tiles, as rotated
+    rectangles) and one detection pass over a chosen few of them."""
 
     tile_size: float
+
+    def rois(self, width: int, height: int) -> FloatArray: ...
+
+    def detect_views(self, image: npt.NDArray[np.uint8], views: FloatArray) -> Detections: ...
 
 
 @runtime_checkable

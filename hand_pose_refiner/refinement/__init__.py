@@ -2,7 +2,9 @@
 
 ``inputs`` reads recordings, ``replay`` runs the models and the filters over them and writes a
 COCO dataset, ``refine`` retrains the models on it round after round, ``report`` shows a person
-what each round did. ``distributed`` runs a replay's shards on a Ray cluster (optional extra).
+what each round did. Around ``refine``'s step loop: ``options`` (what a run depends on), ``rounds``
+(the threshold schedule and the decisions), ``evaluation`` (a round's score), ``round_models``
+(each round's weights), ``run_state`` (the typed ``state.json``). ``distributed`` runs a replay's shards on a Ray cluster (optional extra).
 ``cli`` registers the ``replay`` and ``refine`` subcommands.
 
 Around them: ``cache`` keeps decoded frames and model predictions, ``records`` writes per-frame

@@ -13,6 +13,12 @@ from typing import Any
 from hand_pose_refiner.config import Config, load_config, with_section_values
 from hand_pose_refiner.errors import USER_ERRORS, ConfigError
 from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.run_state import (
+    AnchorLabelsResult,
+    EvaluateResult,
+    PseudoLabelsResult,
+    StepResult,
+)
 
 EXIT_SOME_INPUTS_FAILED = 3
 EXIT_UNEXPECTED_ERROR = 1  # an input met a bug: its traceback is printed after the others are written
@@ -345,20 +351,20 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     distributed.leave(code)
 
 
-def _show_step(name: str, result: dict[str, Any]) -> None:
+def _show_step(name: str, result: StepResult) -> None:
     """One line per finished evaluation or labelling step."""
-    if name.endswith("/evaluate"):
-        pck = result.get("pck", {}).get("pck")
-        check = result.get("checks", {}).get("detection_rate")
-        rates = "".join(f", {Path(i['path']).parent.name}/{Path(i['path']).name} "
-                        f"{i['detection_rate']:.3f}"
-                        for i in result["targets"]["inputs"] if i["error"] is None)
-        print(f"{name}: detection rate {result['measure']:.3f}{rates}"
+    if isinstance(result, EvaluateResult):
+        pck = result.pck.pck if result.pck is not None else None
+        check = result.checks.detection_rate if result.checks is not None else None
+        rates = "".join(f", {Path(i.path).parent.name}/{Path(i.path).name} {i.detection_rate:.3f}"
+                        for i in result.targets.inputs if i.error is None)
+        print(f"{name}: detection rate {result.measure:.3f}{rates}"
               + (f", checks {check:.3f}" if check is not None else "")
               + (f", PCK {pck:.3f}" if pck is not None else ""), flush=True)
-    elif name.endswith("/pseudo_labels") or name.endswith("/anchor_labels"):
-        print(f"{name}: {result['accepted_hands']} pseudo-labelled hands in "
-              f"{result['frames_with_hands']} of {result['frames']} frames", flush=True)
+    elif isinstance(result, (PseudoLabelsResult, AnchorLabelsResult)):
+        replayed = result.replay
+        print(f"{name}: {replayed.accepted_hands} pseudo-labelled hands in "
+              f"{replayed.frames_with_hands} of {replayed.frames} frames", flush=True)
 
 
 def _refine(args: argparse.Namespace, config: Config, main_rank: bool) -> int:
@@ -376,8 +382,9 @@ def _refine(args: argparse.Namespace, config: Config, main_rank: bool) -> int:
     if not main_rank:
         return 0
     html = write_report(args.out, config.refinement.grid_frames or None)
-    print(f"best iteration {state['best_iteration']} ({state['stopped_because']}); report: {html}")
-    kept = state["best_iteration"]
+    print(f"best iteration {state.best_iteration} ({state.stopped_because}); report: {html}")
+    kept = state.best_iteration
+    assert kept is not None  # set by run()
     deployment = write_deploy(args.out, config, kept, refinement.model_paths(kept))
     print("\n".join(deployment_lines(deployment)))
     return 0

@@ -9,7 +9,6 @@ detector threshold is one model pass; the hand score floors only filter its cach
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -19,8 +18,9 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.models import HandDetector, PoseEstimator, create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.refine import STATE, round_weights
 from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.round_models import round_weights
+from hand_pose_refiner.refinement.run_state import read_state
 from hand_pose_refiner.refinement.scoring import VIEWS, Judgements, RoundScore, score_predictions
 
 
@@ -40,10 +40,10 @@ def round_models(run: Path, iteration: int | None) -> tuple[int, Path | None, Pa
     Raises :class:`RefinementStateError` when no round is given and the run has not finished, and
     :class:`FileNotFoundError` when the round has no weights."""
     if iteration is None:
-        state = json.loads((run / STATE).read_text())
-        if state.get("best_iteration") is None:
+        best = read_state(run, any_format=True).best_iteration
+        if best is None:
             raise RefinementStateError(f"{run}: the run has not finished; give the round to replay")
-        iteration = int(state["best_iteration"])
+        iteration = int(best)
     if iteration == 0:
         return 0, None, None
     detector, estimator = round_weights(run, iteration)

@@ -30,9 +30,11 @@ from hand_pose_refiner.atomic import (
     fresh_partial_dir,
 )
 from hand_pose_refiner.drawing import draw_hands, hand_caption, hand_crop
+from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.refinement.inputs import SPLITS
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.replay import PREDICTIONS
+from hand_pose_refiner.refinement.run_state import NETWORKS, RunState, read_state
 
 TILE_WIDTH = 360
 PAIRS_PER_ROW = 2
@@ -40,41 +42,50 @@ PAIRS_PER_GRID = 8
 CROPS_FOLDER = "report_crops"
 
 
-def iteration_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per evaluated round: rates, counts, rejections, confidence, PCK, training sizes."""
-    results = {step["name"]: step["result"] for step in state["steps"]}
+def iteration_rows(state: RunState | dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluated round: rates, counts, rejections, confidence, PCK, training sizes.
+
+    ``state`` as :func:`.run_state.read_state` gives it, or its JSON form."""
+    if isinstance(state, dict):
+        state = RunState.from_json(state)
     rows = []
-    k = 0
-    while f"iter{k}/evaluate" in results:
-        evaluation = results[f"iter{k}/evaluate"]
-        targets = evaluation["targets"]
+    for k in state.evaluated_rounds():
+        evaluation = state.evaluation(k)
+        assert evaluation is not None
+        targets = evaluation.targets
         row: dict[str, Any] = {
             "iteration": k,
-            "detection_rate": targets["detection_rate"],
-            "detection_rate_per_input": {i["path"]: i["detection_rate"] for i in targets["inputs"]},
-            "frames": targets["frames"],
-            "accepted_poses": targets["accepted_hands"],
-            "raw_detections": targets["raw_hands"],
-            "rejections": targets["rejections"],
-            "skipped_frames": targets.get("skipped_frames", {}),  # frames that could not be decoded
-            "mean_keypoint_confidence": targets["mean_keypoint_confidence"],
-            "check_detection_rate": evaluation.get("checks", {}).get("detection_rate"),
-            "pck": evaluation.get("pck", {}).get("pck"),
+            "detection_rate": targets.detection_rate,
+            "detection_rate_per_input": {i.path: i.detection_rate for i in targets.inputs},
+            "frames": targets.frames,
+            "accepted_poses": targets.accepted_hands,
+            "raw_detections": targets.raw_hands,
+            "rejections": targets.rejections,
+            "skipped_frames": targets.skipped_frames,  # frames that could not be decoded
+            "mean_keypoint_confidence": targets.mean_keypoint_confidence,
+            "check_detection_rate": None if evaluation.checks is None else evaluation.checks.detection_rate,
+            "pck": evaluation.pck.pck if evaluation.pck is not None else None,
         }
         if k > 0:
-            pseudo = results[f"iter{k}/pseudo_labels"]
-            row["models_from"] = pseudo["models_from"]
-            row["pseudo_labels"] = {"thresholds": pseudo["thresholds"],
-                                    "accepted_hands": pseudo["accepted_hands"],
-                                    "frames_with_hands": pseudo["frames_with_hands"],
-                                    "rejections": pseudo["rejections"]}
-            for which in ("detector", "estimator"):
-                tuned = results[f"iter{k}/{which}"]
-                row[f"{which}_training"] = {key: tuned.get(key) for key in
-                                            ("train_images", "train_hands", "initial_loss", "final_loss",
-                                             "skipped")}
+            pseudo = state.pseudo_labels(k)
+            if pseudo is None:
+                raise RefinementStateError(f"round {k} was evaluated but has no pseudo-labels")
+            row["models_from"] = pseudo.models_from
+            row["pseudo_labels"] = {"thresholds": asdict(pseudo.thresholds) if pseudo.thresholds else None,
+                                    "accepted_hands": pseudo.replay.accepted_hands,
+                                    "frames_with_hands": pseudo.replay.frames_with_hands,
+                                    "rejections": pseudo.replay.rejections}
+            for which in NETWORKS:
+                tuned = state.fine_tune(k, which)
+                if tuned is None:
+                    raise RefinementStateError(f"round {k} was evaluated but its {which} was not fine-tuned")
+                training = tuned.training
+                row[f"{which}_training"] = {
+                    "train_images": tuned.train_images, "train_hands": tuned.train_hands,
+                    "initial_loss": training.initial_loss if training is not None else None,
+                    "final_loss": training.final_loss if training is not None else None,
+                    "skipped": tuned.skipped}
         rows.append(row)
-        k += 1
     return rows
 
 
@@ -109,14 +120,13 @@ def frames_used(spec: dict[str, Any]) -> str:
     return which + (f", at most {cap}" if cap else "")
 
 
-def input_roles(state: dict[str, Any]) -> list[dict[str, Any]]:
+def input_roles(state: RunState) -> list[dict[str, Any]]:
     """One entry per input of the run: its role, what the run does with it, which frames it read
     and how many (from round 0's evaluation, where it has one)."""
-    results = {step["name"]: step["result"] for step in state["steps"]}
-    evaluated = results.get("iter0/evaluate", {})
-    frames = {item["path"]: item["frames"] for part in ("targets", "checks")
-              for item in evaluated.get(part, {}).get("inputs", [])}
-    options = state["options"]
+    evaluated = state.evaluation(0)
+    replays = [evaluated.targets, evaluated.checks] if evaluated is not None else []
+    frames = {item.path: item.frames for part in replays if part is not None for item in part.inputs}
+    options = state.options
     return [{"role": role, "use": use, "path": spec["path"], "frames_used": frames_used(spec),
              "frames": frames.get(spec["path"])}
             for role, use in ROLE_USES.items() for spec in options.get(role, [])]
@@ -303,9 +313,11 @@ def crop_sections(run_dir: Path, best: int) -> list[CropSection]:
 
 def write_report(run_dir: Path, grid_frames: int | None = 16) -> Path:
     """Write report.json, report.html and the PNGs into ``run_dir``; returns the HTML path."""
-    state = json.loads((run_dir / "state.json").read_text())
+    state = read_state(run_dir, any_format=True)
     rows = iteration_rows(state)
-    best = state.get("best_iteration", rows[-1]["iteration"] if rows else 0)
+    best = state.best_iteration
+    if best is None:
+        best = rows[-1]["iteration"] if rows else 0
     figures = run_dir / "report_figures"
     figures.mkdir(exist_ok=True)
     pngs: list[Path] = []
@@ -317,8 +329,8 @@ def write_report(run_dir: Path, grid_frames: int | None = 16) -> Path:
                           f"iter{best}") if rows else []
     sections = crop_sections(run_dir, best) if rows else []
     report = {"run_dir": str(run_dir), "iterations": rows, "best_iteration": best,
-              "best_models": state.get("best_models"), "stopped_because": state.get("stopped_because"),
-              "finished": state.get("finished", False), "options": state["options"],
+              "best_models": state.best_models, "stopped_because": state.stopped_because,
+              "finished": state.finished, "options": state.options,
               "inputs": input_roles(state),
               "figures": [str(p.relative_to(run_dir)) for p in pngs + grids],
               "hand_crops": [asdict(section) for section in sections]}
