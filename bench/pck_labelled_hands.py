@@ -16,9 +16,9 @@ import torch
 
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import epe, pck
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.models.mediapipe.training import read_rgb
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "labelled_hands"
 SETS = (("onehand10k/test_onehand10k.json", False), ("rhd/test_rhd.json", True))

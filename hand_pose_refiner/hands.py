@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hand_pose_refiner.arrays import all_set
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS, Handedness, KeypointState
 
 FloatArray = npt.NDArray[np.float32]
@@ -55,12 +56,16 @@ def _coerce(name: str, value: Any, length: int | None) -> np.ndarray:
 
 
 def boxes_from_keypoints(keypoints: npt.ArrayLike, valid: npt.ArrayLike | None = None,
-                         empty: float = np.nan) -> FloatArray:
+                         empty: float = np.nan, *, finite: bool = False) -> FloatArray:
     """Tight ``(x_min, y_min, x_max, y_max)`` boxes around each hand's keypoints, ``(n, 4)``.
 
     Only keypoints that are finite (and ``valid``, when a ``(n, 21)`` mask is given) count; a hand
     without any gets ``empty`` (NaN by default; the filters use 0, a box of size zero).
+    ``finite``: the caller knows every ``valid`` keypoint is finite (the filters' ``(n, 21, 2)``
+    arrays), so the check is skipped: the same boxes with fewer numpy calls.
     """
+    if finite and valid is not None:
+        return _valid_boxes(np.asarray(keypoints), np.asarray(valid, bool), empty)
     points = np.asarray(keypoints)
     points = points.reshape(-1, NUM_KEYPOINTS, 2)
     usable = np.isfinite(points).all(axis=-1)
@@ -74,6 +79,24 @@ def boxes_from_keypoints(keypoints: npt.ArrayLike, valid: npt.ArrayLike | None =
     return boxes.astype(points.dtype if points.dtype.kind == "f" else np.float32, copy=False)
 
 
+def _valid_boxes(keypoints: npt.NDArray[np.floating], valid: npt.NDArray[np.bool_],
+                 empty: float) -> FloatArray:
+    if all_set(valid):
+        return np.concatenate([keypoints.min(axis=1), keypoints.max(axis=1)], axis=1)
+    mask = valid[..., None]
+    boxes = np.concatenate([np.where(mask, keypoints, np.inf).min(axis=1),
+                            np.where(mask, keypoints, -np.inf).max(axis=1)], axis=1)
+    boxes[~valid.any(axis=1)] = empty
+    return boxes
+
+
+def box_diagonal(keypoints: npt.ArrayLike, valid: npt.ArrayLike | None = None) -> float:
+    """Diagonal of the box around one hand's finite (and ``valid``) keypoints, 0 without any."""
+    mask = None if valid is None else np.asarray(valid)[None]
+    box = boxes_from_keypoints(np.asarray(keypoints)[None], mask, empty=0.0)[0]
+    return float(np.hypot(box[2] - box[0], box[3] - box[1]))
+
+
 def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Pairwise intersection over union of ``(n, 4)`` and ``(m, 4)`` xyxy boxes, ``(n, m)``."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
@@ -85,6 +108,16 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=-1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def pair_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two xyxy boxes: :func:`box_iou` for one pair, on Python floats
+    (the same IEEE operations, so the same value, without numpy's overhead)."""
+    inter = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    area_a = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
+    area_b = max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
 
 
 @dataclass(eq=False)

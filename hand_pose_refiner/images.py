@@ -9,11 +9,12 @@ decode. Arrays keep the channel order of their encoding: a bgr8 image decodes to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from hand_pose_refiner.errors import ImageSizeError, UnsupportedEncodingError
+from hand_pose_refiner.errors import ImageSizeError, InputError, UnsupportedEncodingError
 
 # encoding -> (numpy dtype, channels); names as in sensor_msgs/image_encodings.hpp.
 ENCODINGS: dict[str, tuple[type[np.generic], int]] = {
@@ -174,3 +175,21 @@ def _compression_name(format_: str) -> str:
         raise UnsupportedEncodingError(f"unsupported compressed image format {format_!r}; "
                                        f"supported: {', '.join(COMPRESSED_FORMATS)}")
     return name
+
+
+def read_bgr(path: str | Path) -> npt.NDArray[np.uint8]:
+    """An image file's 8-bit colour pixels in BGR order (what ``cv2.imread`` gives);
+    :class:`~hand_pose_refiner.errors.InputError` when it cannot be read (missing, or not an image)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"{path}: cannot read an image from it (missing, or not an image)")
+    return np.asarray(image, np.uint8)
+
+
+def read_rgb(path: str | Path) -> npt.NDArray[np.uint8]:
+    """An image file's 8-bit colour pixels in RGB order (what the models take); as :func:`read_bgr`."""
+    import cv2
+
+    return np.asarray(cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB), np.uint8)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from hand_pose_refiner.coco import load_coco
-from hand_pose_refiner.errors import ImageError
+from hand_pose_refiner.errors import ImageError, InputError
+from hand_pose_refiner.images import read_bgr
 from hand_pose_refiner.ros.bags import BagWriter, Storage, read_messages
 from hand_pose_refiner.skeleton import KeypointState
 
@@ -29,15 +30,14 @@ def labels_to_bag(annotations: Path, out: Path, images_dir: Path | None = None,
                   compressed: bool = False, frame_period_s: float = 0.1,
                   frame_id: str = "camera_optical_frame") -> LabelsToBagSummary:
     """Write each image and its labelled hands at evenly spaced stamps, then read the bag back."""
-    import cv2
-
     images = load_coco(annotations, images_dir=images_dir, tip_first=tip_first)
     hands_total = keypoints_total = 0
     with BagWriter(out, storage=storage) as writer:
         for index, item in enumerate(images):
-            pixels = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
-            if pixels is None:
-                raise ImageError(f"cannot read image {item.path}")
+            try:
+                pixels = read_bgr(item.path)
+            except InputError as exc:
+                raise ImageError(f"cannot read image {item.path}") from exc
             if pixels.shape[:2] != (item.hands.image_height, item.hands.image_width):
                 raise ImageError(f"{item.path} is {pixels.shape[1]}x{pixels.shape[0]}, the "
                                  f"annotation says {item.hands.image_width}x{item.hands.image_height}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from hand_pose_refiner.coco import load_coco
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.base import Detections
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
 from hand_pose_refiner.models.mediapipe.estimator import associate, one_crop_per_hand, rois_from_detections
@@ -28,7 +28,7 @@ def test_the_surer_of_two_overlapping_crops_stays_mediapipe_keeps_the_later():
 @pytest.fixture(scope="module")
 def hand_image(shared_data):
     item = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")[2]
-    image = cv2.cvtColor(cv2.imread(str(item.path)), cv2.COLOR_BGR2RGB)
+    image = read_rgb(item.path)
     return image, item.hands.keypoints[0]
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from hand_pose_refiner.coco import load_coco
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry, recolour_skin, skin_mask
 from hand_pose_refiner.models.base import AugmentConfig, FineTuneConfig
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
-from hand_pose_refiner.models.mediapipe.training import palm_targets, read_rgb, split_dataset
+from hand_pose_refiner.models.mediapipe.training import palm_targets, split_dataset
 
 
 @pytest.fixture(scope="module")

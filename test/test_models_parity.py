@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hand_pose_refiner.hands import box_iou
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
 from hand_pose_refiner.models.mediapipe.estimator import rois_from_detections
 from hand_pose_refiner.models.mediapipe.geometry import image_to_crop
@@ -68,7 +69,7 @@ def _frames(shared_data: Path) -> list[tuple[str, np.ndarray]]:
     frames = []
     for path in sorted((shared_data / "labelled_hands").glob("*/*")):
         if path.suffix in (".jpg", ".png"):
-            frames.append((path.name, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)))
+            frames.append((path.name, read_rgb(path)))
     for clip in sorted((shared_data / "bare_hand_clips").glob("*.webm")):
         capture = cv2.VideoCapture(str(clip))
         for index in range(max(CLIP_FRAMES) + 1):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from helpers import labelled_pck
 
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.base import Detections
 from hand_pose_refiner.models.mediapipe.estimator import SEARCH_MIN_PRESENCE
@@ -49,7 +49,7 @@ def test_search_finds_labelled_hands_without_any_detection(shared_data, searchin
     labelled = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")
     found_hands = []
     for item in labelled:
-        image = cv2.cvtColor(cv2.imread(str(item.path)), cv2.COLOR_BGR2RGB)
+        image = read_rgb(item.path)
         height, width = image.shape[:2]
         nothing = Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 7, 2)), width, height)
         assert len(plain.estimate([image], [nothing])[0]) == 0  # without the search: nothing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import pytest
 from helpers import labelled_pck
@@ -12,6 +11,7 @@ from helpers import labelled_pck
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.cache import model_key
 
@@ -22,7 +22,7 @@ BLOCKS = np.array([705.0, 284.0])
 
 
 def _rgb(path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    return read_rgb(path)
 
 
 @pytest.fixture(scope="module")

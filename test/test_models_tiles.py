@@ -8,12 +8,13 @@ import pytest
 
 from hand_pose_refiner.coco import CocoImage, load_coco
 from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.base import FineTuneConfig
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector
 from hand_pose_refiner.models.mediapipe.detector import _inside_tile
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE
-from hand_pose_refiner.models.mediapipe.training import _detector_sample, read_rgb
+from hand_pose_refiner.models.mediapipe.training import _detector_sample
 from hand_pose_refiner.refinement.cache import model_key
 
 

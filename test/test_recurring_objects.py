@@ -14,6 +14,7 @@ from hand_pose_refiner.config import Config, RecurringObjectsConfig
 from hand_pose_refiner.filters.recurring import RULE, drop_recurring_objects, recurring_hands
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.cache import FrameStore
 from hand_pose_refiner.refinement.inputs import InputSpec
@@ -160,7 +161,7 @@ GLOVED = Path("hags_gloved_assembly")
 
 
 def _real_frames(folder: Path) -> list[np.ndarray]:
-    return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in sorted(folder.glob("*.jpg"))]
+    return [read_rgb(path) for path in sorted(folder.glob("*.jpg"))]
 
 
 def test_on_the_real_side_view_the_robot_base_looks_the_same_in_every_still(shared_data):

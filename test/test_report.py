@@ -11,6 +11,7 @@ import pytest
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.drawing import CROP_SIZE, hand_crop, track_colour
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.report import CROPS_FOLDER, write_report
@@ -78,7 +79,7 @@ def test_rebuilding_the_report_keeps_only_the_sections_it_shows(run_dir):
 
 def test_a_crop_centres_the_hand_and_draws_its_skeleton_there(run_dir):
     line = json.loads((run_dir / "iter0" / "eval" / "predictions.jsonl").read_text().splitlines()[0])
-    rgb = cv2.cvtColor(cv2.imread(str(run_dir / "iter0" / "eval" / line["file_name"])), cv2.COLOR_BGR2RGB)
+    rgb = read_rgb(run_dir / "iter0" / "eval" / line["file_name"])
     hands = hands_from_json(line["filtered"], line["stamp_ns"], line["width"], line["height"])
     for index in range(len(hands)):
         crop = hand_crop(rgb, hands, index)

@@ -10,7 +10,7 @@ from hand_pose_refiner.activity.reach_evaluation import FRACTIONS
 
 def plot_size_by_fraction(result: CrossValidation, path: str | Path) -> Path:
     """Grasp-size accuracy against the fraction of the reach seen, per fold and their mean."""
-    import matplotlib
+    import matplotlib  # not a dependency of the package: only plotting needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

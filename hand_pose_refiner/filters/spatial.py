@@ -39,7 +39,7 @@ from hand_pose_refiner.filters.anatomy import (
     PALM_LENGTH_PER_MCP_SPAN,
 )
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands, box_iou
+from hand_pose_refiner.hands import FrameHands, box_iou, boxes_from_keypoints, pair_iou
 from hand_pose_refiner.skeleton import BONES, INTERPOLATED, MISSING, REJECTED
 
 HAND_REASONS = ("hand_score", "min_keypoints", "hand_too_small", "hand_too_large", "bone_length",
@@ -178,7 +178,7 @@ class SpatialFilter:
         keypoints, states = self._clean_keypoints(hands)
         valid = valid_keypoints(states)
         geometry = keypoints.astype(np.float64)  # float32 extremes would overflow in squares
-        boxes = keypoint_boxes(geometry, valid)
+        boxes = boxes_from_keypoints(geometry, valid, empty=0.0, finite=True)
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         reasons = self._check_hands(hands, geometry, valid, sizes)
         self._check_duplicates_and_count(hands, geometry, valid, boxes, sizes, reasons)
@@ -331,7 +331,7 @@ class SpatialFilter:
         The pairwise test of :meth:`_suppress_duplicates` for one pair, on Python floats (the same
         IEEE operations, so the same result as the matrix form).
         """
-        if _iou(boxes[a].tolist(), boxes[b].tolist()) > self.config.duplicate_iou:
+        if pair_iou(boxes[a].tolist(), boxes[b].tolist()) > self.config.duplicate_iou:
             return True
         both = valid[a] & valid[b]
         shared = int(np.count_nonzero(both))
@@ -349,31 +349,6 @@ class SpatialFilter:
 
 
 _BONE_PARENT, _BONE_CHILD = BONES[:, 0].copy(), BONES[:, 1].copy()
-
-
-def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Keypoint boxes ``(n, 4)`` of the valid keypoints, 0 for a hand without any.
-
-    :func:`~hand_pose_refiner.hands.boxes_from_keypoints` with ``empty=0`` for the filters' case,
-    where every valid keypoint is already known to be finite: fewer numpy calls, same values and
-    dtype.
-    """
-    if all_set(valid):
-        return np.concatenate([keypoints.min(axis=1), keypoints.max(axis=1)], axis=1)
-    mask = valid[..., None]
-    boxes = np.concatenate([np.where(mask, keypoints, np.inf).min(axis=1),
-                            np.where(mask, keypoints, -np.inf).max(axis=1)], axis=1)
-    boxes[~valid.any(axis=1)] = 0.0
-    return boxes
-
-
-def _iou(a: list[float], b: list[float]) -> float:
-    """Intersection over union of two xyxy boxes (:func:`~hand_pose_refiner.hands.box_iou` for one pair)."""
-    inter = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    area_a = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
-    area_b = max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
-    union = area_a + area_b - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _no_hands(frame: FrameHands) -> FrameHands:

@@ -42,7 +42,7 @@ from hand_pose_refiner.config import TemporalFilterConfig, TrackingConfig
 from hand_pose_refiner.filters.smoothing import OneEuroFilter
 from hand_pose_refiner.filters.spatial import valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import FrameHands, box_diagonal
 from hand_pose_refiner.skeleton import INTERPOLATED, MISSING, NUM_KEYPOINTS, REJECTED
 
 _NS = 1e-9
@@ -108,7 +108,7 @@ class _FrameRows:
 
 
 def _box_diagonals(keypoints: np.ndarray, valid: np.ndarray, all_valid: list[bool]) -> list[float]:
-    """Per hand, :func:`_box_diagonal` of its valid keypoints.
+    """Per hand, :func:`~hand_pose_refiner.hands.box_diagonal` of its valid keypoints.
 
     When every keypoint of the frame is valid (the common case), all hands' boxes come from one
     set of numpy calls; a hand with invalid keypoints, or without a finite diagonal (an infinite
@@ -120,24 +120,8 @@ def _box_diagonals(keypoints: np.ndarray, valid: np.ndarray, all_valid: list[boo
     else:
         diagonals = [math.nan] * len(keypoints)
     return [diagonal if math.isfinite(diagonal) else
-            _box_diagonal(keypoints[index], None if all_valid[index] else valid[index])
+            box_diagonal(keypoints[index], None if all_valid[index] else valid[index])
             for index, diagonal in enumerate(diagonals)]
-
-
-def _box_diagonal(keypoints: np.ndarray, valid: np.ndarray | None) -> float:
-    """Diagonal of the box around the finite (``valid``; None: all) keypoints, 0 without any."""
-    points = keypoints if valid is None else keypoints[valid]
-    if not len(points):
-        return 0.0
-    extent = points.max(axis=0) - points.min(axis=0)
-    diagonal = float(np.hypot(extent[0], extent[1]))
-    if math.isfinite(diagonal):
-        return diagonal
-    points = points[np.isfinite(points).all(axis=-1)]  # an infinite keypoint: leave it out
-    if not len(points):
-        return 0.0
-    extent = points.max(axis=0) - points.min(axis=0)
-    return float(np.hypot(extent[0], extent[1]))
 
 
 def _median_rows(values: np.ndarray) -> np.ndarray:

@@ -22,9 +22,9 @@ from scipy.optimize import linear_sum_assignment
 
 from hand_pose_refiner.arrays import all_set, vector_lengths
 from hand_pose_refiner.config import TrackingConfig
-from hand_pose_refiner.filters.spatial import keypoint_boxes, valid_keypoints
+from hand_pose_refiner.filters.spatial import valid_keypoints
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS, Handedness
 
 _NS = 1e-9
@@ -80,7 +80,7 @@ class HandTracker:
         self._last_stamp_ns = hands.stamp_ns
         self._end_stale_tracks(hands.stamp_ns)
         valid = _valid_keypoints(hands)
-        boxes = keypoint_boxes(hands.keypoints, valid)
+        boxes = boxes_from_keypoints(hands.keypoints, valid, empty=0.0, finite=True)
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         sizes = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 

@@ -21,7 +21,9 @@ import numpy as np
 
 from hand_pose_refiner.atomic import atomic_write_json, commit_dir, fresh_partial_dir
 from hand_pose_refiner.coco import CocoImage, build_coco
+from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.images import read_bgr
 from hand_pose_refiner.refinement.cache import JPEG_QUALITY
 from hand_pose_refiner.refinement.replay import ANNOTATIONS
 from hand_pose_refiner.skeleton import KeypointState
@@ -64,8 +66,9 @@ def write_zoomed_copies(images: Sequence[CocoImage], out: Path, seed: int,
     partial = fresh_partial_dir(out)
     entries = []
     for item in images:
-        image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = read_bgr(item.path)
+        except InputError:
             continue
         for hand in range(len(item.hands)):
             for copy in range(copies):

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from hand_pose_refiner.atomic import atomic_write_json, commit_dir, fresh_partial_dir
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, fingerprint, read_frames
 from hand_pose_refiner.refinement.records import load_frames, save_frames
@@ -44,10 +45,10 @@ class StoredFrame:
     height: int
 
     def rgb(self) -> npt.NDArray[np.uint8]:
-        bgr = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError(f"{self.path}: cached frame cannot be read; delete the cache folder")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            return read_rgb(self.path)
+        except InputError:
+            raise InputError(f"{self.path}: cached frame cannot be read; delete the cache folder") from None
 
 
 class FrameStore:

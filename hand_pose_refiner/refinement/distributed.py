@@ -61,7 +61,7 @@ class ClusterOptions:
 def require_ray() -> ModuleType:
     """The ``ray`` module, or a :class:`ClusterError` that says how to install it."""
     try:
-        import ray
+        import ray  # the cluster extra: imported only where a replay runs on Ray
     except ImportError as exc:
         raise ClusterError(INSTALL_HINT) from exc
     return ray

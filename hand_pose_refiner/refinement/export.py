@@ -12,15 +12,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
 from hand_pose_refiner.atomic import atomic_write_json, atomic_write_text
 from hand_pose_refiner.coco import build_coco
 from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.images import read_bgr
 from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.overlay_bag import write_overlay
 from hand_pose_refiner.refinement.records import hands_to_json
 from hand_pose_refiner.refinement.replay_types import InputResult, ReplaySummary, merged_stats
 from hand_pose_refiner.refinement.shards import FrameRecord, Shard
+from hand_pose_refiner.ros.bags import BagWriter
 from hand_pose_refiner.skeleton import OBSERVED
 
 ANNOTATIONS = "annotations.json"
@@ -76,13 +77,10 @@ def write_bag_file(path: Path, frames: list[tuple[int, Path, FrameHands]], multi
                    overlay: bool = False) -> None:
     """Images (CompressedImage, JPEG) and filtered HandPoseArray, and with ``overlay`` the hands
     drawn on the images (hand_overlay); a topic prefix per input if several."""
-    from hand_pose_refiner.refinement.overlay_bag import write_overlay
-    from hand_pose_refiner.ros.bags import BagWriter
-
     with BagWriter(path, "mcap") as writer:
         for number, image_path, hands in frames:
             prefix = f"/input{number:02d}" if multi else ""
-            bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+            bgr = read_bgr(image_path)
             writer.write_compressed_image(f"{prefix}/camera/image_raw/compressed", bgr, hands.stamp_ns,
                                           hands.frame_id)
             writer.write_hands(f"{prefix}/hand_poses", hands)
