@@ -29,6 +29,21 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bare_clip(shared_data) -> Path:
+    """A real bare-hand video clip (640x360, 30 fps): the recording most replay tests read."""
+    return shared_data / "bare_hand_clips" / "hands1.webm"
+
+
+@pytest.fixture(scope="module")
+def models():
+    """The default backend's detector and pose estimator on the CPU (one pair per test module)."""
+    from hand_pose_refiner.config import ModelsConfig
+    from hand_pose_refiner.models import create_backend
+
+    return create_backend(ModelsConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
 def rclpy_types():
     """The rclpy message classes, with the generated hand_pose_refiner interfaces."""
     import_or_skip_ros("rclpy")

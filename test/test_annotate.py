@@ -23,13 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data):
-    return shared_data / "bare_hand_clips" / "hands1.webm"
-
-
-@pytest.fixture(scope="module")
-def clip_frames(clip):
-    return list(read_frames(InputSpec(clip, max_frames=FRAMES)))
+def clip_frames(bare_clip):
+    return list(read_frames(InputSpec(bare_clip, max_frames=FRAMES)))
 
 
 def video_frames(path):
@@ -51,9 +46,10 @@ def drawn_pixels(annotated, original):
     return int((np.abs(annotated.astype(np.int16) - original.astype(np.int16)).max(axis=-1) > 80).sum())
 
 
-def test_annotate_writes_every_frame_of_a_video_with_the_hands_drawn(tmp_path, clip, clip_frames, capsys):
+def test_annotate_writes_every_frame_of_a_video_with_the_hands_drawn(tmp_path, bare_clip, clip_frames,
+                                                                      capsys):
     out = tmp_path / "annotated.mp4"
-    args = ["annotate", str(clip), "--out", str(out), "--max-frames", str(FRAMES), "--no-activity",
+    args = ["annotate", str(bare_clip), "--out", str(out), "--max-frames", str(FRAMES), "--no-activity",
             "--device", "cpu", "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -94,7 +90,7 @@ def test_annotate_reads_a_bag_and_labels_every_hand_with_its_activity(tmp_path, 
     assert drawn_pixels(frames[position - 1], repeated.rgb) > 200
 
 
-def test_a_named_checkpoint_that_does_not_load_is_an_error_not_a_silent_fallback(tmp_path, clip):
+def test_a_named_checkpoint_that_does_not_load_is_an_error_not_a_silent_fallback(tmp_path, bare_clip):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a checkpoint")
     for checkpoint in (broken, tmp_path / "missing.safetensors"):
@@ -103,7 +99,7 @@ def test_a_named_checkpoint_that_does_not_load_is_an_error_not_a_silent_fallback
         config = tmp_path / "cell.yaml"
         config.write_text(f"activity:\n  checkpoint: {checkpoint}\n")
         out = tmp_path / "never.mp4"
-        assert main(["annotate", str(clip), "--out", str(out), "--config", str(config), "--quiet"]) == 2
+        assert main(["annotate", str(bare_clip), "--out", str(out), "--config", str(config), "--quiet"]) == 2
         assert not out.exists()
 
 

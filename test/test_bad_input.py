@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 
 from hand_pose_refiner.atomic import atomic_write_bytes
 from hand_pose_refiner.cli import main
-from hand_pose_refiner.config import Config, ModelsConfig
+from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import BadFrameError
 from hand_pose_refiner.images import ENCODINGS, encode_compressed, jpeg_is_truncated
-from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, message_rgb, read_frames
 from hand_pose_refiner.refinement.replay import ReplayOptions, replay
 from hand_pose_refiner.ros.bags import COMPRESSED_IMAGE, IMAGE, BagWriter, rosbags_message_types, typestore
@@ -38,19 +37,9 @@ TYPES = rosbags_message_types(typestore())
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data):
-    return shared_data / "bare_hand_clips" / "hands1.webm"
-
-
-@pytest.fixture(scope="module")
-def frames(clip):
+def frames(bare_clip):
     """The first real frames of a bare-hand clip (RGB, video stamps)."""
-    return list(read_frames(InputSpec(clip, max_frames=GOOD)))
-
-
-@pytest.fixture(scope="module")
-def models():
-    return create_backend(ModelsConfig(device="cpu"))
+    return list(read_frames(InputSpec(bare_clip, max_frames=GOOD)))
 
 
 def raw_image(stamp_ns: int, height: int, width: int, step: int, data: bytes, encoding: str = "rgb8"):
@@ -167,11 +156,11 @@ def test_a_truncated_mcap_gives_the_frames_before_the_damage(tmp_path, frames):
     assert report.damage is not None and f"unreadable after {len(read)} frames" in report.damage
 
 
-def test_an_empty_image_costs_one_frame_not_the_job(tmp_path, clip, frames, capsys):
+def test_an_empty_image_costs_one_frame_not_the_job(tmp_path, bare_clip, frames, capsys):
     """Was: an OpenCV traceback, exit 1, no output at all."""
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "empty image")
     out = tmp_path / "out"
-    code = main(["replay", str(clip), str(bag), "--max-frames", str(GOOD), "--device", "cpu", "--quiet",
+    code = main(["replay", str(bare_clip), str(bag), "--max-frames", str(GOOD), "--device", "cpu", "--quiet",
                  "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.err
@@ -180,7 +169,7 @@ def test_an_empty_image_costs_one_frame_not_the_job(tmp_path, clip, frames, caps
     assert summary["skipped_frames"] == {"empty image": 1} and not summary["failed_inputs"]
     assert [i["skipped_frames"] for i in summary["inputs"]] == [{}, {"empty image": 1}]
     lines = predictions_of(out)
-    assert [line["frame"] for line in lines if line["input"] == str(clip)] == list(range(GOOD))
+    assert [line["frame"] for line in lines if line["input"] == str(bare_clip)] == list(range(GOOD))
     assert [line["frame"] for line in lines if line["input"] == str(bag)] == good_indices()
     assert all((out / line["file_name"]).is_file() for line in lines)
 
@@ -226,11 +215,11 @@ class FailingDetector:
         return self.detector.detect(images)
 
 
-def test_an_unexpected_error_in_one_input_still_writes_the_others(tmp_path, clip, frames, models):
+def test_an_unexpected_error_in_one_input_still_writes_the_others(tmp_path, bare_clip, frames, models):
     detector, estimator = models
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "empty image")
     out = tmp_path / "out"
-    summary = replay([InputSpec(clip, max_frames=GOOD), InputSpec(bag)], out, Config(),
+    summary = replay([InputSpec(bare_clip, max_frames=GOOD), InputSpec(bag)], out, Config(),
                      FailingDetector(detector), estimator, ReplayOptions(progress=False))
     assert [i.error is None for i in summary.inputs] == [True, False]
     assert "unexpected RuntimeError: a bug in one input" in summary.inputs[1].error
@@ -240,10 +229,10 @@ def test_an_unexpected_error_in_one_input_still_writes_the_others(tmp_path, clip
 
 @pytest.mark.parametrize("flag", [["--batch-size", "0"], ["--stride", "0"], ["--fps", "0"], ["--fps", "nan"],
                                   ["--max-frames", "0"], ["--stride", "two"]])
-def test_a_bad_flag_is_a_usage_error_before_any_work(tmp_path, clip, flag, capsys):
+def test_a_bad_flag_is_a_usage_error_before_any_work(tmp_path, bare_clip, flag, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
-        main(["replay", str(clip), *flag, "--device", "cpu", "--quiet", "--out", str(out)])
+        main(["replay", str(bare_clip), *flag, "--device", "cpu", "--quiet", "--out", str(out)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag[0]}:" in err and "Traceback" not in err
@@ -282,11 +271,11 @@ def test_outputs_honour_the_umask(tmp_path):
 
 
 def test_a_replay_output_is_readable_as_the_umask_says_and_its_bag_has_no_partial_name(
-        tmp_path, clip, capsys):
+        tmp_path, bare_clip, capsys):
     out = tmp_path / "out"
     previous = os.umask(0o022)
     try:
-        assert main(["replay", str(clip), "--max-frames", "2", "--bag", "--device", "cpu", "--quiet",
+        assert main(["replay", str(bare_clip), "--max-frames", "2", "--bag", "--device", "cpu", "--quiet",
                      "--out", str(out)]) == 0
     finally:
         os.umask(previous)

@@ -10,9 +10,8 @@ import pytest
 from pycocotools.coco import COCO
 
 from hand_pose_refiner.cli import main
-from hand_pose_refiner.config import Config, ModelsConfig
+from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import InputError
-from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 from hand_pose_refiner.refinement.replay import ReplayOptions, replay
 from hand_pose_refiner.ros.bags import HAND_POSE_ARRAY, BagWriter, read_messages
@@ -24,21 +23,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data):
-    return shared_data / "bare_hand_clips" / "hands1.webm"
-
-
-@pytest.fixture(scope="module")
-def clip_frames(clip):
+def clip_frames(bare_clip):
     """The first real frames of a bare-hand clip (RGB) with their video stamps."""
-    frames = list(read_frames(InputSpec(clip, max_frames=FRAMES)))
+    frames = list(read_frames(InputSpec(bare_clip, max_frames=FRAMES)))
     assert len(frames) == FRAMES
     return frames
-
-
-@pytest.fixture(scope="module")
-def models():
-    return create_backend(ModelsConfig(device="cpu"))
 
 
 def write_bag(path, frames, storage="mcap", topics=("/camera/image_raw",)):
@@ -80,9 +69,10 @@ def test_bag_replay_writes_a_coco_dataset_pycocotools_loads(tmp_path, clip_frame
     assert not (tmp_path / "replay.partial").exists()
 
 
-def test_video_replay_cli_and_cached_rerun_give_the_same_dataset(tmp_path, clip, capsys):
+def test_video_replay_cli_and_cached_rerun_give_the_same_dataset(tmp_path, bare_clip, capsys):
     cache = tmp_path / "cache"
-    args = [str(clip), "--max-frames", str(FRAMES), "--cache-dir", str(cache), "--device", "cpu", "--quiet"]
+    args = [str(bare_clip), "--max-frames", str(FRAMES), "--cache-dir", str(cache), "--device", "cpu",
+            "--quiet"]
     assert main(["replay", *args, "--out", str(tmp_path / "first")]) == 0
     assert main(["replay", *args, "--out", str(tmp_path / "second")]) == 0
     assert "detection rate" in capsys.readouterr().out
@@ -109,15 +99,15 @@ def test_image_folder_replay_stamps_frames_at_the_given_rate(tmp_path, clip_fram
 
 
 def test_a_corrupt_bag_is_refused_by_name_a_truncated_one_gives_its_head_and_the_others_go_on(
-        tmp_path, clip, clip_frames, capsys):
+        tmp_path, bare_clip, clip_frames, capsys):
     truncated = write_bag(tmp_path / "truncated", clip_frames[:4])
     data_file = next(truncated.glob("*.mcap"))
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
     corrupt = tmp_path / "corrupt.bag"
     corrupt.write_bytes(b"#ROSBAG V2.0\n" + b"\x00garbage" * 50)
     out = tmp_path / "replay"
-    code = main(["replay", str(truncated), str(clip), str(corrupt), "--max-frames", "4", "--device", "cpu",
-                 "--quiet", "--out", str(out)])
+    code = main(["replay", str(truncated), str(bare_clip), str(corrupt), "--max-frames", "4", "--device",
+                 "cpu", "--quiet", "--out", str(out)])
     assert code == 3
     err = capsys.readouterr().err
     assert f"FAILED {corrupt}" in err and f"DAMAGED {truncated}: unreadable after 2 frames" in err
