@@ -32,6 +32,7 @@ from hand_pose_refiner.drawing import draw_hands
 from hand_pose_refiner.errors import ActivityCheckpointError, ConfigError, InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.refinement.inputs import Frame, InputSpec, ReadReport, count_frames, read_frames
+from hand_pose_refiner.refinement.progress import Progress
 
 VIDEO_CODEC = "mp4v"
 RATE_FRAMES = 8  # the output's frame rate is the median rate of this many first frames
@@ -134,8 +135,6 @@ def progress_display(total: int | None, enabled: bool) -> tuple[Callable[[int], 
     try:
         from tqdm import tqdm
     except ImportError:
-        from hand_pose_refiner.refinement.replay import Progress
-
         line = Progress("annotate", total, enabled=True)
         return (lambda count: line(line.count + count)), line.close
     bar = tqdm(total=total, unit="frame", desc="annotate", file=sys.stderr)

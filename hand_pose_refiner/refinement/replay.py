@@ -44,15 +44,14 @@ from hand_pose_refiner.refinement.assembly import Assembly, check_output
 from hand_pose_refiner.refinement.cache import model_key
 from hand_pose_refiner.refinement.export import ANNOTATIONS, PREDICTIONS
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.progress import Progress
 from hand_pose_refiner.refinement.ray_replay import replay_on_ray
 from hand_pose_refiner.refinement.replay_types import InputResult, ReplayOptions, ReplaySummary
 from hand_pose_refiner.refinement.shards import plan_shards
 from hand_pose_refiner.refinement.stages import run_shard
 
 # The replay's public names, importable from here whichever stage module defines them.
-__all__ = ["ANNOTATIONS", "PREDICTIONS", "InputResult", "Progress", "ReplayOptions", "ReplaySummary",
-           "Replayer", "replay"]
+__all__ = ["ANNOTATIONS", "PREDICTIONS", "InputResult", "ReplayOptions", "ReplaySummary", "Replayer",
+           "replay"]
 
 
 class Replayer:

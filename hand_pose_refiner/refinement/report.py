@@ -31,6 +31,7 @@ from hand_pose_refiner.atomic import (
 )
 from hand_pose_refiner.drawing import draw_hands, hand_caption, hand_crop
 from hand_pose_refiner.errors import RefinementStateError
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.refinement.inputs import SPLITS
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.replay import PREDICTIONS
@@ -193,7 +194,7 @@ def _frames(replay_dir: Path) -> list[dict[str, Any]]:
 
 
 def _tile(replay_dir: Path, line: dict[str, Any], caption: str) -> np.ndarray:
-    image = cv2.cvtColor(cv2.imread(str(replay_dir / line["file_name"])), cv2.COLOR_BGR2RGB)
+    image = read_rgb(replay_dir / line["file_name"])
     hands = hands_from_json(line["filtered"], line["stamp_ns"], line["width"], line["height"])
     drawn = draw_hands(image, hands)
     height = round(drawn.shape[0] * TILE_WIDTH / drawn.shape[1])
@@ -253,10 +254,6 @@ class CropSection:
     crops: list[HandCrop]
 
 
-def _rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
 def _scores(line: dict[str, Any], index: int) -> str:
     """A hand's detection score and mean keypoint score (over its predicted keypoints)."""
     hand = line["filtered"][index]
@@ -273,7 +270,7 @@ def hand_crops(replay_dir: Path, out_dir: Path, run_dir: Path) -> list[HandCrop]
     for line in _frames(replay_dir):
         if not line["filtered"]:
             continue
-        image = _rgb(replay_dir / line["file_name"])
+        image = read_rgb(replay_dir / line["file_name"])
         hands = hands_from_json(line["filtered"], line["stamp_ns"], line["width"], line["height"])
         frame = Path(line["file_name"]).stem
         for index in range(len(hands)):
