@@ -28,6 +28,7 @@ from hand_pose_refiner.filters.spatial import SpatialFilter
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode, TemporalFilter
 from hand_pose_refiner.hands import FrameHands, boxes_from_keypoints
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import pck, rejection_precision_recall
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.skeleton import INTERPOLATED, NUM_KEYPOINTS, REJECTED
@@ -261,8 +262,6 @@ def predicted_poses(images: Sequence[CocoImage], detector: HandDetector, estimat
     the nearest moved label. The models' own failures on hard views give the bad poses.
     """
     import cv2
-
-    from hand_pose_refiner.models.mediapipe.training import read_rgb
 
     poses = []
     for item in images:

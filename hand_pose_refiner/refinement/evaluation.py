@@ -11,6 +11,7 @@ import numpy as np
 
 from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.config import Config
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import pck
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.refinement.inputs import InputSpec
@@ -30,8 +31,6 @@ def labelled_pck(detector: HandDetector, estimator: PoseEstimator, images: Seque
     Each labelled hand is scored against the predicted hand closest to it; a hand not found
     scores 0, so a detector that loses hands is penalised.
     """
-    from hand_pose_refiner.models.mediapipe.training import read_rgb
-
     predicted, target, boxes, found = [], [], [], 0
     for item in images:
         image = read_rgb(item.path)
