@@ -2,10 +2,17 @@
 
 ``inputs`` reads recordings, ``replay`` runs the models and the filters over them and writes a
 COCO dataset, ``refine`` retrains the models on it round after round, ``report`` shows a person
-what each round did. Around ``refine``'s step loop: ``options`` (what a run depends on), ``rounds``
-(the threshold schedule and the decisions), ``evaluation`` (a round's score), ``round_models``
-(each round's weights), ``run_state`` (the typed ``state.json``). ``distributed`` runs a replay's shards on a Ray cluster (optional extra).
-``cli`` registers the ``replay`` and ``refine`` subcommands.
+what each round did. ``cli`` registers the ``replay`` and ``refine`` subcommands.
+
+A replay's stages: ``shards`` (recordings planned into shards, a shard's frames read),
+``inference`` (the models), ``filtering`` (the filter chain), ``stages`` (one shard through the
+three), ``assembly`` (the shards' results together), ``export`` (the output files); its options
+and results in ``replay_types``, its progress line in ``progress``; ``ray_replay`` runs the shards
+as Ray tasks on the cluster ``distributed`` joins (optional extra).
+
+Around ``refine``'s step loop: ``options`` (what a run depends on), ``rounds`` (the threshold
+schedule and the decisions), ``evaluation`` (a round's score), ``round_models`` (each round's
+weights), ``run_state`` (the typed ``state.json``).
 
 Around them: ``cache`` keeps decoded frames and model predictions, ``records`` writes per-frame
 hands (JSON lines, npz), ``anchors`` keeps what the initial models already see in every round's

@@ -1,9 +1,10 @@
-"""Caches of decoded frames and of model predictions, keyed by input and model.
+"""Caches of decoded frames and of model predictions, keyed by input and model: they store and
+load; the replay's stages decode (:mod:`.shards`) and run the models (:mod:`.inference`).
 
 Decoding a video and running the networks are the slow parts of a replay; the filters are fast.
-So each input is decoded once into a folder of JPEG frames (the exact pixels the models see and
-the dataset ships), and each (input, model, thresholds) gets its raw predictions stored once:
-re-running the filters with other settings then needs neither decoding nor inference.
+So each input's decoded frames are stored once as a folder of JPEG files (the exact pixels the
+models see and the dataset ships), and each (input, model, thresholds) gets its raw predictions
+stored once: re-running the filters with other settings then needs neither decoding nor inference.
 Every entry is written to a temporary name and renamed when complete, so a killed run never
 leaves a half entry that a later run would trust.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, fingerprint, read_frames
+from hand_pose_refiner.refinement.inputs import Frame, InputSpec, ReadReport, fingerprint
 from hand_pose_refiner.refinement.records import load_frames, save_frames
 
 JPEG_QUALITY = 95
@@ -63,8 +64,10 @@ class FrameStore:
     def complete(self) -> bool:
         return (self.folder / INDEX).is_file()
 
-    def build(self, progress: Callable[[int], None] | None = None) -> None:
-        """Decode the input into the store (raises InputError on a bad input; nothing kept).
+    def build(self, frames: Iterable[Frame], report: ReadReport,
+              progress: Callable[[int], None] | None = None) -> None:
+        """Store the input's decoded ``frames`` and what reading them skipped (``report``, filled
+        while ``frames`` is iterated); raises InputError on a bad input, and nothing is kept.
 
         A window past the end of a recording (its frame count was an estimate) is an empty store,
         not an error; a whole recording without frames is refused.
@@ -73,9 +76,8 @@ class FrameStore:
             return
         partial = fresh_partial_dir(self.folder)
         rows = []
-        report = ReadReport()
         try:
-            for frame in read_frames(self.spec, report):
+            for frame in frames:
                 name = f"{frame.index:06d}.jpg"
                 ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
                                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

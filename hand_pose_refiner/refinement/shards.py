@@ -18,7 +18,7 @@ from typing import Any
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.refinement.cache import FrameStore, PredictionCache, StoredFrame
-from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, count_frames
+from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, count_frames, read_frames
 from hand_pose_refiner.refinement.progress import Progress
 
 
@@ -134,7 +134,8 @@ def decode_shard(shard: Shard, cache_root: Path, progress: bool) -> FrameStore:
     store = FrameStore(cache_root, spec)
     if not store.complete:
         display = Progress(f"decode {spec.path.name}", None, progress)
-        store.build(display)
+        report = ReadReport()
+        store.build(read_frames(spec, report), report, display)
         display.close()
     return store
 
