@@ -11,6 +11,7 @@ configure.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -308,9 +309,22 @@ def main_for(node_class: Callable[[], HandPoseNode]) -> Callable[[], None]:
     """A console-script ``main`` that runs one node class."""
 
     def main() -> None:
-        sys.exit(run_nodes([node_class], sys.argv))
+        exit_without_teardown(run_nodes([node_class], sys.argv))
 
     return main
+
+
+def exit_without_teardown(code: int) -> None:
+    """Leave the process once the nodes are destroyed and rclpy is shut down.
+
+    The interpreter's own teardown then only frees memory, and freeing torch's objects takes
+    seconds: longer than ``ros2 launch`` waits after Ctrl-C before it escalates to SIGTERM. So the
+    logs and streams are flushed and the process ends at once with ``code``.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def elapsed_since(start: float) -> float:
