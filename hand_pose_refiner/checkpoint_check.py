@@ -20,17 +20,14 @@ Loader = Callable[[Path], object]
 
 
 def _model_loaders(config: Config) -> dict[str, Loader]:
-    """The backend's own loader of each model checkpoint key (on the CPU: only loading is checked)."""
+    """The backend's own loader of each model checkpoint key (on the CPU: only loading is checked);
+    any backend name but ``mmlab`` is checked with the default backend's loaders."""
+    from hand_pose_refiner.models import backend  # torch: the config core stays light
+
     models = config.models
-    if models.backend == "mmlab":
-        from hand_pose_refiner.models.mmlab import MMLabHandDetector, MMLabPoseEstimator
-
-        return {"models.detector_checkpoint": lambda p: MMLabHandDetector(p, models.detector_config, "cpu"),
-                "models.pose_checkpoint": lambda p: MMLabPoseEstimator(p, models.pose_config, "cpu")}
-    from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
-
-    return {"models.detector_checkpoint": lambda p: MediaPipeHandDetector(p, device="cpu"),
-            "models.pose_checkpoint": lambda p: MediaPipePoseEstimator(p, device="cpu")}
+    chosen = backend("mmlab" if models.backend == "mmlab" else "mediapipe")
+    return {"models.detector_checkpoint": lambda p: chosen.load_detector(models, p),
+            "models.pose_checkpoint": lambda p: chosen.load_estimator(models, p)}
 
 
 def _load_activity_model(config: Config, path: Path) -> object:
