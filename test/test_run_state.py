@@ -22,6 +22,7 @@ from hand_pose_refiner.refinement.run_state import (
     FineTuneResult,
     RunState,
     read_state,
+    write_state,
 )
 
 # Written by `refine` (state format 4) before the run state was typed: two rounds on four bare-hand
@@ -42,10 +43,12 @@ def fixture_options() -> RefineOptions:
                          samples_per_image=1, patience=2)
 
 
-def test_a_state_written_before_the_typed_state_reads_and_writes_back_field_for_field():
+def test_a_state_written_before_the_typed_state_reads_and_writes_back_field_for_field(tmp_path):
     raw = json.loads(FIXTURE.read_text())
     state = read_state(FIXTURE)
     assert state.to_json() == raw
+    write_state(tmp_path / STATE_FILE, state)
+    assert (tmp_path / STATE_FILE).read_text() == FIXTURE.read_text()  # the same file, byte for byte
     assert [step.name for step in state.steps] == [
         "iter0/evaluate", "iter0/anchor_labels", "iter1/pseudo_labels", "iter1/detector", "iter1/estimator",
         "iter1/evaluate", "iter2/pseudo_labels", "iter2/detector", "iter2/estimator", "iter2/evaluate"]

@@ -91,20 +91,19 @@ class ReplayRecord:
     failed_inputs: list[dict[str, str]] = field(default_factory=list)
     rejections: dict[str, int] = field(default_factory=dict)
 
-    SCALARS = ("out", "frames", "raw_hands", "accepted_hands", "frames_with_raw_hands", "frames_with_hands",
-               "detection_rate", "raw_detection_rate", "mean_keypoint_confidence", "seconds", "frames_per_s",
-               "skipped_frames", "failed_inputs", "rejections")
-    KEYS = (*SCALARS, "inputs")
+    # In the order the file has always had them.
+    KEYS = ("out", "frames", "raw_hands", "accepted_hands", "frames_with_raw_hands", "frames_with_hands",
+            "detection_rate", "raw_detection_rate", "mean_keypoint_confidence", "seconds", "frames_per_s",
+            "skipped_frames", "inputs", "failed_inputs", "rejections")
 
     @classmethod
     def from_json(cls, data: Json) -> ReplayRecord:
-        return cls(**_pick(data, cls.SCALARS),
-                   inputs=[InputRecord.from_json(item) for item in data.get("inputs", [])])
+        scalars = _pick(data, tuple(key for key in cls.KEYS if key != "inputs"))
+        return cls(**scalars, inputs=[InputRecord.from_json(item) for item in data.get("inputs", [])])
 
     def to_json(self) -> Json:
-        data = {name: getattr(self, name) for name in self.SCALARS}
-        data["inputs"] = [item.to_json() for item in self.inputs]
-        return data
+        return {key: [item.to_json() for item in self.inputs] if key == "inputs" else getattr(self, key)
+                for key in self.KEYS}
 
 
 @dataclass
