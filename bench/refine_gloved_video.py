@@ -70,6 +70,15 @@ class Reference:
         return self.hands[index] if 0 <= index < len(self.hands) else np.zeros((0, 21, 2))
 
 
+def mean_distances(hands: np.ndarray, hand: np.ndarray) -> np.ndarray:
+    """Mean keypoint distance of each of ``hands`` to ``hand`` over the keypoints both have (NaN
+    where they share none)."""
+    distances = np.linalg.norm(hands - hand, axis=-1)
+    shared = np.isfinite(distances)
+    counts = shared.sum(axis=-1)
+    return np.where(counts > 0, np.where(shared, distances, 0.0).sum(axis=-1) / np.maximum(counts, 1), np.nan)
+
+
 @dataclass
 class Tally:
     """Matched reference hands and frame counts of one scored set of frames."""
@@ -91,7 +100,7 @@ class Tally:
         for truth in reference:
             guess = np.full_like(truth, np.nan)
             if len(found):
-                error = np.nanmean(np.linalg.norm(found - truth, axis=-1), axis=-1)
+                error = mean_distances(found, truth)
                 if np.isfinite(error).any():
                     guess = found[int(np.nanargmin(error))]
             self.predicted.append(guess)
@@ -149,7 +158,7 @@ def score_pseudo_labels(folder: Path, references: dict[str, Reference]) -> dict[
         tally = interpolated if kind == "interpolated" else detected
         for hand in found:
             if len(reference):
-                error = np.nanmean(np.linalg.norm(reference - hand, axis=-1), axis=-1)
+                error = mean_distances(reference, hand)
                 tally.add(reference[[int(np.nanargmin(error))]], hand[None])
             else:
                 tally.add(np.full((1, 21, 2), np.nan), hand[None])
@@ -198,30 +207,42 @@ def run_one(name: str, args: argparse.Namespace, temporal: bool, references: dic
     config = with_temporal_filter(Config(), temporal)
     run_dir = args.out / name
     started = time.perf_counter()
-    rows: dict[int, dict[str, Any]] = {}
 
     def on_step(step: str, result: object) -> None:
         print(f"  [{name} {time.perf_counter() - started:6.0f} s] {step}", flush=True)
         if step.endswith("/evaluate"):
             k = int(step.split("/")[0][4:])
-            rows[k] = {"held_out": evaluate_held_out(run_dir, k, held_out, Config(), references)}
-            print(f"  [{name} {time.perf_counter() - started:6.0f} s] round {k} held-out: "
-                  + fmt(rows[k]["held_out"]), flush=True)
+            figures = evaluate_held_out(run_dir, k, held_out, Config(), references)
+            print(f"  [{name} {time.perf_counter() - started:6.0f} s] round {k} held-out: " + fmt(figures),
+                  flush=True)
 
     refinement = Refinement(run_dir, options, config, ReplayOptions(progress=False), on_step=on_step)
     refinement.run()
-    table = []
     for k in range(args.iterations + 1):
-        if not (run_dir / f"iter{k}" / "eval").is_dir():
-            continue
-        row = rows.get(k) or {"held_out": evaluate_held_out(run_dir, k, held_out, Config(), references)}
-        row["round"] = k
-        row["targets"] = score_replay(run_dir / f"iter{k}" / "eval", references)
-        if k:
-            row["pseudo"] = score_pseudo_labels(run_dir / f"iter{k}" / "pseudo", references)
-        table.append(row)
+        if (run_dir / f"iter{k}" / "eval").is_dir() and not (run_dir / f"iter{k}" / "held_out").is_dir():
+            evaluate_held_out(run_dir, k, held_out, Config(), references)  # a resumed run's earlier rounds
+    table = collect(run_dir, references)
     (run_dir / FIGURES).write_text(json.dumps(table, indent=1, default=float))
     print(f"  [{name}] {time.perf_counter() - started:.0f} s", flush=True)
+    return table
+
+
+def collect(run_dir: Path, references: dict[str, Reference]) -> list[dict[str, Any]]:
+    """The table's rows from a run folder: every round whose evaluation and held-out replays are
+    there (also of a run stopped early)."""
+    table = []
+    k = 0
+    while (run_dir / f"iter{k}" / "held_out_no_temporal" / PREDICTIONS).is_file():
+        folder = run_dir / f"iter{k}"
+        held_out = score_replay(folder / "held_out", references)
+        held_out["detection_rate_no_temporal"] = score_replay(folder / "held_out_no_temporal",
+                                                              references)["detection_rate"]
+        row: dict[str, Any] = {"round": k, "held_out": held_out,
+                               "targets": score_replay(folder / "eval", references)}
+        if k:
+            row["pseudo"] = score_pseudo_labels(folder / "pseudo", references)
+        table.append(row)
+        k += 1
     return table
 
 
@@ -262,18 +283,19 @@ def main() -> None:
     parser.add_argument("--anchor-ratio", type=float, default=1.0)
     parser.add_argument("--runs", nargs="+", choices=("on", "off"), default=["on", "off"])
     parser.add_argument("--table-only", action="store_true",
-                        help="print the tables of finished runs under --out (runs started separately)")
+                        help="print the tables of the runs under --out as far as they got (runs "
+                        "started separately, or stopped)")
     args = parser.parse_args()
+    references = {clip: Reference.load(args.clips / f"{clip}.json")
+                  for clip in (*args.targets, *args.held_out)}
     if args.table_only:
         for name in args.runs:
-            print_table(name, json.loads((args.out / f"temporal_{name}" / FIGURES).read_text()))
+            print_table(name, collect(args.out / f"temporal_{name}", references))
         return
     if set(args.targets) & set(args.held_out):
         parser.error("a clip is either a target or held out")
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    references = {clip: Reference.load(args.clips / f"{clip}.json")
-                  for clip in (*args.targets, *args.held_out)}
     tables = {}
     for name in args.runs:
         print(f"run: temporal filter {name}", flush=True)

@@ -218,11 +218,16 @@ def paint_gloves(bgr: npt.NDArray[np.uint8], hands: Sequence[npt.ArrayLike],
 
 
 def keypoint_boxes(hands: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """``(n, 4)`` x_min, y_min, x_max, y_max of the set keypoints of ``(n, 21, 2)`` hands."""
+    """``(n, 4)`` x_min, y_min, x_max, y_max of the set keypoints of ``(n, 21, 2)`` hands (NaN for a
+    hand with none set)."""
     points = np.asarray(hands, np.float64).reshape(-1, NUM_KEYPOINTS, 2)
     if not len(points):
         return np.zeros((0, 4))
-    return np.concatenate([np.nanmin(points, axis=1), np.nanmax(points, axis=1)], axis=1)
+    set_ = np.isfinite(points)
+    low = np.where(set_, points, np.inf).min(axis=1)
+    high = np.where(set_, points, -np.inf).max(axis=1)
+    boxes = np.concatenate([low, high], axis=1)
+    return np.where(np.isfinite(boxes), boxes, np.nan)  # a hand with no keypoint set: NaN
 
 
 def finds_reference_hand(found: npt.ArrayLike, reference: npt.ArrayLike, min_iou: float = 0.3) -> bool:
