@@ -1,6 +1,8 @@
 """The activity subcommands of ``hand-pose-refiner``: synth-activity, train-activity, eval-activity.
 
-Registered by :func:`add_commands`, which ``hand_pose_refiner.cli.build_parser`` calls once.
+Registered by :func:`add_commands`, which ``hand_pose_refiner.cli.build_parser`` calls once. Each
+subcommand imports the modules it runs inside its function: they load torch, and the command line
+(``--help``, the other subcommands) starts without it.
 """
 
 from __future__ import annotations
