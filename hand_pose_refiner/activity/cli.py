@@ -1,8 +1,8 @@
 """The activity subcommands of ``hand-pose-refiner``: synth-activity, train-activity, eval-activity.
 
 Registered by :func:`add_commands`, which ``hand_pose_refiner.cli.build_parser`` calls once. Each
-subcommand imports the modules it runs inside its function: they load torch, and the command line
-(``--help``, the other subcommands) starts without it.
+subcommand imports the modules it runs inside its function: they load torch or the filter chain and
+the data readers, which the command line (``--help``, the other subcommands) never needs.
 """
 
 from __future__ import annotations
