@@ -10,7 +10,8 @@ from pathlib import Path
 
 from hand_pose_refiner.config import REFINEMENT_PATH_KEYS, RefinementConfig
 from hand_pose_refiner.refinement.inputs import SPLITS, InputSpec, input_kind, split_offset
-from hand_pose_refiner.refinement.refine import LabelledSet, RefineOptions, Thresholds
+from hand_pose_refiner.refinement.options import LabelledSet, RefineOptions
+from hand_pose_refiner.refinement.rounds import Thresholds
 
 
 def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],
