@@ -1,7 +1,8 @@
 """Milliseconds per 640x480 frame: the torch port (detector + pose) beside MediaPipe itself.
 
 Frames with one and with two hands come from ../shared/data/bare_hand_clips, resized to 640x480.
-Both run detection on every frame (MediaPipe in static-image mode) on the same frames, in one run;
+Both run detection on every frame (MediaPipe in static-image mode) on the same frames, in one run,
+the port also with a refined detector's kept heads (a second set of heads on the same backbone);
 MediaPipe is timed in a child process because its graph threads, once started, stall torch's
 CPU thread pool in the same process (seconds per frame), which would not be a fair comparison.
 Usage: python bench/bench_models.py [--repeats 30] [--threads 2] [--rounds 3]
@@ -83,9 +84,16 @@ def main() -> None:
     detector = MediaPipeHandDetector(device="cpu")
     estimator = MediaPipePoseEstimator(device="cpu")
 
+    kept = MediaPipeHandDetector(device="cpu")
+    kept.net.keep_heads()  # a refined detector keeps the pre-trained heads next to its own
+
     def port(image: np.ndarray) -> object:
         with torch.inference_mode():
             return estimator.estimate([image], detector.detect([image]))
+
+    def port_kept(image: np.ndarray) -> object:
+        with torch.inference_mode():
+            return estimator.estimate([image], kept.detect([image]))
 
     print(f"torch {torch.__version__}, {args.threads} threads, median ms per frame (640x480)")
     frames = {hands: frames_with_hands(hands) for hands in (1, 2)}
@@ -94,23 +102,24 @@ def main() -> None:
     for _ in range(3):
         for image in frames[1] + frames[2]:
             port(image)
-    print(f"{'round':>5}  {'hands':>5}  {'port':>8}  {'MediaPipe':>9}  ratio")
-    ratios: dict[int, list[float]] = {1: [], 2: []}
+            port_kept(image)
+    print(f"{'round':>5}  {'hands':>5}  {'port':>8}  {'kept heads':>10}  {'MediaPipe':>9}  ratio  kept heads")
+    ratios: dict[tuple[int, bool], list[float]] = {(h, k): [] for h in (1, 2) for k in (False, True)}
     for round_number in range(1, args.rounds + 1):
         for hands in (1, 2):
             ours = per_frame_ms(port, frames[hands], args.repeats)
+            ours_kept = per_frame_ms(port_kept, frames[hands], args.repeats)
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 theirs, found = pool.apply(mediapipe_ms, (frames[hands], args.repeats))
-            ratios[hands].append(ours / theirs)
-            print(f"{round_number:>5}  {hands:>5}  {ours:8.2f}  {theirs:9.2f}  {ours / theirs:5.2f}x  "
+            ratios[hands, False].append(ours / theirs)
+            ratios[hands, True].append(ours_kept / theirs)
+            print(f"{round_number:>5}  {hands:>5}  {ours:8.2f}  {ours_kept:10.2f}  {theirs:9.2f}  "
+                  f"{ours / theirs:4.2f}x  {ours_kept / theirs:4.2f}x  "
                   f"({len(frames[hands])} frames, MediaPipe found {'/'.join(map(str, found))} hands)")
-    for hands, values in ratios.items():
-        print(f"{hands} hand(s): median ratio {statistics.median(values):.2f}x over {len(values)} rounds "
-              f"(goal <= 1.2x)")
-    # A refined detector keeps the pre-trained heads next to its own (see README, Refinement):
-    # what the second set of heads costs on the shared backbone.
-    kept = MediaPipeHandDetector(device="cpu")
-    kept.net.keep_heads()
+    for (hands, with_kept), values in ratios.items():
+        print(f"{hands} hand(s){', kept heads' if with_kept else ''}: median ratio "
+              f"{statistics.median(values):.2f}x over {len(values)} rounds (goal <= 1.0x)")
+    # What the second set of heads of a refined detector costs on the shared backbone.
     plain_ms = per_frame_ms(lambda image: detector.detect([image]), frames[1], args.repeats)
     kept_ms = per_frame_ms(lambda image: kept.detect([image]), frames[1], args.repeats)
     print(f"palm detector alone: {plain_ms:.2f} ms, with kept heads {kept_ms:.2f} ms "
@@ -121,6 +130,16 @@ def main() -> None:
         tiled_ms = per_frame_ms(lambda image, tiled=tiled: tiled.detect([image]), frames[1], args.repeats)
         print(f"palm detector with tiles of {tile_size} x the short side ({len(tiled.rois(640, 480)) - 1} "
               f"tiles): {tiled_ms:.2f} ms ({tiled_ms / plain_ms:.2f}x)")
+    # The live schedule (models.detector_tiles_per_frame): the whole frame and 3 tiles in one pass,
+    # beside the same 4 views one pass each, on a 1280x720 frame.
+    tiled = MediaPipeHandDetector(device="cpu", tile_size=0.5, batch_size=1)
+    wide = [cv2.resize(image, (1280, 720)) for image in frames[1]]
+    views = tiled.rois(1280, 720)[:4]
+    batched_ms = per_frame_ms(lambda image: tiled.detect_views(image, views), wide, args.repeats)
+    single_ms = per_frame_ms(lambda image: [tiled.detect_views(image, views[i:i + 1]) for i in range(4)],
+                             wide, args.repeats)
+    print(f"whole frame + 3 tiles of a 1280x720 frame: one pass {batched_ms:.2f} ms, one pass per view "
+          f"{single_ms:.2f} ms ({batched_ms / single_ms:.2f}x)")
 
 
 if __name__ == "__main__":
