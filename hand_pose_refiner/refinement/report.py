@@ -121,9 +121,12 @@ def frames_used(spec: dict[str, Any]) -> str:
     return which + (f", at most {cap}" if cap else "")
 
 
-def input_roles(state: RunState) -> list[dict[str, Any]]:
+def input_roles(state: RunState | dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per input of the run: its role, what the run does with it, which frames it read
-    and how many (from round 0's evaluation, where it has one)."""
+    and how many (from round 0's evaluation, where it has one). ``state`` as :func:`iteration_rows`
+    takes it."""
+    if isinstance(state, dict):
+        state = RunState.from_json(state)
     evaluated = state.evaluation(0)
     replays = [evaluated.targets, evaluated.checks] if evaluated is not None else []
     frames = {item.path: item.frames for part in replays if part is not None for item in part.inputs}
@@ -210,7 +213,8 @@ def overlay_grids(before_dir: Path, after_dir: Path, out_dir: Path, max_frames: 
     """PNG grids of the same frames, before | after, ``PAIRS_PER_GRID`` frames per file."""
     before, after = _frames(before_dir), _frames(after_dir)
     count = len(before) if not max_frames else min(max_frames, len(before))
-    picks = np.unique(np.linspace(0, len(before) - 1, count).round().astype(int)) if before else []
+    picks: list[int] = (np.unique(np.linspace(0, len(before) - 1, count).round().astype(int)).tolist()
+                        if before else [])
     paths = []
     for page, start in enumerate(range(0, len(picks), PAIRS_PER_GRID)):
         pairs = []
