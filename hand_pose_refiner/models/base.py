@@ -82,11 +82,9 @@ class FineTuneConfig:
     # backend can at little cost (MediaPipe palm detector, frozen backbone: its heads, evaluated on
     # the shared features): fine-tuning then adds what it learns without losing what it found.
     keep_initial: bool = False
-    # A detector that also looks at tiles (MediaPipe's models.detector_tile_size): draw training
-    # samples from its tiles too, not only from the whole frame. Off by default: on the gloved
-    # glovebox stills, round 1 of the main job found a hand in 36 of 56 frames trained on whole
-    # frames and in 19 trained on tiles, where every glove the pseudo-labels missed in a tile is
-    # taught as background and most tiles hold no hand at all.
+    # A detector that also looks at tiles (SupportsTiles): draw training samples from its tiles
+    # too, not only from the whole frame. Off by default: every glove the pseudo-labels missed in a
+    # tile is taught as background, and most tiles hold no hand (docs/design/tiles.md).
     tile_samples: bool = False
 
 

@@ -45,7 +45,7 @@ class RefineOptions:
     patience: int = 1
     min_improvement: float = 0.005
     # How far PCK on the labelled sets may fall below the initial models' in a kept round: not at
-    # all by default (one keypoint of the 126 labelled ones is 0.008).
+    # all by default (docs/design/pose_estimator_keeps_pck.md).
     max_pck_drop: float = 0.0
     max_check_drop: float = 0.05
     pck_alpha: float = 0.2
@@ -60,8 +60,8 @@ class RefineOptions:
     # (a pose estimator with SupportsConsistencyCheck; others ignore it).
     consistency_check: bool = True
     # Fine-tune the pose estimator from the initial weights every round, not from the previous
-    # round's: chained, each round's drift is the next one's start (a labelled wrist moved from
-    # 0.14 to 0.17 to 0.24 of its hand's box in two rounds, out of PCK@0.2); README, Refinement.
+    # round's: chained, each round's drift is the next one's start
+    # (docs/design/pose_estimator_keeps_pck.md).
     pose_from_initial: bool = True
     # Keep the pose estimator's last epoch whose labelled PCK is not below the initial models'
     # (with labelled sets): the glove it learns early, the bare-hand wrist it loses late.

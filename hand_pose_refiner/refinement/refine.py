@@ -29,10 +29,8 @@ after ``patience`` rounds without improvement; the best round's models are the r
 A round starts from the models of the best round before it (on a tie, the later one), not
 blindly from the previous round: a round that fell back or failed the no-regression checks is
 not built on, and with ``patience`` above 1 the next round retries from the best models with its
-own seed. Which round's models a round started from is recorded as ``models_from``. (Measured on
-the gloved glovebox stills: round 3, built on round 2's 26 frames with a hand, fell to 15 and lost
-a labelled hand; round 4, the same pseudo-labels from round 2's models with another seed, found
-31.)
+own seed. Which round's models a round started from is recorded as ``models_from``
+(docs/design/refinement_loop.md says why).
 
 Bootstrapping (the initial model finds gloved hands in few frames): early rounds take every
 candidate the detector scores above a low threshold and the landmark network calls present at
