@@ -143,13 +143,13 @@ class FrameHands:
     image_width: int
     image_height: int
     keypoints: FloatArray
-    keypoint_scores: FloatArray = field(default=None)  # type: ignore[assignment]
-    keypoint_states: npt.NDArray[np.uint8] = field(default=None)  # type: ignore[assignment]
-    boxes: FloatArray = field(default=None)  # type: ignore[assignment]
-    detection_scores: FloatArray = field(default=None)  # type: ignore[assignment]
-    handedness: npt.NDArray[np.uint8] = field(default=None)  # type: ignore[assignment]
-    handedness_scores: FloatArray = field(default=None)  # type: ignore[assignment]
-    track_ids: npt.NDArray[np.int64] = field(default=None)  # type: ignore[assignment]
+    keypoint_scores: FloatArray = field(default=None)  # type: ignore[arg-type]
+    keypoint_states: npt.NDArray[np.uint8] = field(default=None)  # type: ignore[arg-type]
+    boxes: FloatArray = field(default=None)  # type: ignore[arg-type]
+    detection_scores: FloatArray = field(default=None)  # type: ignore[arg-type]
+    handedness: npt.NDArray[np.uint8] = field(default=None)  # type: ignore[arg-type]
+    handedness_scores: FloatArray = field(default=None)  # type: ignore[arg-type]
+    track_ids: npt.NDArray[np.int64] = field(default=None)  # type: ignore[arg-type]
     frame_id: str = ""
     model_name: str = ""
 
@@ -225,7 +225,7 @@ class FrameHands:
         if not frames:
             raise ValueError("cannot concatenate zero frames")
         merged = {name: np.concatenate([getattr(f, name) for f in frames]) for name in _HAND_ARRAYS}
-        return replace(frames[0], **merged)
+        return replace(frames[0], **merged)  # type: ignore[arg-type]
 
     def equals(self, other: FrameHands, atol: float = 0.0) -> bool:
         """Same metadata and per-hand arrays (NaN equal to NaN; floats within ``atol``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -76,12 +77,13 @@ def decode_raw(height: int, width: int, encoding: str, step: int, is_bigendian: 
     if step < row_bytes:
         raise ImageSizeError(f"step {step} is smaller than one {encoding} row of width {width} "
                              f"({row_bytes} bytes)")
-    buffer = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    # An ndarray is a buffer; numpy's stubs declare it one only for Python 3.12 and later.
+    buffer = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)  # type: ignore[arg-type]
     if buffer.size != height * step:
         raise ImageSizeError(f"{encoding} image data has {buffer.size} bytes, expected height * step "
                              f"= {height} * {step} = {height * step}")
     rows = buffer.reshape(height, step)[:, :row_bytes]
-    byte_order = ">" if is_bigendian else "<"
+    byte_order: Literal[">", "<"] = ">" if is_bigendian else "<"
     pixels = rows.copy().view(dtype.newbyteorder(byte_order) if dtype.itemsize > 1 else dtype)
     image = pixels.astype(dtype.newbyteorder("="), copy=False).reshape(height, width, channels)
     return image[:, :, 0] if channels == 1 else image

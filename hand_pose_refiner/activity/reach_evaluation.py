@@ -160,7 +160,7 @@ class ReachScores:
 def _frame_at(sequence: RtgSequence, time_s: float) -> int:
     """The last usable frame at or before ``time_s`` (the first usable frame if none is)."""
     usable = np.flatnonzero(sequence.usable)
-    position = np.searchsorted(sequence.time_s[usable], time_s, side="right") - 1
+    position = int(np.searchsorted(sequence.time_s[usable], time_s, side="right")) - 1
     return int(usable[max(position, 0)])
 
 

@@ -107,7 +107,7 @@ def palm_sizes(keypoints: np.ndarray, valid: np.ndarray, lengths: np.ndarray,
     else:
         palm_valid = bone_valid[:, PALM_BONES]
         every_palm_bone = all_set(palm_valid)
-    if every_palm_bone:  # all four known (the common case): the mean of the middle two
+    if palm_valid is None or every_palm_bone:  # all four known (the common case): the middle two's mean
         ordered = np.sort(lengths[:, PALM_BONES], axis=-1)
         along = (ordered[:, 1] + ordered[:, 2]) / 2
     else:
@@ -198,9 +198,9 @@ class SpatialFilter:
         """Non-finite keypoints become NaN and MISSING; low-scored ones REJECTED."""
         keypoints = hands.keypoints
         states = hands.keypoint_states.copy()
-        finite = np.isfinite(keypoints)
-        if not all_set(finite):  # the common case, all finite, needs no per-keypoint work
-            finite = finite.all(axis=-1)
+        finite_coordinates = np.isfinite(keypoints)
+        if not all_set(finite_coordinates):  # the common case, all finite, needs no per-keypoint work
+            finite = np.asarray(finite_coordinates.all(axis=-1))
             bad = ~finite & (states != MISSING)
             self.stats.reject("non_finite_keypoint", int(bad.sum()), "NaN or inf coordinates")
             states[~finite] = MISSING

@@ -103,7 +103,8 @@ class _FrameRows:
         missing = np.isnan(self.keypoints)
         if any_set(missing):  # per-keypoint reductions only where some coordinate is NaN
             self.valid &= ~missing.any(axis=-1)
-        self.all_valid = [True] * len(self.valid) if all_set(self.valid) else self.valid.all(axis=1).tolist()
+        self.all_valid: list[bool] = ([True] * len(self.valid) if all_set(self.valid)
+                                      else np.asarray(self.valid.all(axis=1)).tolist())
         self.sizes = _box_diagonals(self.keypoints, self.valid, self.all_valid)
 
 
@@ -391,7 +392,7 @@ class TemporalFilter:
         if all_set(hand.valid):
             return
         memory = self._tracks[track_id]
-        for keypoint in np.flatnonzero(~hand.valid):
+        for keypoint in np.flatnonzero(~hand.valid).tolist():
             before_s = memory.released_s[keypoint]
             if not np.isfinite(before_s):
                 continue

@@ -119,12 +119,14 @@ def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
         for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored", "self_check",
                           "self_check_max_shift", "search_sizes", "search_rotations"):
             digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
-        if getattr(model, "consistency_check", False):  # added later: in the key only when used,
-            digest.update(f"consistency={model.consistency_max_spread}".encode())  # so old caches stay valid
-        if getattr(model, "surest_crop", False):  # likewise
+        # Added later, so in the key only when used, so that old caches stay valid:
+        if getattr(model, "consistency_check", False):
+            digest.update(f"consistency={getattr(model, 'consistency_max_spread', None)}".encode())
+        if getattr(model, "surest_crop", False):
             digest.update(b"surest_crop")
-        if getattr(model, "tile_size", 0.0):  # likewise
-            digest.update(f"tile_size={model.tile_size}".encode())
+        tile_size = getattr(model, "tile_size", 0.0)
+        if tile_size:
+            digest.update(f"tile_size={tile_size}".encode())
         net = getattr(model, "net", None)
         if net is not None:
             for name, tensor in net.state_dict().items():

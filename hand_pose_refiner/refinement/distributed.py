@@ -93,10 +93,11 @@ def connect(options: ClusterOptions) -> bool:
     else:
         address = options.address
         if address == "auto":
-            address = os.environ.get("RAY_ADDRESS") or _last_started_cluster()
-            if address is None:
+            found = os.environ.get("RAY_ADDRESS") or _last_started_cluster()
+            if found is None:
                 raise ClusterError("--ray auto: no running Ray cluster found (no RAY_ADDRESS, no "
                                    "`ray start` on this machine); give its address or use --ray local")
+            address = found
         if ":" in address:  # host:port or ray://host:port; other forms are Ray's to resolve
             _probe(address)
         kwargs["address"] = address
