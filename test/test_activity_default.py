@@ -4,14 +4,13 @@ activity setting at all."""
 
 from __future__ import annotations
 
-import ast
 import math
 import time
 
 import numpy as np
 import pytest
 from ros_graph import activity_node_probe
-from support import REPO, import_or_skip_ros
+from support import REPO, import_or_skip_ros, launch_file_namespace
 
 from hand_pose_refiner.activity.packaged import PACKAGED_REACH_CHECKPOINT, activity_checkpoint
 from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, checkpoint_training
@@ -114,10 +113,7 @@ def test_the_default_graph_has_the_activity_recognizer_in_the_runner_and_the_lau
     from hand_pose_refiner.cli import build_parser
 
     assert "activity_recognizer" in DEFAULT_GRAPH
-    tree = ast.parse((REPO / "launch/assembly.launch.py").read_text())
-    launch_default = next(ast.literal_eval(s.value) for s in tree.body
-                          if isinstance(s, ast.Assign) and getattr(s.targets[0], "id", "") == "DEFAULT_NODES")
-    assert launch_default.split(",") == list(DEFAULT_GRAPH)
+    assert launch_file_namespace()["DEFAULT_NODES"].split(",") == list(DEFAULT_GRAPH)
     assert build_parser().parse_args(["run"]).nodes == list(DEFAULT_GRAPH)
 
 
