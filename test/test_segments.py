@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def poses(out):
-    """Every annotation of a replay but the tracker's running handedness vote share (see README)."""
+    """Every annotation of a replay but the running handedness vote share (docs/design/scale_out.md)."""
     document = json.loads((out / "annotations.json").read_text())
     return document["images"], [{k: v for k, v in a.items() if k != "handedness_score"}
                                 for a in document["annotations"]]
