@@ -18,7 +18,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hand_pose_refiner.config_file import read_config_yaml
 from hand_pose_refiner.errors import ConfigError, clip, shown
@@ -407,7 +407,9 @@ def node_parameter_specs() -> list[ParameterSpec]:
 def _default_of(item: Field[Any]) -> Any:
     if item.default is not MISSING:
         return item.default
-    return item.default_factory()  # type: ignore[misc]
+    if not callable(item.default_factory):
+        raise TypeError(f"schema field {item.name} has no default")
+    return item.default_factory()
 
 
 _TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
@@ -451,6 +453,7 @@ def _check_scalar(spec: ParameterSpec, expected: type, value: Any, where: str) -
         raise ConfigError(f"{where}: out of range of a 64-bit integer (a ROS 2 integer parameter)")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: must be {_TYPE_NAMES[expected]}, not {type(value).__name__}")
+    value = cast(Any, value)  # of type ``expected`` now, which mypy cannot follow through a variable
     if expected is float and not math.isfinite(value):
         raise ConfigError(f"{where}: must be a finite number")
     if spec.min is not None and value < spec.min:
@@ -517,11 +520,11 @@ def config_from_mapping(data: Any, source: str = "<config>") -> Config:
             raise ConfigError(f"{source}: {section_name} = {shown(body)}: must be a mapping of keys")
         values = {}
         for key, value in body.items():
-            spec = specs[section_name].get(str(key))
-            if spec is None:
+            key_spec = specs[section_name].get(str(key))
+            if key_spec is None:
                 raise ConfigError(f"{source}: unknown key {section_name}.{clip(str(key))} = {shown(value)}; "
                                   f"known keys of {section_name}: {', '.join(specs[section_name])}")
-            values[str(key)] = _check_value(spec, value, source)
+            values[str(key)] = _check_value(key_spec, value, source)
         section_type = dict(_section_fields())[section_name]
         try:
             sections[section_name] = section_type(**values)
@@ -586,8 +589,8 @@ def with_paths_from(config: Config, folder: Path) -> Config:
     when it is given on the command line there, so that both make the same refinement options.
     """
     section = config.refinement
-    resolved = {key: tuple(_resolve_path(value, folder) for value in getattr(section, key))
-                for key in REFINEMENT_PATH_KEYS}
+    resolved: dict[str, Any] = {key: tuple(_resolve_path(value, folder) for value in getattr(section, key))
+                                for key in REFINEMENT_PATH_KEYS}
     return replace(config, refinement=replace(section, **resolved))
 
 

@@ -124,8 +124,8 @@ def to_rgb(image: np.ndarray, encoding: str) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(image[:, :, list(_RGB_CHANNELS[encoding])])
 
 
-def decode_compressed(format_: str, data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8]:
-    """A JPEG or PNG buffer as a BGR (or mono) uint8 array.
+def decode_compressed(format_: str, data: bytes | bytearray | memoryview) -> npt.NDArray[np.generic]:
+    """A JPEG or PNG buffer as a BGR (or mono) array: uint8, uint16 for a 16-bit PNG.
 
     A JPEG cut short is refused (:func:`jpeg_is_truncated`) rather than decoded with its missing
     rows filled with grey, as OpenCV would.

@@ -211,14 +211,14 @@ def _to_rgb(image: np.ndarray, encoding: str) -> npt.NDArray[np.uint8]:
         top = float(np.nanmax(scaled)) if scaled.size else 1.0
         image = np.clip(np.nan_to_num(scaled) * (255.0 / max(top, 1e-9)), 0, 255).astype(np.uint8)
     if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
-    if encoding.startswith("rgba"):
-        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
-    if encoding.startswith("rgb"):
-        return np.ascontiguousarray(image)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        conversion, image = cv2.COLOR_GRAY2RGB, image.reshape(image.shape[:2])
+    elif encoding.startswith("rgba"):
+        conversion = cv2.COLOR_RGBA2RGB
+    elif encoding.startswith("rgb"):
+        return np.ascontiguousarray(image, np.uint8)
+    else:
+        conversion = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return np.asarray(cv2.cvtColor(image, conversion), np.uint8)
 
 
 def _raw_image_problem(message: Any) -> str | None:
@@ -407,7 +407,8 @@ def _video_frames(spec: InputSpec, report: ReadReport) -> Iterator[Frame]:
                 if _in_window(kept, spec):
                     ok, bgr = capture.retrieve()
                     if ok and bgr is not None and bgr.size:
-                        yield Frame(kept, stamp_ns, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), spec.path.stem)
+                        rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.uint8)
+                        yield Frame(kept, stamp_ns, rgb, spec.path.stem)
                     else:
                         report.skip(kept, "undecodable video frame", "the decoder returned no picture")
                 kept += 1
@@ -439,7 +440,7 @@ def image_file_rgb(path: Path) -> npt.NDArray[np.uint8]:
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None or not bgr.size:
         raise BadFrameError("undecodable image file", f"{len(data)} bytes OpenCV cannot decode")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.uint8)
 
 
 def _folder_frames(spec: InputSpec, report: ReadReport) -> Iterator[Frame]:

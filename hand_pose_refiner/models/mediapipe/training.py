@@ -36,6 +36,7 @@ from torch.nn import functional
 from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import epe, pck
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry
 from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport
@@ -68,13 +69,6 @@ class _Hand:
     image: int
     keypoints: npt.NDArray[np.float32]  # (21, 2), NaN unlabelled
     handedness: int
-
-
-def read_rgb(path: Path) -> npt.NDArray[np.uint8]:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ModelError(f"{path}: cannot read image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def split_dataset(dataset: Sequence[CocoImage], config: FineTuneConfig,
@@ -131,9 +125,10 @@ def _local_rows(count: int) -> tuple[slice, float]:
 def _global_mean(total: float, count: int) -> float:
     """Mean over every rank's share (``total`` summed over ``count`` rows here)."""
     parallel = current()
+    rows = float(count)
     if parallel is not None:
-        total, count = parallel.all_sum([total, float(count)])
-    return total / max(count, 1)
+        total, rows = parallel.all_sum([total, rows])
+    return total / max(rows, 1.0)
 
 
 def _batch_loss(loss: torch.Tensor, factor: float) -> float:
@@ -252,7 +247,7 @@ def _landmark_batches(images: list[npt.NDArray[np.uint8]], hands: list[_Hand], c
             background = _background_sample(images[hand.image], others, rng)
             if background is not None:
                 samples.append((background, np.full((21, 2), np.nan, np.float32), 0.0, math.nan))
-    batches = []
+    batches: list[tuple[torch.Tensor, ...]] = []
     for start in range(0, len(samples), config.batch_size):
         chunk = samples[start:start + config.batch_size]
         crops = torch.from_numpy(np.stack([s[0] for s in chunk])).permute(0, 3, 1, 2).float() / 255
@@ -441,7 +436,7 @@ def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32
     points = image_to_crop(hands, np.repeat(roi[None], len(hands), axis=0), DETECTOR_SIZE) \
         if len(hands) else np.zeros((0, 21, 2), np.float32)
     if tile:
-        outside = ((points < 0) | (points > DETECTOR_SIZE)).any(axis=-1)
+        outside = np.asarray(((points < 0) | (points > DETECTOR_SIZE)).any(axis=-1))
         points = np.where(outside[..., None], np.nan, points).astype(np.float32)
         points = points[np.isfinite(points).all(axis=-1).any(axis=-1)]
     if flip:
@@ -449,7 +444,7 @@ def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32
         points[..., 0] = DETECTOR_SIZE - 1 - points[..., 0]
     if rng is not None:
         patch = change_appearance(patch, rng, config.augment)
-    return patch, points / DETECTOR_SIZE
+    return patch, np.asarray(points / DETECTOR_SIZE, np.float32)
 
 
 def detector_loss_totals(targets: Sequence[npt.NDArray[np.float32]]) -> tuple[int, int]:
@@ -469,7 +464,8 @@ def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: tor
     class_losses, reg_losses = [], []
     for b, hands in enumerate(targets):
         usable = np.isfinite(hands[:, list(PALM_KEYPOINT_TO_HAND)]).all(axis=(1, 2))
-        boxes, palm = palm_targets(hands[usable], box_scale) if usable.any() else (np.zeros((0, 4)), None)
+        boxes, palm = (palm_targets(hands[usable], box_scale) if usable.any()
+                       else (np.zeros((0, 4), np.float32), None))
         owner = _assign(anchors_np, predicted[b], boxes, boxes_from_keypoints(hands[~usable]))
         positive = torch.from_numpy(owner >= 0).to(logits.device)
         negative = torch.from_numpy(owner == -1).to(logits.device)
@@ -478,6 +474,7 @@ def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: tor
         hard = negatives.topk(min(len(negatives), max(3 * int(positive.sum()), 16))).values
         class_losses.append((bce[positive].sum() + hard.sum()) / max(int(positive.sum()), 1))
         if positive.any():
+            assert palm is not None  # positive anchors exist only where a palm was labelled
             index = owner[owner >= 0]
             centre = (boxes[index, :2] + boxes[index, 2:]) / 2
             side = boxes[index, 2:3] - boxes[index, 0:1]
@@ -504,7 +501,7 @@ def _detector_batches(images: list[npt.NDArray[np.uint8]], labels: list[CocoImag
         image = images[i % len(images)]
         views = detector.rois(image.shape[1], image.shape[0]) if detector is not None else None
         samples.append(_detector_sample(image, labels[i % len(images)].hands.keypoints, rng, config, views))
-    batches = []
+    batches: list[tuple[torch.Tensor, list[npt.NDArray[np.float32]]]] = []
     for start in range(0, len(samples), config.batch_size):
         chunk = samples[start:start + config.batch_size]
         inputs = torch.from_numpy(np.stack([s[0] for s in chunk])).permute(0, 3, 1, 2).float() / 255
