@@ -127,11 +127,13 @@ def lines(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / PREDICTIONS).read_text().splitlines() if line.strip()]
 
 
-def score_replay(folder: Path, references: dict[str, Reference]) -> dict[str, float]:
+def score_replay(folder: Path, references: dict[str, Reference], clip: str | None = None) -> dict[str, float]:
     """Detection rate, PCK@0.2, EPE of a replay's filtered hands against the reference, over the
-    frames that have a reference hand."""
+    frames that have a reference hand (of one clip, when given)."""
     tally = Tally()
     for line in lines(folder):
+        if clip is not None and Path(line["input"]).stem != clip:
+            continue
         reference = references[Path(line["input"]).stem].at(line["stamp_ns"])
         if len(reference):
             tally.add(reference, hands_of(line["filtered"]))
@@ -237,6 +239,8 @@ def collect(run_dir: Path, references: dict[str, Reference]) -> list[dict[str, A
         held_out = score_replay(folder / "held_out", references)
         held_out["detection_rate_no_temporal"] = score_replay(folder / "held_out_no_temporal",
                                                               references)["detection_rate"]
+        clips = sorted({Path(line["input"]).stem for line in lines(folder / "held_out")})
+        held_out["by_clip"] = {clip: score_replay(folder / "held_out", references, clip) for clip in clips}
         row: dict[str, Any] = {"round": k, "held_out": held_out,
                                "targets": score_replay(folder / "eval", references)}
         if k:
@@ -263,6 +267,10 @@ def print_table(name: str, table: list[dict[str, Any]]) -> None:
                   f"{p['pck_interpolated']:.3f}") if p else "- | - | -"
         print(f"| {row['round']} | {h['detection_rate']:.3f} | {h['detection_rate_no_temporal']:.3f} "
               f"| {h['pck']:.3f} | {h['epe']:.1f} | {t['detection_rate']:.3f} | {t['pck']:.3f} | {pseudo} |")
+    print("\nheld-out clips apart (detection rate / PCK@0.2, per round): " + "; ".join(
+        f"{clip} " + " ".join(f"{row['held_out']['by_clip'][clip]['detection_rate']:.3f}/"
+                              f"{row['held_out']['by_clip'][clip]['pck']:.3f}" for row in table)
+        for clip in (table[0]["held_out"].get("by_clip", {}) if table else {})))
 
 
 def main() -> None:
