@@ -82,7 +82,7 @@ def load_activity(config: ActivityConfig) -> ActivitySource:
     must load (the node would refuse to configure without it); only when the setting is empty and
     the install lacks the packaged model are hands drawn alone, with the reason."""
     from hand_pose_refiner.activity.packaged import load_recognizer  # torch, once a model is wanted
-    from hand_pose_refiner.activity.reach import ReachRecognizer
+    from hand_pose_refiner.activity.reach import ReachRecognizer  # torch, as above
 
     try:
         recognizer, checkpoint = load_recognizer(config)

@@ -1,4 +1,8 @@
-"""The ``annotate`` subcommand (registered by :func:`add_command`); the work is in :mod:`.annotate`."""
+"""The ``annotate`` subcommand (registered by :func:`add_command`); the work is in :mod:`.annotate`.
+
+The work and torch are imported inside :func:`_cmd_annotate`, so that registering the subcommand
+costs the command line nothing (see :mod:`hand_pose_refiner.cli`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The ``hand-pose-refiner`` command: one entry point, one subcommand per job."""
+"""The ``hand-pose-refiner`` command: one entry point, one subcommand per job.
+
+Each subcommand imports its work inside its function: that work loads torch, rclpy or the data
+readers, and ``--help``, ``config show`` and ``config check`` without checkpoints start without them.
+"""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ import numpy as np
 from hand_pose_refiner.atomic import atomic_write_bytes
 from hand_pose_refiner.errors import ActivityLabelError
 from hand_pose_refiner.hands import FrameHands
+from hand_pose_refiner.ros.bags import read_hands
 from hand_pose_refiner.skeleton import NUM_KEYPOINTS, Handedness
 
 COLUMNS: tuple[str, ...] = ("source", "start_s", "end_s", "hand", "label")
@@ -218,7 +219,6 @@ def load_pose_frames(path: str | Path, topic: str = "/hand_poses") -> list[Frame
         raise ActivityLabelError(f"{path}: pose source not found")
     if path.suffix == ".npz":
         return PoseRecording.load(path).frames()
-    from hand_pose_refiner.ros.bags import read_hands
 
     try:
         frames = list(read_hands(path, topic))

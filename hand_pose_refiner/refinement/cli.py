@@ -1,4 +1,8 @@
-"""The ``replay`` and ``refine`` subcommands (registered by :func:`add_commands`)."""
+"""The ``replay`` and ``refine`` subcommands (registered by :func:`add_commands`).
+
+The subcommands import the replay, the refinement loop, torch and Ray inside their functions, so
+that registering them costs the command line nothing (see :mod:`hand_pose_refiner.cli`).
+"""
 
 from __future__ import annotations
 
