@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from support import REPO, SHARED_DATA, import_or_skip_ros
+from support import REPO, SHARED_DATA, import_or_skip_ros, tiny_refine_args
 
 # Before anything imports rclpy: stay on loopback, and on a domain of our own so that parallel
 # runs and other ROS users on the machine never see our traffic.
@@ -41,6 +41,34 @@ def models():
     from hand_pose_refiner.models import create_backend
 
     return create_backend(ModelsConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_refine_run(shared_data, tmp_path_factory) -> dict[str, object]:
+    """A finished one-round refine (:func:`support.tiny_refine_args`) on four real frames of a
+    bare-hand clip, saved as stills: ``out`` (the run folder), ``stills`` and what it ``printed``."""
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    import cv2
+    import torch
+
+    from hand_pose_refiner.cli import main
+    from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+
+    stills = tmp_path_factory.mktemp("stills")
+    clip = shared_data / "bare_hand_clips" / "hands2.webm"
+    for frame in read_frames(InputSpec(clip, stride=10, max_frames=4)):
+        cv2.imwrite(str(stills / f"f{frame.index}.jpg"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
+    out = tmp_path_factory.mktemp("run") / "run"
+    threads = torch.get_num_threads()
+    printed = StringIO()
+    try:
+        with redirect_stdout(printed):
+            assert main(tiny_refine_args(stills, out)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return {"out": out, "stills": stills, "printed": printed.getvalue()}
 
 
 @pytest.fixture(scope="session")

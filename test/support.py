@@ -71,3 +71,11 @@ def import_mmlab_or_skip() -> None:
             raise
         pytest.skip(f"the OpenMMLab extra is not installed in this environment ({exc}); "
                     f"scripts/test.sh runs these tests in .venv-mmlab (scripts/setup.sh --mmlab)")
+
+
+def tiny_refine_args(stills: Path, out: Path) -> list[str]:
+    """``hand-pose-refiner refine`` for one short CPU round on a folder of stills (conftest's
+    ``tiny_refine_run``): one epoch each, batches of four, two frames per overlay grid."""
+    return ["refine", str(stills), "--stills", "--out", str(out), "--iterations", "1", "--epochs", "1",
+            "--detector-epochs", "1", "--train-batch-size", "4", "--samples-per-image", "1",
+            "--search-rounds", "0", "--device", "cpu", "--threads", "1", "--quiet", "--grid-frames", "2"]

@@ -4,9 +4,7 @@ runs the kept round's models exactly as the round's evaluation did."""
 from __future__ import annotations
 
 import os
-from contextlib import redirect_stdout
 from dataclasses import replace
-from io import StringIO
 from pathlib import Path
 
 import cv2
@@ -14,39 +12,23 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from support import tiny_refine_args
 
 from hand_pose_refiner.cli import build_parser, main
 from hand_pose_refiner.config import RefinementConfig, load_config
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.cli import recipe_config
 from hand_pose_refiner.refinement.deploy import DEPLOY_FILE, deploy_config, write_deploy
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 from hand_pose_refiner.refinement.recipe import refine_options
 from hand_pose_refiner.refinement.refine import Refinement, round_weights
 
 
-def _refine_args(stills: Path, out: Path) -> list[str]:
-    return ["refine", str(stills), "--stills", "--out", str(out), "--iterations", "1", "--epochs", "1",
-            "--detector-epochs", "1", "--train-batch-size", "4", "--samples-per-image", "1",
-            "--search-rounds", "0", "--device", "cpu", "--threads", "1", "--quiet", "--grid-frames", "2"]
-
-
 @pytest.fixture(scope="module")
-def finished_run(shared_data, tmp_path_factory):
-    """A one-round refine on four real frames of a bare-hand clip, and what it printed."""
-    stills = tmp_path_factory.mktemp("stills")
-    clip = shared_data / "bare_hand_clips" / "hands2.webm"
-    for frame in read_frames(InputSpec(clip, stride=10, max_frames=4)):
-        cv2.imwrite(str(stills / f"f{frame.index}.jpg"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
-    out = tmp_path_factory.mktemp("run") / "run"
-    previous = torch.get_num_threads()
-    printed = StringIO()
-    with redirect_stdout(printed):
-        assert main(_refine_args(stills, out)) == 0
-    torch.set_num_threads(previous)
-    config = recipe_config(build_parser().parse_args(_refine_args(stills, out)))
-    refinement = Refinement(out, refine_options(config.refinement), config)
-    return {"out": out, "stills": stills, "printed": printed.getvalue(), "refinement": refinement}
+def finished_run(tiny_refine_run):
+    """The conftest's one-round refine, with its Refinement as the recipe of its command line reads it."""
+    out, stills = tiny_refine_run["out"], tiny_refine_run["stills"]
+    config = recipe_config(build_parser().parse_args(tiny_refine_args(stills, out)))
+    return {**tiny_refine_run, "refinement": Refinement(out, refine_options(config.refinement), config)}
 
 
 def test_refine_writes_the_kept_rounds_parameter_file_and_prints_how_to_use_it(finished_run):

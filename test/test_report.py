@@ -9,32 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from hand_pose_refiner.cli import main
 from hand_pose_refiner.drawing import CROP_SIZE, hand_crop, track_colour
 from hand_pose_refiner.images import read_rgb
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
 from hand_pose_refiner.refinement.records import hands_from_json
 from hand_pose_refiner.refinement.report import CROPS_FOLDER, write_report
 
 
 @pytest.fixture(scope="module")
-def run_dir(shared_data, tmp_path_factory):
-    """A one-round refinement of four real bare-hand stills (fine-tuning one epoch on CPU)."""
-    stills = tmp_path_factory.mktemp("stills")
-    clip = shared_data / "bare_hand_clips" / "hands2.webm"
-    for frame in read_frames(InputSpec(clip, stride=10, max_frames=4)):
-        cv2.imwrite(str(stills / f"f{frame.index}.jpg"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
-    out = tmp_path_factory.mktemp("run") / "run"
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        assert main(["refine", str(stills), "--stills", "--out", str(out), "--iterations", "1",
-                     "--epochs", "1", "--detector-epochs", "1", "--train-batch-size", "4",
-                     "--samples-per-image", "1", "--device", "cpu", "--threads", "1", "--quiet"]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return out
+def run_dir(tiny_refine_run):
+    """The conftest's one-round refine of four real bare-hand stills."""
+    return tiny_refine_run["out"]
 
 
 def accepted_hands(replay_dir):
