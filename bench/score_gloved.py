@@ -2,9 +2,9 @@
 
 Reads the accepted hands of every round's evaluation (``RUN/iter*/eval/predictions.jsonl``, the
 hands the report's overlays draw), or of a replay folder (``OUT/predictions.jsonl``: a run's kept
-models replayed on all the stills), and matches each one to the by-eye judgements in
-``bench/data/gloved_stills_judgements.json`` (regions judged a hand or not a hand). Prints, per
-round, the frames with a true hand and the frames with a false one among the gloved stills
+models replayed on the stills; ``--split`` says which half it read), and matches each one to the
+by-eye judgements in ``bench/data/gloved_stills_judgements.json`` (regions judged a hand or not a
+hand). Prints, per round, the frames with a true hand and the frames with a false one among the gloved stills
 (every one shows a hand) — of the tuning half and of the test half separately (alternate stills
 of each view; a run with ``refinement.split`` trains on one half only), and of all of them where
 both halves were replayed — and lists the accepted hands no judgement covers, for a person to
@@ -36,9 +36,11 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a refine run folder (RUN/iter*/eval) or a replay folder")
     parser.add_argument("--data", type=Path, default=DATA, help="the hags_gloved_assembly folder")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.add_argument("--split", choices=("all", *SPLITS), default="all",
+                        help="a replay folder: the --split it was made with (a run folder says it itself)")
     args = parser.parse_args()
     judgements = load_judgements(JUDGEMENTS)
-    scores = {half: score_run(args.run, judgements, args.data, half) for half in ("", *SPLITS)}
+    scores = {half: score_run(args.run, judgements, args.data, half, args.split) for half in ("", *SPLITS)}
     if not scores[""]:
         sys.exit(f"{args.run}: no iter*/eval/predictions.jsonl or predictions.jsonl")
     both = all(score.frames for half in SPLITS for score in scores[half].values())

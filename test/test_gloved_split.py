@@ -83,6 +83,28 @@ def test_a_split_run_is_scored_on_the_stills_it_read(shared_data, tmp_path):
     by_half = {half: scoring.score_run(replay, judgements, hags, half)["replay"]
                for half in ("tuning", "test")}
     assert [(s.frames, s.true_frames) for s in by_half.values()] == [(14, 0), (14, 1)]
+    # a replay made with --split test numbers the test half's stills 0..13
+    rows = [{"input": str(test_spec.path), "frame": 1, "filtered": [_hand(hand)]}]
+    (replay / "predictions.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    read_test = scoring.score_run(replay, judgements, hags, "test", replay_split="test")["replay"]
+    assert (read_test.frames, read_test.true_frames) == (1, 1)
+
+
+def test_replay_and_refine_take_the_split_on_the_command_line(shared_data):
+    import argparse
+
+    from hand_pose_refiner.refinement.cli import add_commands, input_specs, recipe_config
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    side = str(shared_data / "hags_gloved_assembly" / "side_view" / "gloved")
+    clip = str(shared_data / "bare_hand_clips" / "hands1.webm")
+    replay = parser.parse_args(["replay", side, clip, "--stills", "--split", "test", "--out", "x"])
+    specs = input_specs(replay)
+    assert [(spec.stride, spec.offset) for spec in specs] == [(2, 1), (1, 0)]
+    args = parser.parse_args(["refine", side, "--stills", "--split", "tuning", "--out", "x"])
+    assert recipe_config(args).refinement.split == "tuning"
+    assert parser.parse_args(["refine", side, "--out", "x"]).split is None  # the recipe file decides
 
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from hand_pose_refiner.config import Config, load_config, with_section_values
 from hand_pose_refiner.errors import USER_ERRORS, ConfigError
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.inputs import SPLITS, InputSpec, half_of
 from hand_pose_refiner.refinement.run_state import (
     AnchorLabelsResult,
     EvaluateResult,
@@ -71,6 +71,9 @@ def _add_input_options(parser: argparse.ArgumentParser, inputs_required: bool = 
                         help="the INPUTs hold unrelated photographs (bags and videos too: each frame "
                              "a still of its own): no tracking confirmation, no temporal filter")
     parser.add_argument("--stride", type=positive_int, default=1, help="keep every n-th frame")
+    parser.add_argument("--split", choices=("all", *SPLITS), default="all",
+                        help="INPUTs that are image folders: all their images, or one half (alternate "
+                             "images in name order: tuning the 1st, 3rd, ...; test the 2nd, 4th, ...)")
     parser.add_argument("--max-frames", type=positive_int, default=None,
                         help="at most this many frames per input")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -111,7 +114,8 @@ def input_specs(args: argparse.Namespace) -> list[InputSpec]:
     """The INPUTs as read specs; ``--stills`` applies to every one of them, whatever its kind: a
     user who says a bag or a video holds unrelated photographs is believed, rather than its frames
     being filtered over time as a video and hands invented between them."""
-    return [InputSpec(path, args.image_topic, args.fps, args.stills, args.stride, args.max_frames)
+    return [half_of(InputSpec(path, args.image_topic, args.fps, args.stills, args.stride, args.max_frames),
+                    args.split)
             for path in args.inputs]
 
 
@@ -238,6 +242,7 @@ def add_commands(commands: Any) -> None:
 RECIPE_FLAGS = {"inputs": "targets", "check": "checks", "anchor": "anchors", "labelled": "labelled",
                 "labelled_tip_first": "labelled_tip_first", "stills": "stills",
                 "image_topic": "image_topic", "fps": "fps", "stride": "stride", "max_frames": "max_frames",
+                "split": "split",
                 "threads": "threads", "anchor_ratio": "anchor_ratio", "iterations": "iterations",
                 "epochs": "epochs", "train_batch_size": "train_batch_size",
                 "samples_per_image": "samples_per_image", "learning_rate": "learning_rate",

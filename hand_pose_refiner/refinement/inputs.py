@@ -133,6 +133,15 @@ def split_offset(split: str, stride: int = 1) -> int:
     return SPLITS.index(split) * stride
 
 
+def half_of(spec: InputSpec, split: str) -> InputSpec:
+    """``spec`` reading only the ``tuning`` or ``test`` half of its images when it is a folder of
+    images; anything else (``all``, a video, a bag) as it is: neighbouring frames of a recording
+    are no held-out data."""
+    if split not in SPLITS or not spec.path.is_dir() or input_kind(spec.path) != "images":
+        return spec
+    return replace(spec, stride=2 * spec.stride, offset=split_offset(split, spec.stride))
+
+
 def split_of(position: int) -> str:
     """The half that the image at ``position`` (0-based, name order) of a folder belongs to."""
     return SPLITS[position % 2]

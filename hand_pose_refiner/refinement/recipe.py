@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hand_pose_refiner.config import REFINEMENT_PATH_KEYS, RefinementConfig
-from hand_pose_refiner.refinement.inputs import SPLITS, InputSpec, input_kind, split_offset
+from hand_pose_refiner.refinement.inputs import InputSpec, half_of
 from hand_pose_refiner.refinement.options import LabelledSet, RefineOptions
 from hand_pose_refiner.refinement.rounds import Thresholds
 
@@ -21,14 +21,10 @@ def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],
     image folders (``stills_any_kind`` False): those are bare-hand videos, filtered over time.
     ``split`` (``tuning`` or ``test``) keeps one half of each image folder (videos and bags are
     read whole: neighbouring frames are no held-out data)."""
-    specs = []
-    for path in paths:
-        halved = split in SPLITS and Path(path).is_dir() and input_kind(Path(path)) == "images"
-        specs.append(InputSpec(Path(path), recipe.image_topic or None, recipe.fps,
-                               recipe.stills and (stills_any_kind or Path(path).is_dir()),
-                               recipe.stride * (2 if halved else 1), recipe.max_frames or None,
-                               offset=split_offset(split, recipe.stride) if halved else 0))
-    return tuple(specs)
+    return tuple(half_of(InputSpec(Path(path), recipe.image_topic or None, recipe.fps,
+                                   recipe.stills and (stills_any_kind or Path(path).is_dir()),
+                                   recipe.stride, recipe.max_frames or None), split)
+                 for path in paths)
 
 
 def refine_options(recipe: RefinementConfig) -> RefineOptions:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
-from hand_pose_refiner.refinement.inputs import image_files, split_of
+from hand_pose_refiner.refinement.inputs import SPLITS, image_files, split_of, split_offset
 
 VIEWS = ("side_view", "top_view")
 # A hand matches the judged region it overlaps most when their keypoint boxes overlap this much.
@@ -132,11 +132,15 @@ def run_sampling(run: Path) -> Sampling:
             for spec in targets for view in VIEWS if f"{view}/gloved" in str(spec["path"]).replace("\\", "/")}
 
 
-def score_run(run: Path, judgements: Judgements, data: Path, half: str = "") -> dict[str, RoundScore]:
+def score_run(run: Path, judgements: Judgements, data: Path, half: str = "",
+              replay_split: str = "all") -> dict[str, RoundScore]:
     """Each round's score (``iterK`` -> its ``eval/predictions.jsonl`` scored), in round order;
     empty when the run has no evaluated round. ``half``: only that half's stills. A replay
-    folder (``run/predictions.jsonl``) is scored as one round named ``replay``."""
+    folder (``run/predictions.jsonl``) is scored as one round named ``replay``; ``replay_split``
+    is the ``--split`` it was made with (a run folder says it in its ``state.json``)."""
     sampling = run_sampling(run)
+    if replay_split in SPLITS and not sampling:
+        sampling = {view: (2, split_offset(replay_split)) for view in VIEWS}
     if (run / "predictions.jsonl").is_file():
         return {"replay": score_predictions(run / "predictions.jsonl", judgements, data, half, sampling)}
     rounds = sorted(run.glob("iter*/eval/predictions.jsonl"),
