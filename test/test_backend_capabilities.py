@@ -7,10 +7,12 @@ import ast
 
 import numpy as np
 import pytest
+import torch
 from support import REPO
 
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.errors import ConfigError
+from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import BACKENDS, backend, create_backend
 from hand_pose_refiner.models.base import (
     OnDevice,
@@ -78,3 +80,19 @@ def test_a_rounds_models_get_its_candidate_presence_through_the_capability(tmp_p
     assert models.paths(0) == (None, None)
     assert models.paths(2) == (tmp_path / "iter2" / "detector.safetensors",
                                tmp_path / "iter2" / "estimator.safetensors")
+
+
+def test_a_model_moved_to_a_device_moves_every_tensor_it_holds(shared_data):
+    """What a Ray task given a GPU does (refinement.ray_replay), here to the CPU it is on: the same
+    detections before and after, and the detector's anchors on the device too."""
+    detector, estimator = create_backend(ModelsConfig(device="cpu"))
+    frame = read_rgb(shared_data / "labelled_hands" / "onehand10k" / "1402.jpg")
+    (before,) = detector.detect([frame])
+    for model in (detector, estimator):
+        assert isinstance(model, OnDevice)
+        model.to_device(torch.device("cpu"))
+        assert model.device == torch.device("cpu")
+        assert all(parameter.device == torch.device("cpu") for parameter in model.net.parameters())
+    assert detector.anchors.device == torch.device("cpu")
+    (after,) = detector.detect([frame])
+    assert len(before) > 0 and np.array_equal(before.boxes, after.boxes)

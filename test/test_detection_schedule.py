@@ -18,9 +18,9 @@ from hand_pose_refiner.hands import boxes_from_keypoints
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.following import DetectionSchedule, HandFollower
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector
-from hand_pose_refiner.models.mediapipe.detector import TileRotation
 from hand_pose_refiner.models.mediapipe.geometry import crop
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE
+from hand_pose_refiner.models.tile_rotation import TileRotation
 from hand_pose_refiner.refinement.scoring import judge, load_judgements
 
 JUDGEMENTS = REPO / "bench" / "data" / "gloved_stills_judgements.json"

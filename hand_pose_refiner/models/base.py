@@ -229,7 +229,10 @@ class SupportsTiles(Protocol):
 
 @runtime_checkable
 class OnDevice(Protocol):
-    """A model whose network ``net`` runs on the torch device ``device``."""
+    """A model whose network ``net`` runs on the torch device ``device``; :meth:`to_device` moves
+    it there with every tensor it holds (a Ray task given a GPU)."""
 
     device: torch.device
     net: torch.nn.Module
+
+    def to_device(self, device: torch.device) -> None: ...

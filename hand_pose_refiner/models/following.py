@@ -8,7 +8,7 @@ Otherwise each frame is cropped from its own detections.
 
 :class:`DetectionSchedule` is the detector's side of a stream: the whole frame on every frame
 and, with ``models.detector_tiles_per_frame``, a few tiles in rotation
-(:class:`~hand_pose_refiner.models.mediapipe.detector.TileRotation`) instead of all of them.
+(:class:`~hand_pose_refiner.models.tile_rotation.TileRotation`) instead of all of them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.hands import Detections, FrameHands
-from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.models.mediapipe.detector import MediaPipeHandDetector, TileRotation
+from hand_pose_refiner.models.base import HandDetector, PoseEstimator, SupportsTiles
+from hand_pose_refiner.models.tile_rotation import TileRotation
 
 
 class HandFollower:
@@ -66,8 +66,8 @@ class HandFollower:
 class DetectionSchedule:
     """One stream's detector calls (the detector node's and :meth:`HandPipeline.track`'s).
 
-    With ``models.detector_tiles_per_frame`` and a tiled MediaPipe palm detector, each frame is
-    seen whole and in that many tiles, all in one forward pass, the tiles chosen by a
+    With ``models.detector_tiles_per_frame`` and a detector with tiles (:class:`SupportsTiles`),
+    each frame is seen whole and in that many tiles, all in one forward pass, the tiles chosen by a
     :class:`TileRotation` that counts where this stream's hands were detected. Otherwise every
     view on every frame (:meth:`HandDetector.detect`), as single images and the offline tools get.
     """
@@ -75,7 +75,7 @@ class DetectionSchedule:
     def __init__(self, detector: HandDetector, models: ModelsConfig) -> None:
         self.detector = detector
         self.rotation: TileRotation | None = None
-        if models.detector_tiles_per_frame and isinstance(detector, MediaPipeHandDetector):
+        if models.detector_tiles_per_frame and isinstance(detector, SupportsTiles):
             self.rotation = TileRotation(models.detector_tiles_per_frame, models.detector_tile_period)
 
     def reset(self) -> None:
@@ -86,7 +86,7 @@ class DetectionSchedule:
     def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
         """The detections of the stream's next frame (RGB)."""
         detector = self.detector
-        if self.rotation is None or not isinstance(detector, MediaPipeHandDetector):
+        if self.rotation is None or not isinstance(detector, SupportsTiles):
             (found,) = detector.detect([image])
             return found
         views = detector.rois(image.shape[1], image.shape[0])

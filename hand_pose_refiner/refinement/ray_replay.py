@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from hand_pose_refiner.config import Config
-from hand_pose_refiner.models.base import HandDetector, PoseEstimator
+from hand_pose_refiner.models.base import HandDetector, OnDevice, PoseEstimator
 from hand_pose_refiner.refinement.assembly import Assembly, check_output
 from hand_pose_refiner.refinement.cache import model_key
 from hand_pose_refiner.refinement.distributed import connect, require_ray, task_failure
@@ -37,14 +37,9 @@ LOGGER = logging.getLogger("hand_pose_refiner.replay")
 
 def _move_models(detector: HandDetector, estimator: PoseEstimator, device: str) -> None:
     """Put both networks on ``device`` (a task that was given a GPU)."""
-    target = torch.device(device)
     for model in (detector, estimator):
-        for name in ("net", "anchors"):
-            value = getattr(model, name, None)
-            if value is not None:
-                setattr(model, name, value.to(target))
-        if hasattr(model, "device"):
-            model.device = target
+        if isinstance(model, OnDevice):
+            model.to_device(torch.device(device))
 
 
 def replay_shard(shard: Shard, config: Config, models: tuple[HandDetector, PoseEstimator], key: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +75,10 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         self.use_weights(checkpoint)
         self.anchors = torch.from_numpy(generate_anchors()).to(self.device)
 
+    def to_device(self, device: torch.device) -> None:
+        super().to_device(device)
+        self.anchors = self.anchors.to(device)
+
     @torch.inference_mode()
     def raw_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoded boxes/keypoints (0..1 of the input) and scores of all anchors (of the own and
@@ -111,8 +114,8 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
     def detect_views(self, image: npt.NDArray[np.uint8], views: FloatArray) -> Detections:
         """One image's detections from the given views (rows of :meth:`rois`, the whole frame
         first) in one forward pass, whatever ``batch_size``: the live schedule's per-frame call
-        (:class:`TileRotation` picks the tiles). With every view of :meth:`rois` it finds what
-        :meth:`detect` does."""
+        (:class:`~hand_pose_refiner.models.tile_rotation.TileRotation` picks the tiles). With
+        every view of :meth:`rois` it finds what :meth:`detect` does."""
         check_rgb(image, 0)
         inputs = to_tensor([crop(image, roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT) for roi in views],
                            self.device)
@@ -212,57 +215,3 @@ def _inside_tile(rows: FloatArray, roi: FloatArray, width: int, height: int) -> 
     low_ok = (rows[:, 0:2] >= margin) | low_edge
     high_ok = (rows[:, 2:4] <= 1 - margin) | high_edge
     return (low_ok & high_ok).all(axis=1)
-
-
-class TileRotation:
-    """Which tiles one stream's next frame looks at, beside the whole frame (the live schedule).
-
-    Each frame gets ``tiles_per_frame`` tiles: first every tile not looked at for ``period``
-    frames (so that, from the stream's first ``ceil(tiles / tiles_per_frame)`` frames on, every
-    tile is looked at at least once every ``period`` frames), then the tiles where hands were
-    detected most (a decaying count, :meth:`saw`), then those waiting longest. ``period`` 0 (or
-    one too short for the tiles) is ``ceil(tiles / tiles_per_frame)``: a plain rotation ordered
-    by where hands were; a longer one leaves slots for the tiles where hands were seen.
-    """
-
-    HEAT_DECAY = 0.97  # per frame: a detection counts for about a second at 30 Hz
-
-    def __init__(self, tiles_per_frame: int, period: int = 0) -> None:
-        if tiles_per_frame < 1 or period < 0:
-            raise ValueError(f"tiles_per_frame must be >= 1 and period >= 0, got {tiles_per_frame}, {period}")
-        self.tiles_per_frame = tiles_per_frame
-        self.period = period
-        self.reset(0)
-
-    def reset(self, tiles: int) -> None:
-        """Start over for a frame of ``tiles`` tiles: nothing looked at, no hand seen."""
-        self.frame = 0
-        self.due = np.zeros(tiles, np.int64)  # the frame by which each tile must be looked at
-        self.heat = np.zeros(tiles, np.float64)
-
-    def cycle(self, tiles: int) -> int:
-        """Frames within which every one of ``tiles`` tiles is looked at (after the first round)."""
-        return max(self.period, math.ceil(tiles / self.tiles_per_frame))
-
-
-    def select(self, tiles: int) -> npt.NDArray[np.intp]:
-        """Indices of the tiles (of ``tiles``) the next frame looks at, ascending."""
-        if tiles != len(self.due):
-            self.reset(tiles)
-        # overdue first, then where hands were, then the nearest deadline, then grid order
-        order = np.lexsort((np.arange(tiles), self.due, -self.heat, self.due > self.frame))
-        chosen = np.sort(order[:self.tiles_per_frame])
-        self.due[chosen] = self.frame + self.cycle(tiles)
-        self.frame += 1
-        self.heat *= self.HEAT_DECAY
-        return chosen
-
-    def saw(self, tiles: FloatArray, points: npt.ArrayLike) -> None:
-        """Count hands detected at ``points`` (``(n, 2)`` image pixels) in each tile that holds
-        them (``tiles``: the ROI rows ``select`` counted)."""
-        points = np.asarray(points, np.float64).reshape(-1, 2)
-        if not len(points) or len(tiles) != len(self.heat):
-            return
-        half = tiles[:, 2:3] / 2
-        inside = (np.abs(points[:, None, :] - tiles[None, :, :2]) <= half[None]).all(axis=-1)
-        self.heat += inside.sum(axis=0)

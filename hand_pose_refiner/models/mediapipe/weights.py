@@ -232,3 +232,8 @@ class NetworkWeights:
 
     def save(self, path: str | Path) -> Path:
         return save_weights(self.net.state_dict(), Path(path), self.network)
+
+    def to_device(self, device: torch.device) -> None:
+        """Run on ``device`` from now on (the network keeps its channels-last layout)."""
+        self.device = device
+        self.net.to(device)

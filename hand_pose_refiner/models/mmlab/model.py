@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.models.base import FineTuneConfig, FineTuneReport
 from hand_pose_refiner.models.mmlab.runtime import config_text, write_checkpoint
@@ -22,6 +24,12 @@ class MMLabModel:
     kind: str
     net: Any
     config: Any
+    device: torch.device
+
+    def to_device(self, device: torch.device) -> None:
+        """Run on ``device`` from now on."""
+        self.device = device
+        self.net = self.net.to(device)
 
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
