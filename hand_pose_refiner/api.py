@@ -34,7 +34,7 @@ from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.spatial import SpatialFilter
 from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.images import to_rgb
+from hand_pose_refiner.images import read_bgr, to_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.following import DetectionSchedule, HandFollower
 from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, read_frames
@@ -77,16 +77,6 @@ def as_rgb(image: npt.ArrayLike, color: Color = "bgr") -> npt.NDArray[np.uint8]:
     return to_rgb(pixels, _ENCODINGS[color, channels])
 
 
-def read_image(path: str | Path) -> npt.NDArray[np.uint8]:
-    """The BGR pixels of an image file; :class:`InputError` when it cannot be read."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"{path}: cannot read an image from it (missing, or not an image)")
-    return image
-
-
 class HandPipeline:
     """Detector, pose estimator and filters of the live graph, called on images and videos.
 
@@ -117,7 +107,7 @@ class HandPipeline:
     def raw(self, image: np.ndarray | str | Path, *, color: Color = "bgr", stamp_ns: int = 0) -> FrameHands:
         """What the models find in one image, before any filter (what ``hand_poses/raw`` carries)."""
         if isinstance(image, (str, Path)):
-            image, color = read_image(image), "bgr"
+            image, color = read_bgr(image), "bgr"
         rgb = as_rgb(image, color)
         (hands,) = self.estimator.estimate([rgb], self.detector.detect([rgb]), [stamp_ns])
         return hands
