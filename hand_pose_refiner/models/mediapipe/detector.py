@@ -60,6 +60,8 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
     weights converted from the MediaPipe wheel.
     """
 
+    net: PalmDetectorNet
+
     network = NETWORK
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
@@ -214,4 +216,4 @@ def _inside_tile(rows: FloatArray, roi: FloatArray, width: int, height: int) -> 
     margin = 0.01
     low_ok = (rows[:, 0:2] >= margin) | low_edge
     high_ok = (rows[:, 2:4] <= 1 - margin) | high_edge
-    return (low_ok & high_ok).all(axis=1)
+    return np.asarray((low_ok & high_ok).all(axis=1))

@@ -308,8 +308,8 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         if self.self_check:  # followed hands are re-cropped from landmarks already; new ones are checked
             prediction = self._checked(image, prediction, detected)
         height, width = image.shape[:2]
-        regions = Detections(np.zeros((len(rois), 4), np.float32), scores, np.zeros((len(rois), 0, 2)),
-                             width, height)
+        regions = Detections(np.zeros((len(rois), 4), np.float32), scores,
+                             np.zeros((len(rois), 0, 2), np.float32), width, height)
         return self._frame(image, regions, prediction, stamp_ns)
 
     def _frame(self, image: npt.NDArray[np.uint8], detection: Detections, prediction: CropPrediction,
