@@ -135,12 +135,12 @@ def main() -> None:
         stamps_s = np.array([stamp for stamp, _ in frames]) * 1e-9
         sources = painted_source(reference, stamps_s, args.hold)
         height, width = frames[0][1].shape[:2]
-        writer = cv2.VideoWriter(str(args.out / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+        writer = cv2.VideoWriter(str(args.out / f"{name}.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), fps,
                                  (width, height))
         gloved: list[tuple[int, np.ndarray]] = []
         for index, (stamp, rgb) in enumerate(frames):
             source = sources[index]
-            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            bgr = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), np.uint8)
             painted = paint_gloves(bgr, list(reference[source]) if source is not None else [])
             writer.write(painted)
             gloved.append((stamp, cv2.cvtColor(painted, cv2.COLOR_BGR2RGB)))
@@ -163,14 +163,16 @@ def main() -> None:
         with_reference = sum(len(hands) > 0 for hands in reference)
         rates = [detected_frames(live, source_frames, reference, follow)
                  for follow in (True, False) for source_frames in (frames, decoded)]
-        painted = sum(source is not None for source in sources)
+        painted_frames = sum(source is not None for source in sources)
         totals += (len(frames), with_reference, *rates)
-        shares = " ".join(f"{rate / max(with_reference, 1):{width}.3f}"
-                          for rate, width in zip(rates, (9, 11, 10, 12), strict=True))
-        print(f"{name:8s} {len(frames):6d} {fps:6.2f} {with_reference:5d} {painted:7d} {shares} "
+        shares = " ".join(f"{rate / max(with_reference, 1):{column}.3f}"
+                          for rate, column in zip(rates, (9, 11, 10, 12), strict=True))
+        print(f"{name:8s} {len(frames):6d} {fps:6.2f} {with_reference:5d} {painted_frames:7d} {shares} "
               f"{time.perf_counter() - started:5.0f}", flush=True)
-    shares = " ".join(f"{rate / max(totals[1], 1):{width}.3f}"
-                      for rate, width in zip(totals[2:], (9, 11, 10, 12), strict=True))
+    if args.no_rates:
+        return
+    shares = " ".join(f"{rate / max(totals[1], 1):{column}.3f}"
+                      for rate, column in zip(totals[2:], (9, 11, 10, 12), strict=True))
     print(f"{'all':8s} {totals[0]:6d} {'':6s} {totals[1]:5d} {'':7s} {shares}")
 
 

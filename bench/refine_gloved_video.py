@@ -236,7 +236,7 @@ def collect(run_dir: Path, references: dict[str, Reference]) -> list[dict[str, A
     k = 0
     while (run_dir / f"iter{k}" / "held_out_no_temporal" / PREDICTIONS).is_file():
         folder = run_dir / f"iter{k}"
-        held_out = score_replay(folder / "held_out", references)
+        held_out: dict[str, Any] = dict(score_replay(folder / "held_out", references))
         held_out["detection_rate_no_temporal"] = score_replay(folder / "held_out_no_temporal",
                                                               references)["detection_rate"]
         clips = sorted({Path(line["input"]).stem for line in lines(folder / "held_out")})

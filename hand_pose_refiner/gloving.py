@@ -202,15 +202,16 @@ def paint_gloves(bgr: npt.NDArray[np.uint8], hands: Sequence[npt.ArrayLike],
     glove = hand | cuff
     if not glove.any():
         return image.copy()
-    alpha = glove.astype(np.float32) / 255.0
+    alpha = glove.astype(np.float32) / np.float32(255.0)
     if style.feather_px > 0:
-        alpha = cv2.GaussianBlur(alpha, (0, 0), style.feather_px)
+        alpha = np.asarray(cv2.GaussianBlur(alpha, (0, 0), style.feather_px), np.float32)
     cuff_only = (cuff > 0) & (hand == 0)
-    shade = shading(image, hand > 0, style)
+    shade: npt.NDArray[np.float32] = shading(image, hand > 0, style)
     if cuff_only.any():
         tubes = [tube_shading(c, shape, style) for c in (cuff_of(k, style) for k in hands) if c is not None]
-        shade = np.where(cuff_only, np.max(tubes, axis=0), shade)
-    colour = np.where(cuff_only[..., None], np.float32(style.cuff_colour_bgr), np.float32(style.colour_bgr))
+        shade = np.where(cuff_only, np.max(tubes, axis=0), shade).astype(np.float32)
+    colour = np.where(cuff_only[..., None], np.array(style.cuff_colour_bgr, np.float32),
+                      np.array(style.colour_bgr, np.float32))
     painted = colour * shade[..., None]
     out = image.astype(np.float32) * (1.0 - alpha[..., None]) + painted * alpha[..., None]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
