@@ -131,7 +131,8 @@ def main() -> None:
                f"temporal_filter.online_delay_s {args.look_ahead}, smoothing off")
         reference = None if args.fresh else stored_reference(args.out / f"{name}.json", how, len(frames))
         if reference is None:
-            reference = track_clip(pipeline, frames)
+            # Rounded as NAME.json stores them, so that a later run paints the same pixels.
+            reference = [np.round(hands, 2) for hands in track_clip(pipeline, frames)]
         stamps_s = np.array([stamp for stamp, _ in frames]) * 1e-9
         sources = painted_source(reference, stamps_s, args.hold)
         height, width = frames[0][1].shape[:2]
