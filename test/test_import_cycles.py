@@ -185,8 +185,8 @@ def test_the_graph_sees_imports_at_every_level():
     assert any(item.importer == f"{PACKAGE}.filters.pipeline" and not item.in_function
                and item.imported == f"{PACKAGE}.filters.spatial" for item in imports)
     assert any(item.in_function for item in imports)
-    # training.py names the detector class for annotations only, under TYPE_CHECKING.
-    assert not any(item.importer == f"{PACKAGE}.models.mediapipe.training"
+    # palm_training.py names the detector class for annotations only, under TYPE_CHECKING.
+    assert not any(item.importer == f"{PACKAGE}.models.mediapipe.palm_training"
                    and item.imported == f"{PACKAGE}.models.mediapipe.detector" for item in imports)
     graph = import_graph()
     assert f"{PACKAGE}.config" in graph[f"{PACKAGE}.api"]

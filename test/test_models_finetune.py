@@ -11,9 +11,9 @@ import torch
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry, recolour_skin, skin_mask
-from hand_pose_refiner.models.base import AugmentConfig, FineTuneConfig
+from hand_pose_refiner.models.base import AugmentConfig, FineTuneConfig, split_dataset
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
-from hand_pose_refiner.models.mediapipe.training import palm_targets, split_dataset
+from hand_pose_refiner.models.mediapipe.palm_training import palm_targets
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_palm_targets_match_the_pretrained_boxes_for_annotated_and_predicted_key
     """Annotated keypoints and the landmark network's own differ in palm extent by ~1.3x; the
     target box of each convention must be the box the pre-trained detector draws, or fine-tuning
     teaches the anchors that find a hand that they are background."""
-    from hand_pose_refiner.models.mediapipe.training import (
+    from hand_pose_refiner.models.mediapipe.palm_training import (
         ANNOTATED_PALM_BOX_SCALE,
         PREDICTED_PALM_BOX_SCALE,
     )
@@ -159,7 +159,7 @@ def test_anchors_that_already_find_the_palm_are_never_background(shared_data):
     import torch
 
     from hand_pose_refiner.models.mediapipe.anchors import decode_boxes, scores_from_logits
-    from hand_pose_refiner.models.mediapipe.training import (
+    from hand_pose_refiner.models.mediapipe.palm_training import (
         PREDICTED_PALM_BOX_SCALE,
         _assign,
         _detector_sample,

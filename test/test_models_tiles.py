@@ -14,7 +14,7 @@ from hand_pose_refiner.models.base import FineTuneConfig
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector
 from hand_pose_refiner.models.mediapipe.detector import _inside_tile
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE
-from hand_pose_refiner.models.mediapipe.training import _detector_sample
+from hand_pose_refiner.models.mediapipe.palm_training import _detector_sample
 from hand_pose_refiner.refinement.cache import model_key
 
 
@@ -113,7 +113,7 @@ def test_a_tiled_detector_trains_on_whole_frames_unless_tile_samples_is_set(shar
                                                                             tmp_path, tile_samples):
     """Tiles are for finding small hands; training on them taught the gloves the pseudo-labels
     missed as background (see FineTuneConfig.tile_samples), so by default samples are whole frames."""
-    from hand_pose_refiner.models.mediapipe import training
+    from hand_pose_refiner.models.mediapipe import palm_training as training
 
     labelled = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")[2]
     image = cv2.imread(str(labelled.path))

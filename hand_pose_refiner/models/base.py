@@ -88,6 +88,16 @@ class FineTuneConfig:
     tile_samples: bool = False
 
 
+def split_dataset(dataset: Sequence[CocoImage], config: FineTuneConfig,
+                  val_dataset: Sequence[CocoImage] | None) -> tuple[list[CocoImage], list[CocoImage]]:
+    """Train and held-out images: the given validation set, or a seeded share of ``dataset``."""
+    if val_dataset is not None:
+        return list(dataset), list(val_dataset)
+    order = np.random.default_rng(config.seed).permutation(len(dataset))
+    count = max(1, round(len(dataset) * config.val_fraction)) if len(dataset) > 1 else 0
+    return [dataset[i] for i in order[count:]], [dataset[i] for i in order[:count]]
+
+
 @dataclass
 class EpochResult:
     """Training loss and held-out metrics after one epoch."""

@@ -1,14 +1,15 @@
 """Data-parallel fine-tuning with PyTorch's own distributed package (torchrun, DDP).
 
-``torchrun`` starts one process per device (``--nproc-per-node``, and across nodes with its
-usual ``--nnodes``/``--node-rank``/``--master-addr`` flags) and sets ``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``; :func:`init_from_env` joins them into a process group (gloo on CPU, NCCL on
-GPU). The training loops (``models/mediapipe/training.py``) then ask :func:`current` whether
-they run data-parallel. Every rank draws the *same* global batch (same seed, same augmentation
-stream) and trains on its slice of it; DistributedDataParallel averages the gradients, and each
-rank's loss is weighted by its share of the batch, so a step equals the one-process step on the
-whole batch (exactly for per-sample mean losses; the keypoint loss, normalised by the count of
-labelled keypoints in the batch, within float noise). Checkpoints are written by rank 0 only.
+``torchrun`` starts one process per device (``--nproc-per-node``, and across nodes with its usual
+``--nnodes``/``--node-rank``/``--master-addr`` flags) and sets ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``; :func:`init_from_env` joins them into a process group (gloo on CPU, NCCL on GPU).
+The training loops (``models/mediapipe/landmark_training.py``, ``palm_training.py``) then ask
+:func:`current` whether they run data-parallel. Every rank draws the *same* global batch (same seed,
+same augmentation stream) and trains on its slice of it; DistributedDataParallel averages the
+gradients, and each rank's loss is weighted by its share of the batch, so a step equals the
+one-process step on the whole batch (exactly for per-sample mean losses; the keypoint loss,
+normalised by the count of labelled keypoints in the batch, within float noise). Checkpoints are
+written by rank 0 only.
 """
 
 from __future__ import annotations

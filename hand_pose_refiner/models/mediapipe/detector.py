@@ -29,7 +29,7 @@ from hand_pose_refiner.models.mediapipe.anchors import (
 )
 from hand_pose_refiner.models.mediapipe.geometry import FloatArray, crop, letterbox_roi, search_rois
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, KEPT_HEADS, PalmDetectorNet
-from hand_pose_refiner.models.mediapipe.training import fine_tune_detector
+from hand_pose_refiner.models.mediapipe.palm_training import fine_tune_detector
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights, tensor_names
 
 NETWORK = "palm_detection_full"

@@ -29,7 +29,7 @@ from hand_pose_refiner.models.mediapipe.geometry import (
     search_rois,
 )
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
-from hand_pose_refiner.models.mediapipe.training import fine_tune_estimator
+from hand_pose_refiner.models.mediapipe.landmark_training import fine_tune_estimator
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
 from hand_pose_refiner.skeleton import Handedness
 

@@ -30,8 +30,7 @@ from hand_pose_refiner.coco import CocoImage, build_coco
 from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import detection_precision_recall, epe, pck
-from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport
-from hand_pose_refiner.models.mediapipe.training import split_dataset
+from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport, split_dataset
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
 from hand_pose_refiner.models.mmlab.runtime import KINDS, scope
 
