@@ -27,7 +27,7 @@ COMMAND = ".venv/bin/python scripts/gen_parameters_doc.py"
 
 HEADER = f"""# Parameters
 
-Every key of the one configuration schema (`hand_pose_refiner/config.py`), as the ROS parameter
+Every key of the one configuration schema (`hand_pose_refiner/config_sections.py`), as the ROS parameter
 `section.key` of every node and as the key of a config file (`config/assembly.yaml` holds the
 defaults). A value outside its bounds is refused on load, naming the file, the key and the value.
 `hand-pose-refiner config show` prints the effective values of a file; `config check --config FILE`
