@@ -29,9 +29,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.assembly import Assembly
-from hand_pose_refiner.refinement.distributed import ClusterOptions, require_ray
+from hand_pose_refiner.refinement.distributed import ClusterSettings, require_ray
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.refinement.shards import plan_shards
 from hand_pose_refiner.refinement.stages import run_shard
 
@@ -57,7 +57,7 @@ def main() -> None:
     config = Config()
     models = create_backend(ModelsConfig(device="cpu"))
     work = Path(tempfile.mkdtemp(prefix="bench_cluster_"))
-    base = ReplayOptions(progress=False, segment_frames=FRAMES)
+    base = ReplaySettings(progress=False, segment_frames=FRAMES)
     print(f"{len(inputs)} recordings x {FRAMES} frames = {frames} frames, 640x360, CPU, 1 torch thread "
           f"per worker")
     try:
@@ -66,7 +66,7 @@ def main() -> None:
                   "cached": timed(inputs, work / "single", config, models, replace(base, cache_dir=cache))}
         results = {}
         for workers in (1, 2):
-            cluster = ClusterOptions("local", cpus_per_task=1, local_cpus=workers)
+            cluster = ClusterSettings("local", cpus_per_task=1, local_cpus=workers)
             ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR")
             try:

@@ -115,12 +115,12 @@ def bench_training(name: str, detector: HandDetector, estimator: PoseEstimator) 
     import math
 
     from hand_pose_refiner.coco import load_coco
-    from hand_pose_refiner.models.base import FineTuneConfig
+    from hand_pose_refiner.models.base import FineTuneSettings
 
     images = load_coco(DATA / "labelled_hands" / "onehand10k" / "test_onehand10k.json")
     hands = sum(len(item.hands) for item in images)
     for model, batch, samples in ((detector, 2, len(images)), (estimator, 4, hands)):
-        config = FineTuneConfig(epochs=1, batch_size=batch, learning_rate=1e-4, freeze_backbone=False)
+        config = FineTuneSettings(epochs=1, batch_size=batch, learning_rate=1e-4, freeze_backbone=False)
         seconds, _ = timed(lambda model=model, config=config: model.fine_tune(images, config, val_dataset=[]))
         iterations = math.ceil(samples / batch)
         print(f"  training {name} {model.name}: {seconds / iterations:.2f} s per iteration "

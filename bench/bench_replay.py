@@ -21,7 +21,7 @@ import torch
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bare_hand_clips"
 
@@ -35,7 +35,7 @@ def main() -> None:
     inputs = [InputSpec(path) for path in sorted(args.clips.glob("*.webm"))]
     detector, estimator = create_backend(ModelsConfig(device="cpu"))
     with tempfile.TemporaryDirectory() as folder:
-        options = ReplayOptions(cache_dir=Path(folder) / "cache", progress=False)
+        options = ReplaySettings(cache_dir=Path(folder) / "cache", progress=False)
         for label in ("with model inference", "with cached predictions"):
             summary = replay(inputs, Path(folder) / label.replace(" ", "_"), Config(), detector, estimator,
                              options)

@@ -24,8 +24,8 @@ import torch
 
 from hand_pose_refiner.config import load_config
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
-from hand_pose_refiner.refinement.replay import ReplayOptions
+from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineSettings
+from hand_pose_refiner.refinement.replay import ReplaySettings
 from hand_pose_refiner.refinement.report import write_report
 from hand_pose_refiner.refinement.run_state import (
     AnchorLabelsResult,
@@ -65,7 +65,7 @@ def main() -> None:
                                                for n in (2, 3, 5, 8))
     labelled = (LabelledSet(args.data / "labelled_hands/onehand10k/test_onehand10k.json"),
                 LabelledSet(args.data / "labelled_hands/rhd/test_rhd.json", tip_first=True))
-    options = RefineOptions(targets=targets, checks=checks, labelled=labelled, anchors=anchors,
+    options = RefineSettings(targets=targets, checks=checks, labelled=labelled, anchors=anchors,
                             iterations=args.iterations, epochs=args.epochs, patience=args.patience,
                             detector_epochs=args.detector_epochs,
                             detector_learning_rate=args.detector_learning_rate,
@@ -88,7 +88,7 @@ def main() -> None:
         else:
             print(f"[{elapsed:6.0f} s] {name}: {result.train_hands} hands", flush=True)
 
-    replay_options = ReplayOptions(progress=False)
+    replay_options = ReplaySettings(progress=False)
     state = Refinement(args.out, options, config, replay_options, on_step=show).run()
     report = write_report(args.out, grid_frames=None)
     print(f"best iteration {state.best_iteration}: {state.stopped_because}; report {report}; "

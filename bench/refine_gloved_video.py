@@ -42,8 +42,8 @@ from hand_pose_refiner.gloving import finds_reference_hand, keypoint_boxes
 from hand_pose_refiner.metrics import epe, pck
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions, round_weights
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineSettings, round_weights
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_CLIPS = Path.home() / ".cache" / "hand_pose_refiner" / "gloved_clips"
@@ -181,7 +181,7 @@ def evaluate_held_out(run_dir: Path, k: int, held_out: tuple[InputSpec, ...], co
     models = replace(base, detector_checkpoint=str(detector_path or base.detector_checkpoint),
                      pose_checkpoint=str(estimator_path or base.pose_checkpoint))
     detector, estimator = create_backend(models)
-    options = ReplayOptions(cache_dir=run_dir / "held_out_cache", overwrite=True, progress=False)
+    options = ReplaySettings(cache_dir=run_dir / "held_out_cache", overwrite=True, progress=False)
     folder = run_dir / f"iter{k}" / "held_out"
     replay(held_out, folder, with_temporal_filter(config, True), detector, estimator, options)
     result: dict[str, Any] = score_replay(folder, references)
@@ -202,7 +202,7 @@ def run_one(name: str, args: argparse.Namespace, temporal: bool, references: dic
                     for clip in args.targets)
     labelled = (LabelledSet(args.data / "labelled_hands/onehand10k/test_onehand10k.json"),
                 LabelledSet(args.data / "labelled_hands/rhd/test_rhd.json", tip_first=True))
-    options = RefineOptions(targets=targets, anchors=anchors, labelled=labelled,
+    options = RefineSettings(targets=targets, anchors=anchors, labelled=labelled,
                             iterations=args.iterations, patience=args.iterations, epochs=args.epochs,
                             detector_epochs=args.detector_epochs,
                             max_train_images_per_input=args.max_train_images, anchor_ratio=args.anchor_ratio)
@@ -218,7 +218,7 @@ def run_one(name: str, args: argparse.Namespace, temporal: bool, references: dic
             print(f"  [{name} {time.perf_counter() - started:6.0f} s] round {k} held-out: " + fmt(figures),
                   flush=True)
 
-    refinement = Refinement(run_dir, options, config, ReplayOptions(progress=False), on_step=on_step)
+    refinement = Refinement(run_dir, options, config, ReplaySettings(progress=False), on_step=on_step)
     refinement.run()
     for k in range(args.iterations + 1):
         if (run_dir / f"iter{k}" / "eval").is_dir() and not (run_dir / f"iter{k}" / "held_out").is_dir():

@@ -16,7 +16,7 @@ import torch
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.models.base import FineTuneConfig
+from hand_pose_refiner.models.base import FineTuneSettings
 from hand_pose_refiner.models.distributed import init_from_env, leave
 
 EPOCHS = 3
@@ -28,7 +28,7 @@ def main(coco: Path, out: Path) -> None:
     parallel = init_from_env("cpu")
     detector, estimator = create_backend(ModelsConfig(device="cpu"))
     images = load_coco(coco)
-    config = FineTuneConfig(epochs=EPOCHS, batch_size=GLOBAL_BATCH, learning_rate=5e-4, seed=3,
+    config = FineTuneSettings(epochs=EPOCHS, batch_size=GLOBAL_BATCH, learning_rate=5e-4, seed=3,
                             samples_per_image=5, checkpoint_dir=out / "checkpoints")
     reports = {"estimator": estimator.fine_tune(images, config, val_dataset=images[:1]),
                "detector": detector.fine_tune(images, config, val_dataset=images[:1])}

@@ -23,7 +23,7 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import BadFrameError
 from hand_pose_refiner.images import ENCODINGS, encode_compressed, jpeg_is_truncated
 from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, message_rgb, read_frames
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.ros.bags import COMPRESSED_IMAGE, IMAGE, BagWriter, rosbags_message_types, typestore
 from hand_pose_refiner.ros.conversions import header_message
 
@@ -181,10 +181,10 @@ def test_the_shard_pipeline_skips_alike_in_every_process(tmp_path, frames, model
 
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "truncated image data")
     shard = plan_shards([InputSpec(bag)])[0]
-    result = run_shard(shard, Config(), *models, tmp_path / "cache", ReplayOptions(progress=False))
+    result = run_shard(shard, Config(), *models, tmp_path / "cache", ReplaySettings(progress=False))
     assert result.error is None and [r.index for r in result.frames] == good_indices()
     assert result.skipped_frames == {"truncated image data": 1}
-    again = run_shard(shard, Config(), *models, tmp_path / "cache", ReplayOptions(progress=False))
+    again = run_shard(shard, Config(), *models, tmp_path / "cache", ReplaySettings(progress=False))
     assert again.predictions_cached and again.skipped_frames == {"truncated image data": 1}
 
 
@@ -192,7 +192,7 @@ def test_the_refinement_report_shows_the_skipped_target_frames(tmp_path, frames,
     from hand_pose_refiner.refinement.report import _skipped_html, iteration_rows
 
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "empty image")
-    summary = replay([InputSpec(bag)], tmp_path / "eval", Config(), *models, ReplayOptions(progress=False))
+    summary = replay([InputSpec(bag)], tmp_path / "eval", Config(), *models, ReplaySettings(progress=False))
     state = {"steps": [{"name": "iter0/evaluate", "result": {"targets": summary.as_dict()}}]}
     rows = iteration_rows(state)
     assert rows[0]["skipped_frames"] == {"empty image": 1}
@@ -220,7 +220,7 @@ def test_an_unexpected_error_in_one_input_still_writes_the_others(tmp_path, bare
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "empty image")
     out = tmp_path / "out"
     summary = replay([InputSpec(bare_clip, max_frames=GOOD), InputSpec(bag)], out, Config(),
-                     FailingDetector(detector), estimator, ReplayOptions(progress=False))
+                     FailingDetector(detector), estimator, ReplaySettings(progress=False))
     assert [i.error is None for i in summary.inputs] == [True, False]
     assert "unexpected RuntimeError: a bug in one input" in summary.inputs[1].error
     assert "Traceback" in summary.inputs[1].traceback and "RuntimeError" in summary.inputs[1].traceback

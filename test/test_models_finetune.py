@@ -11,7 +11,7 @@ import torch
 from hand_pose_refiner.coco import load_coco
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry, recolour_skin, skin_mask
-from hand_pose_refiner.models.base import AugmentConfig, FineTuneConfig, split_dataset
+from hand_pose_refiner.models.base import AugmentSettings, FineTuneSettings, split_dataset
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
 from hand_pose_refiner.models.mediapipe.palm_training import palm_targets
 
@@ -33,9 +33,9 @@ def _two_threads():
 
 def test_landmark_fine_tuning_lowers_the_loss_and_keeps_held_out_pck(labelled, tmp_path):
     estimator = MediaPipePoseEstimator(device="cpu")
-    config = FineTuneConfig(epochs=3, batch_size=8, samples_per_image=4, seed=1,
+    config = FineTuneSettings(epochs=3, batch_size=8, samples_per_image=4, seed=1,
                             checkpoint_dir=tmp_path,
-                            augment=AugmentConfig(glove_probability=0.3))
+                            augment=AugmentSettings(glove_probability=0.3))
     report = estimator.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
     assert report.train_images == 5 and report.val_images == 2
     final = report.epochs[-1].metrics
@@ -53,7 +53,7 @@ def test_landmark_fine_tuning_lowers_the_loss_and_keeps_held_out_pck(labelled, t
 def test_detector_fine_tuning_lowers_the_loss_and_writes_checkpoints(labelled, tmp_path):
     detector = MediaPipeHandDetector(device="cpu")
     before = {name: p.clone() for name, p in detector.net.named_parameters()}
-    config = FineTuneConfig(epochs=2, batch_size=8, samples_per_image=3, seed=0, checkpoint_dir=tmp_path)
+    config = FineTuneSettings(epochs=2, batch_size=8, samples_per_image=3, seed=0, checkpoint_dir=tmp_path)
     report = detector.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
     assert report.epochs[-1].metrics["fit_loss"] < report.initial_loss
     assert report.initial_metrics["detection_rate"] == 1.0  # the pre-trained model finds both
@@ -65,7 +65,7 @@ def test_detector_fine_tuning_lowers_the_loss_and_writes_checkpoints(labelled, t
 
 
 def test_split_is_seeded_and_disjoint(labelled):
-    config = FineTuneConfig(val_fraction=0.3, seed=3)
+    config = FineTuneSettings(val_fraction=0.3, seed=3)
     train, val = split_dataset(labelled, config, None)
     again, _ = split_dataset(labelled, config, None)
     assert [i.image_id for i in train] == [i.image_id for i in again]
@@ -93,10 +93,10 @@ def test_augmentation_changes_appearance_and_recolours_skin(labelled):
     assert mask.mean() > 0.05
     assert np.abs(gloved.astype(int) - image).sum(axis=-1)[mask].mean() > 20
     assert np.array_equal(gloved[~mask & ~_dilate(mask)], image[~mask & ~_dilate(mask)])
-    config = AugmentConfig(colour_probability=1.0, blur_probability=1.0)
+    config = AugmentSettings(colour_probability=1.0, blur_probability=1.0)
     changed = change_appearance(image, rng, config)
     assert changed.shape == image.shape and changed.dtype == np.uint8 and not np.array_equal(changed, image)
-    geometry = draw_geometry(np.random.default_rng(5), AugmentConfig())
+    geometry = draw_geometry(np.random.default_rng(5), AugmentSettings())
     assert 0.75 <= geometry.scale <= 1.3 and abs(geometry.rotation) <= math.radians(30)
 
 
@@ -170,7 +170,7 @@ def test_anchors_that_already_find_the_palm_are_never_background(shared_data):
     frames = _clip_frames(shared_data / "bare_hand_clips" / "hands2.webm", step=12, count=10)
     checked = 0
     for frame, hands in zip(frames, estimator.estimate(frames, detector.detect(frames)), strict=True):
-        patch, points = _detector_sample(frame, hands.keypoints, None, FineTuneConfig())
+        patch, points = _detector_sample(frame, hands.keypoints, None, FineTuneSettings())
         inputs = torch.from_numpy(patch[None]).permute(0, 3, 1, 2).float() / 255
         with torch.inference_mode():
             regressions, logits = detector.net(inputs)
@@ -198,9 +198,9 @@ def test_kept_heads_keep_what_the_detector_found_before_fine_tuning(labelled, tm
         assert len(found) == len(again) and np.allclose(found.boxes, again.boxes, atol=1e-3)
 
     with pytest.raises(ModelError, match="freeze_backbone"):
-        detector.fine_tune(labelled[:5], FineTuneConfig(epochs=1, freeze_backbone=False, keep_initial=True))
+        detector.fine_tune(labelled[:5], FineTuneSettings(epochs=1, freeze_backbone=False, keep_initial=True))
     initial = {name: p.clone() for name, p in detector.net.kept_heads.named_parameters()}
-    config = FineTuneConfig(epochs=1, batch_size=8, samples_per_image=2, seed=0, keep_initial=True,
+    config = FineTuneSettings(epochs=1, batch_size=8, samples_per_image=2, seed=0, keep_initial=True,
                             learning_rate=1e-3)
     detector.fine_tune(labelled[:5], config, val_dataset=labelled[5:])
     assert all(torch.equal(p, initial[name]) for name, p in detector.net.kept_heads.named_parameters())

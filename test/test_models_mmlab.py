@@ -23,7 +23,7 @@ from hand_pose_refiner.errors import ConfigError, WeightsError
 from hand_pose_refiner.hands import Detections
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.models.base import FineTuneConfig
+from hand_pose_refiner.models.base import FineTuneSettings
 from hand_pose_refiner.refinement.replay import ANNOTATIONS
 
 pytestmark = pytest.mark.mmlab
@@ -57,7 +57,7 @@ def trained(replayed, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("mmlab")
     train, val = replayed[:4], replayed[4:6]
-    config = FineTuneConfig(epochs=1, batch_size=2, learning_rate=1e-3, freeze_backbone=False, seed=0,
+    config = FineTuneSettings(epochs=1, batch_size=2, learning_rate=1e-3, freeze_backbone=False, seed=0,
                             checkpoint_dir=folder)
     detector = MMLabHandDetector(config="small", device="cpu", score_threshold=0.0)
     pose = MMLabPoseEstimator(config="small", device="cpu")
@@ -163,8 +163,8 @@ def test_refine_fine_tunes_both_mmlab_models_on_its_pseudo_labels(trained, repla
 
     from hand_pose_refiner.config import load_config
     from hand_pose_refiner.refinement.inputs import InputSpec
-    from hand_pose_refiner.refinement.refine import Refinement, RefineOptions, Thresholds
-    from hand_pose_refiner.refinement.replay import ReplayOptions
+    from hand_pose_refiner.refinement.refine import Refinement, RefineSettings, Thresholds
+    from hand_pose_refiner.refinement.replay import ReplaySettings
 
     stills = tmp_path / "stills"
     stills.mkdir()
@@ -176,10 +176,10 @@ def test_refine_fine_tunes_both_mmlab_models_on_its_pseudo_labels(trained, repla
     config_text = yaml.safe_load(config.read_text())
     config_text["spatial_filter"] = {"rules": ["hand_score", "max_hands"]}
     config.write_text(yaml.safe_dump(config_text))
-    options = RefineOptions(targets=(InputSpec(stills, stills=True),), iterations=1, epochs=1, batch_size=2,
+    options = RefineSettings(targets=(InputSpec(stills, stills=True),), iterations=1, epochs=1, batch_size=2,
                             samples_per_image=1, learning_rate=1e-3, freeze_backbone=False,
                             schedule=(Thresholds(0.0, 0.0, 0.0, 0.0, 2, 100.0, 180.0),))
-    state = Refinement(tmp_path / "run", options, load_config(config), ReplayOptions(progress=False)).run()
+    state = Refinement(tmp_path / "run", options, load_config(config), ReplaySettings(progress=False)).run()
     results = {step["name"]: step["result"] for step in state.to_json()["steps"]}
     assert results["iter1/pseudo_labels"]["accepted_hands"] > 0
     for which in ("detector", "estimator"):

@@ -10,7 +10,7 @@ from hand_pose_refiner.coco import CocoImage, load_coco
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.models.base import FineTuneConfig
+from hand_pose_refiner.models.base import FineTuneSettings
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector
 from hand_pose_refiner.models.mediapipe.detector import _inside_tile
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE
@@ -80,7 +80,7 @@ def test_training_samples_are_drawn_from_the_views_and_leave_cut_hands_unlabelle
     hands[0] = np.linspace((200, 200), (320, 320), 21)  # in the top-left tiles only
     hands[1] = np.linspace((1400, 700), (1700, 1000), 21)
     views = MediaPipeHandDetector(device="cpu", tile_size=0.5).rois(1920, 1080)
-    config = FineTuneConfig()
+    config = FineTuneSettings()
     rng = np.random.default_rng(5)
     seen_tile, seen_cut = False, False
     for _ in range(60):
@@ -112,7 +112,7 @@ def test_the_tile_size_is_part_of_the_prediction_cache_key():
 def test_a_tiled_detector_trains_on_whole_frames_unless_tile_samples_is_set(shared_data, monkeypatch,
                                                                             tmp_path, tile_samples):
     """Tiles are for finding small hands; training on them taught the gloves the pseudo-labels
-    missed as background (see FineTuneConfig.tile_samples), so by default samples are whole frames."""
+    missed as background (see FineTuneSettings.tile_samples), so by default samples are whole frames."""
     from hand_pose_refiner.models.mediapipe import palm_training as training
 
     labelled = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")[2]
@@ -131,7 +131,7 @@ def test_a_tiled_detector_trains_on_whole_frames_unless_tile_samples_is_set(shar
         return draw(image, hands, rng, config, views)
 
     monkeypatch.setattr(training, "_detector_sample", recording)
-    config = FineTuneConfig(epochs=1, batch_size=4, samples_per_image=4, tile_samples=tile_samples)
+    config = FineTuneSettings(epochs=1, batch_size=4, samples_per_image=4, tile_samples=tile_samples)
     detector.fine_tune([item], config, val_dataset=[item])
     tiles = len(detector.rois(1920, 1080))
     assert views_seen == [tiles if tile_samples else 0] * 4

@@ -18,7 +18,7 @@ from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.cache import FrameStore
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 
 WIDTH, HEIGHT = 200, 150
 OBJECT_PATCH = np.random.default_rng(0).integers(0, 200, size=(50, 50, 3), dtype=np.uint8)
@@ -187,7 +187,7 @@ def test_a_cached_still_that_cannot_be_read_back_fails_its_folder_by_name_not_th
         folders.append(InputSpec(folder, stills=True))
     config = Config()
     models = create_backend(config.models)
-    options = ReplayOptions(cache_dir=tmp_path / "cache", progress=False)
+    options = ReplaySettings(cache_dir=tmp_path / "cache", progress=False)
     replay(folders, tmp_path / "first", config, *models, options)
     broken = sorted(FrameStore(tmp_path / "cache", folders[0]).folder.glob("*.jpg"))[1]
     broken.write_bytes(b"not a jpeg")  # the models' predictions stay cached: only the filter reads it
@@ -204,7 +204,7 @@ def test_the_block_tray_of_the_top_view_is_dropped_on_the_real_frames(shared_dat
     folder = shared_data / GLOVED / "top_view" / "gloved"
     config = Config()
     detector, estimator = create_backend(config.models)
-    options = ReplayOptions(cache_dir=tmp_path / "cache", progress=False)
+    options = ReplaySettings(cache_dir=tmp_path / "cache", progress=False)
     spec = (InputSpec(folder, stills=True),)
     without = replace(config, recurring_objects=RecurringObjectsConfig(enabled=False))
     off = replay(spec, tmp_path / "off", without, detector, estimator, options)

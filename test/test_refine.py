@@ -163,9 +163,9 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_result(tiny
 
 def test_a_run_folder_of_another_format_or_other_options_is_refused(tmp_path):
     from hand_pose_refiner.config import load_config
-    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
+    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineSettings
 
-    options = RefineOptions(targets=(InputSpec(REPO),))
+    options = RefineSettings(targets=(InputSpec(REPO),))
     identity = options.identity()
     assert "iterations" not in identity  # a run may be resumed with more rounds
     assert identity["search_rounds"] == 0 and identity["anchors"] == [] and identity["detector_epochs"] == 12
@@ -184,9 +184,9 @@ def test_a_run_folder_of_another_format_or_other_options_is_refused(tmp_path):
 
 def test_a_round_starts_from_the_best_round_before_it_not_from_a_failed_one(tmp_path):
     from hand_pose_refiner.config import load_config
-    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
+    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineSettings
 
-    options = RefineOptions(targets=(InputSpec(REPO),), iterations=4, patience=3, max_pck_drop=0.02)
+    options = RefineSettings(targets=(InputSpec(REPO),), iterations=4, patience=3, max_pck_drop=0.02)
 
     def evaluated(measure, pck):
         return {"measure": measure, "pck": {"pck": pck}}
@@ -207,7 +207,7 @@ def test_a_round_starts_from_the_best_round_before_it_not_from_a_failed_one(tmp_
     assert refinement.best_iteration() == 1
     assert refinement.acceptable(3) and refinement.regression(2).startswith("PCK")
     # by default PCK may not fall at all: round 3's 0.99 is rejected too
-    strict = replace(options, max_pck_drop=RefineOptions.max_pck_drop)
+    strict = replace(options, max_pck_drop=RefineSettings.max_pck_drop)
     assert strict.max_pck_drop == 0.0
     state["options"] = strict.identity()
     (run / "state.json").write_text(json.dumps(state))
@@ -219,7 +219,7 @@ def test_a_round_starts_from_the_best_round_before_it_not_from_a_failed_one(tmp_
 def test_the_pose_estimator_starts_from_the_initial_weights_and_the_detector_from_the_pseudo_labels_models(
         tmp_path):
     from hand_pose_refiner.config import load_config
-    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineOptions
+    from hand_pose_refiner.refinement.refine import STATE_FORMAT, Refinement, RefineSettings
 
     def run_folder(name, options):
         steps = [("iter0/evaluate", {"measure": 0.1}), ("iter1/pseudo_labels", {"models_from": 0}),
@@ -231,7 +231,7 @@ def test_the_pose_estimator_starts_from_the_initial_weights_and_the_detector_fro
         (run / "state.json").write_text(json.dumps(state))
         return Refinement(run, options, load_config(None))
 
-    options = RefineOptions(targets=(InputSpec(REPO),), iterations=3)
+    options = RefineSettings(targets=(InputSpec(REPO),), iterations=3)
     assert options.pose_from_initial
     fresh = run_folder("fresh", options)
     assert [fresh.weights_from(k, "detector") for k in (1, 2)] == [0, 1]
@@ -241,9 +241,9 @@ def test_the_pose_estimator_starts_from_the_initial_weights_and_the_detector_fro
 
 
 def test_the_pose_estimator_keeps_its_last_epoch_that_keeps_pck():
-    from hand_pose_refiner.refinement.refine import RefineOptions, last_epoch_keeping
+    from hand_pose_refiner.refinement.refine import RefineSettings, last_epoch_keeping
 
-    assert RefineOptions(targets=(InputSpec(REPO),)).keep_pck_epoch
+    assert RefineSettings(targets=(InputSpec(REPO),)).keep_pck_epoch
     assert last_epoch_keeping([1.0, 1.0], 1.0) == 2
     assert last_epoch_keeping([1.0, 0.992], 1.0) == 1  # the second epoch lost a keypoint
     assert last_epoch_keeping([0.99, 1.0, 0.98], 1.0) == 2

@@ -16,7 +16,7 @@ from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.refinement.cli import recipe_config
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.recipe import refine_options
-from hand_pose_refiner.refinement.refine import LabelledSet, RefineOptions
+from hand_pose_refiner.refinement.refine import LabelledSet, RefineSettings
 
 DATA = "../shared/data"
 # The main job as the 719-character command of before (run from the repository root).
@@ -31,12 +31,12 @@ FLAG_COMMAND = (
 FILE_COMMAND = "refine --config config/refine_glovebox.yaml --out runs/gloved"
 
 
-def recipe_of(command: str) -> tuple[Config, RefineOptions]:
+def recipe_of(command: str) -> tuple[Config, RefineSettings]:
     config = recipe_config(build_parser().parse_args(shlex.split(command)))
     return config, refine_options(config.refinement)
 
 
-def options_the_flags_made_before() -> RefineOptions:
+def options_the_flags_made_before() -> RefineSettings:
     """What the flag command built before the recipe was a config section: every input with the
     command line's reading settings, and the command line's defaults for every other option."""
 
@@ -44,7 +44,7 @@ def options_the_flags_made_before() -> RefineOptions:
         return tuple(InputSpec(Path(p), None, 10.0, Path(p).is_dir(), 1, None) for p in paths)
 
     clips = f"{DATA}/bare_hand_clips"
-    return RefineOptions(
+    return RefineSettings(
         targets=specs(*(f"{DATA}/hags_gloved_assembly/{view}/gloved" for view in ("side_view", "top_view"))),
         checks=specs(f"{clips}/hands1.webm", f"{clips}/hands4.webm"),
         anchors=specs(*(f"{clips}/hands{n}.webm" for n in (2, 3, 5, 8))), anchor_ratio=3.0,

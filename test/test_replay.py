@@ -13,7 +13,7 @@ from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.ros.bags import HAND_POSE_ARRAY, BagWriter, read_messages
 
 FRAMES = 10
@@ -46,7 +46,7 @@ def load_lines(out):
 def test_bag_replay_writes_a_coco_dataset_pycocotools_loads(tmp_path, clip_frames, models, storage):
     bag = write_bag(tmp_path / "recording", clip_frames, storage)
     out = tmp_path / "replay"
-    summary = replay([InputSpec(bag)], out, Config(), *models, ReplayOptions(write_bag=True, progress=False))
+    summary = replay([InputSpec(bag)], out, Config(), *models, ReplaySettings(write_bag=True, progress=False))
     assert not summary.failed
     coco = COCO(str(out / "annotations.json"))
     assert len(coco.getImgIds()) == FRAMES
@@ -92,7 +92,7 @@ def test_image_folder_replay_stamps_frames_at_the_given_rate(tmp_path, clip_fram
     for frame in clip_frames[:6]:
         cv2.imwrite(str(folder / f"frame{frame.index}.png"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
     out = tmp_path / "replay"
-    summary = replay([InputSpec(folder, fps=5.0)], out, Config(), *models, ReplayOptions(progress=False))
+    summary = replay([InputSpec(folder, fps=5.0)], out, Config(), *models, ReplaySettings(progress=False))
     coco = COCO(str(out / "annotations.json"))
     assert len(coco.getImgIds()) == 6 and len(coco.getAnnIds()) == summary.total("accepted_hands") > 0
     assert [line["stamp_ns"] for line in load_lines(out)] == [200_000_000 * k for k in range(1, 7)]

@@ -14,7 +14,7 @@ from support import REPO
 from hand_pose_refiner.config import load_config
 from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineOptions
+from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineSettings
 from hand_pose_refiner.refinement.rounds import RoundPolicy
 from hand_pose_refiner.refinement.run_state import (
     STATE_FILE,
@@ -31,14 +31,14 @@ from hand_pose_refiner.refinement.run_state import (
 FIXTURE = REPO / "test" / "data" / "refine_state_format4.json"
 
 
-def fixture_options() -> RefineOptions:
+def fixture_options() -> RefineSettings:
     """The options the fixture's run was made with."""
 
     def stills(name: str) -> tuple[InputSpec, ...]:
         return (InputSpec(Path(f"/data/cell/{name}"), stills=True),)
 
     labelled = LabelledSet(Path("/data/shared/labelled_hands/onehand10k/test_onehand10k.json"))
-    return RefineOptions(targets=stills("stills"), checks=stills("check"), anchors=stills("anchor"),
+    return RefineSettings(targets=stills("stills"), checks=stills("check"), anchors=stills("anchor"),
                          labelled=(labelled,), iterations=2, epochs=1, detector_epochs=1, batch_size=4,
                          samples_per_image=1, patience=2)
 

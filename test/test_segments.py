@@ -9,7 +9,7 @@ import pytest
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec, count_frames, read_frames
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.refinement.shards import plan_shards
 
 FRAMES = 96
@@ -49,7 +49,7 @@ def test_a_cut_recording_gives_the_same_filtered_poses_as_one_pass(shared_data, 
     def run(name, **options):
         out = tmp_path / name
         summary = replay([spec], out, Config(), *models,
-                         ReplayOptions(cache_dir=cache, progress=False, **options))
+                         ReplaySettings(cache_dir=cache, progress=False, **options))
         assert not summary.failed
         return out, summary
 

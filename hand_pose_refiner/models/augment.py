@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from hand_pose_refiner.models.base import AugmentConfig
+from hand_pose_refiner.models.base import AugmentSettings
 
 # Glove colours (RGB) seen in glovebox and lab work: white, off-white, nitrile blue, black, green.
 GLOVE_COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -33,7 +33,7 @@ class Geometry:
     shift: tuple[float, float]  # fraction of the crop size
 
 
-def draw_geometry(rng: np.random.Generator, config: AugmentConfig, max_shift: float = 0.05) -> Geometry:
+def draw_geometry(rng: np.random.Generator, config: AugmentSettings, max_shift: float = 0.05) -> Geometry:
     low, high = config.scale_range
     return Geometry(
         scale=float(math.exp(rng.uniform(math.log(low), math.log(high)))),
@@ -65,7 +65,7 @@ def recolour_skin(image: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt
 
 
 def jitter_colour(image: npt.NDArray[np.uint8], rng: np.random.Generator,
-                  config: AugmentConfig) -> npt.NDArray[np.uint8]:
+                  config: AugmentSettings) -> npt.NDArray[np.uint8]:
     """Random brightness, contrast, saturation and hue."""
     hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-config.hue_deg, config.hue_deg) / 2) % 180
@@ -78,7 +78,7 @@ def jitter_colour(image: npt.NDArray[np.uint8], rng: np.random.Generator,
 
 
 def change_appearance(image: npt.NDArray[np.uint8], rng: np.random.Generator,
-                      config: AugmentConfig) -> npt.NDArray[np.uint8]:
+                      config: AugmentSettings) -> npt.NDArray[np.uint8]:
     """Glove recolouring, colour jitter and blur, each with its configured probability."""
     if rng.random() < config.glove_probability:
         image = recolour_skin(image, rng)

@@ -42,7 +42,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentSettings:
     """Random image changes applied to training samples (each a probability or a range)."""
 
     scale_range: tuple[float, float] = (0.75, 1.3)
@@ -59,7 +59,7 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class FineTuneConfig:
+class FineTuneSettings:
     """How to fine-tune one network (CPU-sized defaults)."""
 
     epochs: int = 5
@@ -73,7 +73,7 @@ class FineTuneConfig:
     val_fraction: float = 0.2
     samples_per_image: int = 1
     checkpoint_dir: Path | None = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
     pck_alpha: float = 0.2
     # The training keypoints are a pose model's own predictions (self-training pseudo-labels),
     # not human annotations: backends whose targets depend on the labelling convention adjust.
@@ -88,7 +88,7 @@ class FineTuneConfig:
     tile_samples: bool = False
 
 
-def split_dataset(dataset: Sequence[CocoImage], config: FineTuneConfig,
+def split_dataset(dataset: Sequence[CocoImage], config: FineTuneSettings,
                   val_dataset: Sequence[CocoImage] | None) -> tuple[list[CocoImage], list[CocoImage]]:
     """Train and held-out images: the given validation set, or a seeded share of ``dataset``."""
     if val_dataset is not None:
@@ -133,7 +133,7 @@ class HandDetector(ABC):
         """Detections for each RGB uint8 image ``(h, w, 3)`` of the batch."""
 
     @abstractmethod
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
         """Retrain on labelled images (hands with keypoints); held-out split for evaluation."""
 
@@ -165,7 +165,7 @@ class PoseEstimator(ABC):
         raise NotImplementedError(f"{self.name} cannot follow hands without detections")
 
     @abstractmethod
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
         """Retrain on labelled images; held-out split for evaluation."""
 

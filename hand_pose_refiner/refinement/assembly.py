@@ -19,14 +19,14 @@ from hand_pose_refiner.atomic import atomic_write_bytes, atomic_write_json, comm
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.refinement.export import Collected, collect, write_outputs
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay_types import InputResult, ReplayOptions, ReplaySummary, merged_stats
+from hand_pose_refiner.refinement.replay_types import InputResult, ReplaySettings, ReplaySummary, merged_stats
 from hand_pose_refiner.refinement.shards import ShardResult
 from hand_pose_refiner.skeleton import OBSERVED
 
 LOGGER = logging.getLogger("hand_pose_refiner.replay")
 
 
-def check_output(out: Path, options: ReplayOptions) -> None:
+def check_output(out: Path, options: ReplaySettings) -> None:
     if out.exists() and not options.overwrite:
         raise FileExistsError(f"{out} exists already; choose a new output folder (or --overwrite)")
 
@@ -43,7 +43,7 @@ class Assembly:
     where a complete one is expected.
     """
 
-    def __init__(self, out: Path, inputs: Sequence[InputSpec], options: ReplayOptions) -> None:
+    def __init__(self, out: Path, inputs: Sequence[InputSpec], options: ReplaySettings) -> None:
         self.out, self.inputs, self.options = Path(out), list(inputs), options
         self.partial = fresh_partial_dir(self.out)
         (self.partial / "images").mkdir()

@@ -123,19 +123,19 @@ def cluster_options(args: argparse.Namespace) -> Any:
     """The Ray options of the command line (None: this process only)."""
     if args.ray is None:
         return None
-    from hand_pose_refiner.refinement.distributed import ClusterOptions, require_ray
+    from hand_pose_refiner.refinement.distributed import ClusterSettings, require_ray
 
     require_ray()  # before any work: say how to install it
-    return ClusterOptions(args.ray, args.ray_cpus_per_task, args.ray_gpus_per_task, args.ray_retries,
+    return ClusterSettings(args.ray, args.ray_cpus_per_task, args.ray_gpus_per_task, args.ray_retries,
                           args.ray_local_cpus)
 
 
 def replay_options(args: argparse.Namespace, **extra: Any) -> Any:
-    from hand_pose_refiner.refinement.replay import ReplayOptions
+    from hand_pose_refiner.refinement.replay import ReplaySettings
 
     if (args.segment_frames is not None and args.segment_frames < 1) or args.overlap_frames < 0:
         raise ConfigError("--segment-frames must be >= 1 and --overlap-frames >= 0")
-    return ReplayOptions(cache_dir=args.cache_dir, batch_size=args.batch_size, progress=not args.quiet,
+    return ReplaySettings(cache_dir=args.cache_dir, batch_size=args.batch_size, progress=not args.quiet,
                          segment_frames=args.segment_frames, overlap_frames=args.overlap_frames,
                          cluster=cluster_options(args), **extra)
 

@@ -41,7 +41,7 @@ CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
-class ClusterOptions:
+class ClusterSettings:
     """Where and how the shards run.
 
     ``address``: ``local`` starts a Ray instance in this machine for the run (``local_cpus``
@@ -81,7 +81,7 @@ def _probe(address: str) -> None:
                            f"running there, and is the port open?") from exc
 
 
-def connect(options: ClusterOptions) -> bool:
+def connect(options: ClusterSettings) -> bool:
     """Join (or start) the Ray cluster; True when this call did, so the caller shuts it down."""
     ray = require_ray()
     if ray.is_initialized():

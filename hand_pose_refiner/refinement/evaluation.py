@@ -15,7 +15,7 @@ from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import pck
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay import ReplayOptions, ReplaySummary, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, ReplaySummary, replay
 from hand_pose_refiner.refinement.run_state import EvaluateResult, LabelledPck, ReplayRecord
 
 
@@ -53,7 +53,7 @@ def labelled_pck(detector: HandDetector, estimator: PoseEstimator, images: Seque
 
 def evaluate_models(detector: HandDetector, estimator: PoseEstimator, folder: Path, config: Config,
                     targets: Sequence[InputSpec], checks: Sequence[InputSpec], labelled: Sequence[CocoImage],
-                    replay_options: ReplayOptions, pck_alpha: float) -> EvaluateResult:
+                    replay_options: ReplaySettings, pck_alpha: float) -> EvaluateResult:
     """Replay ``targets`` (into ``folder/eval``) and ``checks`` (``folder/eval_checks``) with these
     models at ``config``'s thresholds, and score PCK on ``labelled``; the measure is the targets'
     detection rate."""

@@ -18,7 +18,7 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.models import HandDetector, PoseEstimator, create_backend
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay import ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.refinement.round_models import round_weights
 from hand_pose_refiner.refinement.run_state import read_state
 from hand_pose_refiner.refinement.scoring import VIEWS, Judgements, RoundScore, score_predictions
@@ -71,7 +71,7 @@ def score_setting(config: Config, models: tuple[HandDetector, PoseEstimator], ta
     detector, estimator = models
     out = work / "replay"
     replay(targets, out, config, detector, estimator,
-           ReplayOptions(cache_dir=work / "cache", progress=False, overwrite=True))
+           ReplaySettings(cache_dir=work / "cache", progress=False, overwrite=True))
     return score_predictions(out / "predictions.jsonl", judgements, data)
 
 

@@ -28,7 +28,7 @@ from hand_pose_refiner.refinement.assembly import Assembly, check_output
 from hand_pose_refiner.refinement.cache import model_key
 from hand_pose_refiner.refinement.distributed import connect, require_ray, task_failure
 from hand_pose_refiner.refinement.inputs import InputSpec
-from hand_pose_refiner.refinement.replay_types import DEFAULT_SEGMENT_FRAMES, ReplayOptions, ReplaySummary
+from hand_pose_refiner.refinement.replay_types import DEFAULT_SEGMENT_FRAMES, ReplaySettings, ReplaySummary
 from hand_pose_refiner.refinement.shards import Shard, ShardResult, plan_shards
 from hand_pose_refiner.refinement.stages import run_shard
 
@@ -43,7 +43,7 @@ def _move_models(detector: HandDetector, estimator: PoseEstimator, device: str) 
 
 
 def replay_shard(shard: Shard, config: Config, models: tuple[HandDetector, PoseEstimator], key: str,
-                 options: ReplayOptions, threads: int) -> ShardResult:
+                 options: ReplaySettings, threads: int) -> ShardResult:
     """One shard in a Ray worker: the single-process pipeline, with the frames returned as bytes.
 
     The cache is ``options.cache_dir`` where given (it should then be node-local or shared),
@@ -66,7 +66,7 @@ def replay_shard(shard: Shard, config: Config, models: tuple[HandDetector, PoseE
 
 
 def replay_on_ray(inputs: Sequence[InputSpec], out: Path, config: Config, detector: HandDetector,
-                  estimator: PoseEstimator, options: ReplayOptions) -> ReplaySummary:
+                  estimator: PoseEstimator, options: ReplaySettings) -> ReplaySummary:
     """Replay ``inputs`` into ``out`` on the Ray cluster of ``options.cluster``.
 
     The dataset is the one a single-process replay with the same shards writes (see

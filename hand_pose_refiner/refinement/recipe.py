@@ -1,7 +1,7 @@
-"""The refinement recipe of a config (its ``refinement`` section) as :class:`RefineOptions`.
+"""The refinement recipe of a config (its ``refinement`` section) as :class:`RefineSettings`.
 
 ``refine --config FILE`` and the same recipe given as flags make the same options, so a run
-folder made one way resumes the other way (its state stores :meth:`RefineOptions.identity`).
+folder made one way resumes the other way (its state stores :meth:`RefineSettings.identity`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from hand_pose_refiner.config import REFINEMENT_PATH_KEYS, RefinementConfig
 from hand_pose_refiner.refinement.inputs import InputSpec, half_of
-from hand_pose_refiner.refinement.options import LabelledSet, RefineOptions
 from hand_pose_refiner.refinement.rounds import Thresholds
+from hand_pose_refiner.refinement.settings import LabelledSet, RefineSettings
 
 
 def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],
@@ -27,11 +27,11 @@ def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],
                  for path in paths)
 
 
-def refine_options(recipe: RefinementConfig) -> RefineOptions:
+def refine_options(recipe: RefinementConfig) -> RefineSettings:
     """Everything :class:`~hand_pose_refiner.refinement.refine.Refinement` needs from the recipe."""
     labelled = ([LabelledSet(Path(path)) for path in recipe.labelled]
                 + [LabelledSet(Path(path), tip_first=True) for path in recipe.labelled_tip_first])
-    return RefineOptions(
+    return RefineSettings(
         targets=recipe_inputs(recipe, recipe.targets, split=recipe.split),
         checks=recipe_inputs(recipe, recipe.checks, False),
         anchors=recipe_inputs(recipe, recipe.anchors, False), anchor_ratio=recipe.anchor_ratio,

@@ -12,9 +12,9 @@ Round ``k`` (1..iterations):
 2. ``iter{k}/detector`` and ``iter{k}/estimator``: fine-tune each network on those pseudo-labels
    and the anchor images (CPU-sized: few epochs, small batches, glove-like recolouring among the
    augmentations). With a frozen backbone the detector keeps the heads it started from next to
-   the fine-tuned ones (``FineTuneConfig.keep_initial``): they add hands, the kept ones stay.
+   the fine-tuned ones (``FineTuneSettings.keep_initial``): they add hands, the kept ones stay.
    The detector starts from the models the pseudo-labels came from; the pose estimator starts
-   from the initial weights every round (``RefineOptions.pose_from_initial``): it learns the
+   from the initial weights every round (``RefineSettings.pose_from_initial``): it learns the
    round's better pseudo-labels without carrying the drift of every earlier fine-tuning.
 3. ``iter{k}/evaluate``: replay targets and check recordings with the new models at the
    *reference* thresholds of the configuration (what the live nodes run), and score PCK on the
@@ -63,9 +63,9 @@ from hand_pose_refiner.coco import CocoImage, load_coco
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.models.base import (
-    AugmentConfig,
-    FineTuneConfig,
+    AugmentSettings,
     FineTuneReport,
+    FineTuneSettings,
     HandDetector,
     PoseEstimator,
     SupportsConsistencyCheck,
@@ -74,8 +74,7 @@ from hand_pose_refiner.models.base import (
 from hand_pose_refiner.models.distributed import current
 from hand_pose_refiner.refinement.anchors import write_zoomed_copies
 from hand_pose_refiner.refinement.evaluation import evaluate_models, labelled_pck, replay_record
-from hand_pose_refiner.refinement.options import LabelledSet, RefineOptions
-from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplayOptions, replay
+from hand_pose_refiner.refinement.replay import ANNOTATIONS, ReplaySettings, replay
 from hand_pose_refiner.refinement.round_models import RoundModels, round_weights
 from hand_pose_refiner.refinement.rounds import DEFAULT_SCHEDULE, RoundPolicy, Thresholds, last_epoch_keeping
 from hand_pose_refiner.refinement.run_state import (
@@ -97,6 +96,7 @@ from hand_pose_refiner.refinement.run_state import (
     read_state,
     write_state,
 )
+from hand_pose_refiner.refinement.settings import LabelledSet, RefineSettings
 
 LOGGER = logging.getLogger("hand_pose_refiner.refine")
 STATE = STATE_FILE
@@ -105,7 +105,8 @@ ZOOMED_FOLDER = "anchor_zoomed"
 Result = TypeVar("Result", bound=StepResult)
 
 __all__ = ["ANCHOR_FOLDER", "DEFAULT_SCHEDULE", "STATE", "STATE_FORMAT", "ZOOMED_FOLDER", "LabelledSet",
-           "RefineOptions", "Refinement", "Thresholds", "labelled_pck", "last_epoch_keeping", "round_weights"]
+           "RefineSettings", "Refinement", "Thresholds", "labelled_pck", "last_epoch_keeping",
+           "round_weights"]
 
 
 def _file_hash(path: Path) -> str:
@@ -115,13 +116,13 @@ def _file_hash(path: Path) -> str:
 class Refinement:
     """One run folder: runs the missing steps, in order, recording each one in ``state.json``."""
 
-    def __init__(self, run_dir: Path, options: RefineOptions, config: Config,
-                 replay_options: ReplayOptions | None = None,
+    def __init__(self, run_dir: Path, options: RefineSettings, config: Config,
+                 replay_options: ReplaySettings | None = None,
                  on_step: Callable[[str, StepResult], None] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.options = options
         self.config = config
-        self.replay_options = replace(replay_options or ReplayOptions(), cache_dir=self.run_dir / "cache",
+        self.replay_options = replace(replay_options or ReplaySettings(), cache_dir=self.run_dir / "cache",
                                       overwrite=True, write_bag=False)
         self.on_step = on_step
         self.round_models = RoundModels(self.run_dir, config.models)
@@ -290,11 +291,11 @@ class Refinement:
             options = self.options
             epochs, learning_rate = ((options.detector_epochs, options.detector_learning_rate)
                                      if which == "detector" else (options.epochs, options.learning_rate))
-            config = FineTuneConfig(
+            config = FineTuneSettings(
                 epochs=epochs, learning_rate=learning_rate,
                 batch_size=options.batch_size, freeze_backbone=options.freeze_backbone,
                 seed=options.seed + k, samples_per_image=options.samples_per_image,
-                augment=AugmentConfig(glove_probability=options.glove_probability),
+                augment=AugmentSettings(glove_probability=options.glove_probability),
                 pck_alpha=options.pck_alpha, pseudo_labels=True,
                 keep_initial=options.freeze_backbone)
             labelled = self.labelled

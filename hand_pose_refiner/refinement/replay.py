@@ -1,6 +1,6 @@
 """Replay recordings through the detector, the pose model and the live filter chain, offline.
 
-The public entry of a replay: :func:`replay`, its :class:`ReplayOptions` and the
+The public entry of a replay: :func:`replay`, its :class:`ReplaySettings` and the
 :class:`ReplaySummary` it returns. A replay is a pipeline of stages, each in its own module:
 
 * :mod:`.shards`: the recordings planned into shards (whole, or time segments of long ones)
@@ -45,12 +45,12 @@ from hand_pose_refiner.refinement.cache import model_key
 from hand_pose_refiner.refinement.export import ANNOTATIONS, PREDICTIONS
 from hand_pose_refiner.refinement.inputs import InputSpec
 from hand_pose_refiner.refinement.ray_replay import replay_on_ray
-from hand_pose_refiner.refinement.replay_types import InputResult, ReplayOptions, ReplaySummary
+from hand_pose_refiner.refinement.replay_types import InputResult, ReplaySettings, ReplaySummary
 from hand_pose_refiner.refinement.shards import plan_shards
 from hand_pose_refiner.refinement.stages import run_shard
 
 # The replay's public names, importable from here whichever stage module defines them.
-__all__ = ["ANNOTATIONS", "PREDICTIONS", "InputResult", "ReplayOptions", "ReplaySummary", "Replayer",
+__all__ = ["ANNOTATIONS", "PREDICTIONS", "InputResult", "ReplaySettings", "ReplaySummary", "Replayer",
            "replay"]
 
 
@@ -58,10 +58,10 @@ class Replayer:
     """Runs one replay in this process; see the module docstring. Reusable with the same models."""
 
     def __init__(self, config: Config, detector: HandDetector, estimator: PoseEstimator,
-                 options: ReplayOptions | None = None) -> None:
+                 options: ReplaySettings | None = None) -> None:
         self.config = config
         self.detector, self.estimator = detector, estimator
-        self.options = options or ReplayOptions()
+        self.options = options or ReplaySettings()
 
     def run(self, inputs: Sequence[InputSpec], out: Path) -> ReplaySummary:
         out = Path(out)
@@ -83,13 +83,13 @@ class Replayer:
 
 
 def replay(inputs: Sequence[InputSpec], out: Path, config: Config, detector: HandDetector,
-           estimator: PoseEstimator, options: ReplayOptions | None = None) -> ReplaySummary:
+           estimator: PoseEstimator, options: ReplaySettings | None = None) -> ReplaySummary:
     """Replay ``inputs`` into the folder ``out``; see the module docstring.
 
     In this process, or on a Ray cluster when ``options.cluster`` is set: the same shards, the
     same per-shard pipeline (:func:`~.stages.run_shard`) and the same assembly either way.
     """
-    options = options or ReplayOptions()
+    options = options or ReplaySettings()
     if options.cluster is not None:
         return replay_on_ray(inputs, out, config, detector, estimator, options)
     return Replayer(config, detector, estimator, options).run(inputs, out)

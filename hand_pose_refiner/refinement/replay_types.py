@@ -1,4 +1,4 @@
-"""What a replay is asked (:class:`ReplayOptions`) and what it gave (:class:`InputResult`,
+"""What a replay is asked (:class:`ReplaySettings`) and what it gave (:class:`InputResult`,
 :class:`ReplaySummary`), with the rejection counts merged over stages and inputs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hand_pose_refiner.filters.stats import RejectionStats
-from hand_pose_refiner.refinement.distributed import ClusterOptions
+from hand_pose_refiner.refinement.distributed import ClusterSettings
 
 # 64 frames: 2 s at 30 frames/s, well beyond the reach of the default filters at a cut
 # (tracking.max_missed_s 0.5 s, temporal_filter.max_gap_s 0.25 s, tracking.min_hits 2 frames).
@@ -20,7 +20,7 @@ DEFAULT_SEGMENT_FRAMES = 1800
 
 
 @dataclass(frozen=True)
-class ReplayOptions:
+class ReplaySettings:
     """How to run a replay (not what: that is the config and the models)."""
 
     cache_dir: Path | None = None  # None: a temporary cache, gone after the run
@@ -33,7 +33,7 @@ class ReplayOptions:
     # overlap_frames more on either side; see :class:`~hand_pose_refiner.refinement.shards.Shard`.
     segment_frames: int | None = None
     overlap_frames: int = DEFAULT_OVERLAP_FRAMES
-    cluster: ClusterOptions | None = None  # run the shards on a Ray cluster (replay_on_ray)
+    cluster: ClusterSettings | None = None  # run the shards on a Ray cluster (replay_on_ray)
     write_when_empty: bool = True  # False: no output folder when no input gave a frame
 
 

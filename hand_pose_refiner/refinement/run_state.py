@@ -283,7 +283,7 @@ class Step:
 class RunState:
     """The whole state: finished steps in order and, once the run has ended, its outcome."""
 
-    options: Json  # RefineOptions.identity() of the run
+    options: Json  # RefineSettings.identity() of the run
     steps: list[Step] = field(default_factory=list)
     format: int = STATE_FORMAT
     finished: bool = False

@@ -16,7 +16,7 @@ from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.refinement.cache import FrameStore, PredictionCache, model_key
 from hand_pose_refiner.refinement.filtering import filter_shard
 from hand_pose_refiner.refinement.inference import predict
-from hand_pose_refiner.refinement.replay_types import ReplayOptions
+from hand_pose_refiner.refinement.replay_types import ReplaySettings
 from hand_pose_refiner.refinement.shards import (
     Shard,
     ShardResult,
@@ -27,7 +27,7 @@ from hand_pose_refiner.refinement.shards import (
 
 
 def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: PoseEstimator,
-              cache_root: Path, options: ReplayOptions, key: str | None = None) -> ShardResult:
+              cache_root: Path, options: ReplaySettings, key: str | None = None) -> ShardResult:
     """Decode, run the models (or load their cached predictions) and filter one shard.
 
     Never raises on a bad recording, nor on an unexpected error in it: the result carries the
@@ -45,7 +45,7 @@ def run_shard(shard: Shard, config: Config, detector: HandDetector, estimator: P
 
 
 def _run_shard(result: ShardResult, config: Config, detector: HandDetector, estimator: PoseEstimator,
-               cache_root: Path, options: ReplayOptions, key: str | None) -> ShardResult:
+               cache_root: Path, options: ReplaySettings, key: str | None) -> ShardResult:
     shard = result.shard
     try:
         result.kind = shard.spec.kind

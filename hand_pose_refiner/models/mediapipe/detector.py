@@ -15,8 +15,8 @@ from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.hands import box_iou
 from hand_pose_refiner.models.base import (
     Detections,
-    FineTuneConfig,
     FineTuneReport,
+    FineTuneSettings,
     HandDetector,
     resolve_device,
 )
@@ -193,9 +193,9 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         order = np.argsort(-merged_scores, kind="stable")
         return merged[order], merged_scores[order]
 
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        return fine_tune_detector(self, dataset, config or FineTuneConfig(), val_dataset)
+        return fine_tune_detector(self, dataset, config or FineTuneSettings(), val_dataset)
 
 
 def _into_whole_frame(rows: FloatArray, roi: FloatArray, whole: FloatArray) -> FloatArray:

@@ -14,8 +14,8 @@ from hand_pose_refiner.coco import CocoImage
 from hand_pose_refiner.hands import FrameHands, box_iou
 from hand_pose_refiner.models.base import (
     Detections,
-    FineTuneConfig,
     FineTuneReport,
+    FineTuneSettings,
     PoseEstimator,
     resolve_device,
 )
@@ -333,6 +333,6 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
             model_name=self.name,
         )
 
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        return fine_tune_estimator(self, dataset, config or FineTuneConfig(), val_dataset)
+        return fine_tune_estimator(self, dataset, config or FineTuneSettings(), val_dataset)

@@ -23,7 +23,7 @@ from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import epe, pck
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry
-from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport, split_dataset
+from hand_pose_refiner.models.base import EpochResult, FineTuneReport, FineTuneSettings, split_dataset
 from hand_pose_refiner.models.mediapipe.geometry import (
     crop,
     crop_to_image,
@@ -54,7 +54,7 @@ LANDMARK_HEADS = ("blocks", "last_expand", "last_depthwise", "handedness", "pres
                   "world_landmarks")
 
 def _landmark_sample(image: npt.NDArray[np.uint8], hand: LabelledHand, rng: np.random.Generator | None,
-                     config: FineTuneConfig) -> tuple[np.ndarray, np.ndarray, float, float]:
+                     config: FineTuneSettings) -> tuple[np.ndarray, np.ndarray, float, float]:
     """One crop, its keypoints in crop pixels, the presence and "left in mirror" targets."""
     roi = rois_from_landmarks(hand.keypoints[None])[0].astype(np.float64)
     right = {int(Handedness.RIGHT): 1.0, int(Handedness.LEFT): 0.0}.get(hand.handedness, math.nan)
@@ -118,7 +118,8 @@ def _landmark_loss(out_landmarks: torch.Tensor, presence_logit: torch.Tensor, le
     return coord_loss + 0.1 * presence_loss + 0.05 * hand_loss
 
 
-def _landmark_batches(images: list[npt.NDArray[np.uint8]], hands: list[LabelledHand], config: FineTuneConfig,
+def _landmark_batches(images: list[npt.NDArray[np.uint8]], hands: list[LabelledHand],
+                      config: FineTuneSettings,
                       rng: np.random.Generator | None) -> list[tuple[torch.Tensor, ...]]:
     """Batches of (crops, keypoints, presence, handedness); augmented when ``rng`` is given."""
     samples = []
@@ -182,7 +183,7 @@ def evaluate_estimator(estimator: MediaPipePoseEstimator, images: Sequence[CocoI
 
 
 def fine_tune_estimator(estimator: MediaPipePoseEstimator, dataset: Sequence[CocoImage],
-                        config: FineTuneConfig, val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
+                        config: FineTuneSettings, val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
     """Retrain the landmark network; returns losses and held-out metrics per epoch."""
     rng = seeded_rng(config)
     train, val = split_dataset(dataset, config, val_dataset)

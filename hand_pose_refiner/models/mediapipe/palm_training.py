@@ -24,7 +24,7 @@ from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models.augment import change_appearance, draw_geometry
-from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport, split_dataset
+from hand_pose_refiner.models.base import EpochResult, FineTuneReport, FineTuneSettings, split_dataset
 from hand_pose_refiner.models.mediapipe.anchors import decode_boxes
 from hand_pose_refiner.models.mediapipe.geometry import (
     PALM_KEYPOINT_TO_HAND,
@@ -67,7 +67,7 @@ ANCHOR_CELL = 16 / 192
 NEAR_MISS_IOU = 0.3
 
 
-def palm_box_scale(config: FineTuneConfig) -> float:
+def palm_box_scale(config: FineTuneSettings) -> float:
     """The target palm box scale for ``config``'s keypoints (annotated or predicted)."""
     return PREDICTED_PALM_BOX_SCALE if config.pseudo_labels else ANNOTATED_PALM_BOX_SCALE
 
@@ -118,13 +118,13 @@ def _assign(anchors: npt.NDArray[np.float32], predicted: npt.NDArray[np.float32]
 
 
 def _detector_sample(image: npt.NDArray[np.uint8], hands: npt.NDArray[np.float32],
-                     rng: np.random.Generator | None, config: FineTuneConfig,
+                     rng: np.random.Generator | None, config: FineTuneSettings,
                      views: FloatArray | None = None
                      ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """Letterboxed (and augmented) input and its hands' keypoints in 0..1 input units.
 
     ``views`` are the square views the detector looks at (:meth:`MediaPipeHandDetector.rois`,
-    the whole frame first; with ``FineTuneConfig.tile_samples``); in training a sample is one of
+    the whole frame first; with ``FineTuneSettings.tile_samples``); in training a sample is one of
     them at random, so that a detector that also looks at tiles learns hands at the size it sees
     them there. In a tile, the keypoints outside it are unlabelled: a hand cut by the tile's
     edge is left out of the loss, as the detector drops a box cut by a tile's inner edge.
@@ -201,7 +201,7 @@ def _detector_loss(regressions: torch.Tensor, logits: torch.Tensor, anchors: tor
     return loss
 
 
-def _detector_batches(images: list[npt.NDArray[np.uint8]], labels: list[CocoImage], config: FineTuneConfig,
+def _detector_batches(images: list[npt.NDArray[np.uint8]], labels: list[CocoImage], config: FineTuneSettings,
                       rng: np.random.Generator | None,
                       detector: MediaPipeHandDetector | None = None
                       ) -> list[tuple[torch.Tensor, list[np.ndarray]]]:
@@ -262,7 +262,7 @@ def evaluate_detector(detector: MediaPipeHandDetector, images: Sequence[CocoImag
 
 
 def fine_tune_detector(detector: MediaPipeHandDetector, dataset: Sequence[CocoImage],
-                       config: FineTuneConfig, val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
+                       config: FineTuneSettings, val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
     """Retrain the palm detector; returns losses and held-out metrics per epoch."""
     rng = seeded_rng(config)
     train, val = split_dataset(dataset, config, val_dataset)

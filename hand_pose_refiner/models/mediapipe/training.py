@@ -21,7 +21,7 @@ import numpy.typing as npt
 import torch
 
 from hand_pose_refiner.coco import CocoImage
-from hand_pose_refiner.models.base import FineTuneConfig
+from hand_pose_refiner.models.base import FineTuneSettings
 from hand_pose_refiner.models.distributed import current
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def labelled_hands(images: Sequence[CocoImage]) -> list[LabelledHand]:
     return hands
 
 
-def seeded_rng(config: FineTuneConfig) -> np.random.Generator:
+def seeded_rng(config: FineTuneSettings) -> np.random.Generator:
     torch.manual_seed(config.seed)
     return np.random.default_rng(config.seed)
 
@@ -108,7 +108,7 @@ def my_batches(batches: list) -> list:
 
 
 
-def save_epoch_checkpoint(save: Callable[[Path], Path], config: FineTuneConfig, name: str,
+def save_epoch_checkpoint(save: Callable[[Path], Path], config: FineTuneSettings, name: str,
                 epoch: int) -> Path | None:
     if config.checkpoint_dir is None:
         return None

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from hand_pose_refiner.coco import CocoImage
-from hand_pose_refiner.models.base import FineTuneConfig, FineTuneReport
+from hand_pose_refiner.models.base import FineTuneReport, FineTuneSettings
 from hand_pose_refiner.models.mmlab.runtime import config_text, write_checkpoint
 
 
@@ -31,12 +31,12 @@ class MMLabModel:
         self.device = device
         self.net = self.net.to(device)
 
-    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneConfig | None = None,
+    def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
         # training imports mmengine, which a model created for inference alone need not load.
         from hand_pose_refiner.models.mmlab.training import fine_tune
 
-        return fine_tune(self, self.kind, dataset, config or FineTuneConfig(), val_dataset)
+        return fine_tune(self, self.kind, dataset, config or FineTuneSettings(), val_dataset)
 
     def save(self, path: str | Path) -> Path:
         return write_checkpoint(path, self.kind, self.net, config_text(self.config), self.net.dataset_meta)

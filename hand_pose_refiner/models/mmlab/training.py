@@ -30,7 +30,7 @@ from hand_pose_refiner.coco import CocoImage, build_coco
 from hand_pose_refiner.errors import ModelError
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import detection_precision_recall, epe, pck
-from hand_pose_refiner.models.base import EpochResult, FineTuneConfig, FineTuneReport, split_dataset
+from hand_pose_refiner.models.base import EpochResult, FineTuneReport, FineTuneSettings, split_dataset
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
 from hand_pose_refiner.models.mmlab.runtime import KINDS, scope
 
@@ -76,7 +76,7 @@ class EpochRecorder(Hook):
 
     priority = "LOW"
 
-    def __init__(self, model: Any, kind: str, val: Sequence[CocoImage], config: FineTuneConfig) -> None:
+    def __init__(self, model: Any, kind: str, val: Sequence[CocoImage], config: FineTuneSettings) -> None:
         self.model, self.kind, self.val, self.config = model, kind, val, config
         self.first_loss: float | None = None
         self.losses: list[float] = []
@@ -111,7 +111,7 @@ class EpochRecorder(Hook):
         self.started = time.perf_counter()
 
 
-def fine_tune(model: Any, kind: str, dataset: Sequence[CocoImage], config: FineTuneConfig,
+def fine_tune(model: Any, kind: str, dataset: Sequence[CocoImage], config: FineTuneSettings,
               val_dataset: Sequence[CocoImage] | None) -> FineTuneReport:
     """Train ``model`` (an mmlab adapter) in place for ``config.epochs`` epochs on ``dataset``."""
     from mmengine.runner import Runner

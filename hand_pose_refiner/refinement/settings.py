@@ -20,7 +20,7 @@ class LabelledSet:
 
 
 @dataclass(frozen=True)
-class RefineOptions:
+class RefineSettings:
     """Everything a refinement run depends on (stored in the state to refuse a mismatched resume)."""
 
     targets: tuple[InputSpec, ...]
