@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,21 @@ def test_a_state_written_by_hand_reads_what_it_has_and_defaults_the_rest(tmp_pat
     with pytest.raises(RefinementStateError, match="older version"):
         read_state(path)
     assert read_state(path, any_format=True).pseudo_labels(1) is not None
+
+
+def test_a_run_folder_recorded_before_an_input_setting_existed_resumes_with_it_at_its_default(tmp_path):
+    """A state whose inputs lack ``offset`` (added to InputSpec later) resumes; one whose inputs
+    differ in a setting they record is still refused."""
+    options = fixture_options()
+    recorded = json.loads(FIXTURE.read_text())
+    specs = [spec for role in ("targets", "checks", "anchors") for spec in recorded["options"].get(role, [])]
+    assert specs and all(spec.pop("offset") == 0 for spec in specs)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / STATE_FILE).write_text(json.dumps(recorded))
+    state = Refinement(run, options, load_config(None)).run()
+    assert state.best_iteration == 0
+    other = tuple(replace(spec, stride=spec.stride + 1) for spec in options.targets)
+    stride = replace(options, targets=other)
+    with pytest.raises(RefinementStateError, match="made with other options"):
+        Refinement(run, stride, load_config(None))

@@ -96,7 +96,7 @@ from hand_pose_refiner.refinement.run_state import (
     read_state,
     write_state,
 )
-from hand_pose_refiner.refinement.settings import LabelledSet, RefineSettings
+from hand_pose_refiner.refinement.settings import LabelledSet, RefineSettings, same_run
 
 LOGGER = logging.getLogger("hand_pose_refiner.refine")
 STATE = STATE_FILE
@@ -146,7 +146,7 @@ class Refinement:
             write_state(path, state)
             return state
         state = read_state(path)
-        if state.options != identity:
+        if not same_run(state.options, identity):
             raise RefinementStateError(f"{path}: this run folder was made with other options; resume it "
                                        f"with the same inputs and settings or choose a new folder")
         return state

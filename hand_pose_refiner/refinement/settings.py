@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +76,29 @@ class RefineSettings:
         data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
         data.pop("iterations")
         return data
+
+
+# An input's settings at their default values: a field added to InputSpec later (``offset``) is
+# absent from the identity of a run folder made before it, and means its default there.
+_INPUT_DEFAULTS: dict[str, Any] = json.loads(json.dumps(
+    {item.name: item.default for item in fields(InputSpec) if item.default is not MISSING}, default=str))
+_INPUT_ROLES = ("targets", "checks", "anchors")
+
+
+def _inputs_without_defaults(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with every input's settings that equal their defaults left out."""
+    normalised = dict(identity)
+    for role in _INPUT_ROLES:
+        specs = normalised.get(role)
+        if isinstance(specs, list):
+            normalised[role] = [{key: value for key, value in spec.items()
+                                 if key not in _INPUT_DEFAULTS or value != _INPUT_DEFAULTS[key]}
+                                if isinstance(spec, dict) else spec for spec in specs]
+    return normalised
+
+
+def same_run(recorded: dict[str, Any], identity: dict[str, Any]) -> bool:
+    """Whether a run folder whose state recorded ``recorded`` resumes with settings of ``identity``
+    (:meth:`RefineSettings.identity`): equal, an input setting missing from ``recorded`` counting
+    as its default."""
+    return recorded == identity or _inputs_without_defaults(recorded) == _inputs_without_defaults(identity)
