@@ -122,21 +122,11 @@ def measure_graph(config: Config, frames: list[np.ndarray], types: object) -> Gr
         rss = float("nan")
         try:
             probe.wait_for_graph(image_subscribers=2, timeout=180.0)
-            probe.publish_clip(frames[:30], 30.0, types)  # warm-up
-            probe.spin_for(2.0)
-            probe.received.clear()
-            stamps = probe.publish_clip(frames, 30.0, types)
-            probe.spin_for(2.0)
+            stamps, arrivals = probe.timed_run(frames, 30.0, types)
             rss = peak_rss_mb(process.pid)
         finally:
             probe.close()
             stop_processes([process])
-    sent = set(stamps)
-    arrivals = {}
-    for arrived_ns, message in probe.received["poses"]:
-        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
-        if stamp in sent:
-            arrivals[stamp] = arrived_ns
     latency = np.array([(arrivals[s] - s) / 1e6 for s in arrivals]) if arrivals else np.array([np.nan])
     duration_s = (stamps[-1] - stamps[0]) / 1e9
     return GraphRun(len(stamps), len(arrivals), len(arrivals) / duration_s, float(np.percentile(latency, 50)),

@@ -37,20 +37,10 @@ def measure(label: str, commands: list[list[str]], frames: list[np.ndarray], typ
     probe = GraphProbe(rclpy, types)
     try:
         probe.wait_for_graph(image_subscribers=2, timeout=120.0)
-        probe.publish_clip(frames[:30], 30.0, types)  # warm-up
-        probe.spin_for(2.0)
-        probe.received.clear()
-        stamps = probe.publish_clip(frames, 30.0, types)
-        probe.spin_for(2.0)
+        stamps, arrivals = probe.timed_run(frames, 30.0, types)
     finally:
         probe.close()
         stop_processes(processes)
-    sent = set(stamps)
-    arrivals = {}
-    for arrived_ns, message in probe.received["poses"]:
-        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
-        if stamp in sent:
-            arrivals[stamp] = arrived_ns
     latency_ms = np.array([(arrivals[s] - s) / 1e6 for s in arrivals])
     duration_s = (stamps[-1] - stamps[0]) / 1e9
     with_hands = sum(len(m.hands) > 0 for _, m in probe.received["poses"])

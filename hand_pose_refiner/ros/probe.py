@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from hand_pose_refiner.ros.conversions import stamp_ns_of
+
 # Each stage's output topic, relative to the probe's namespace.
 STAGES = {"detections": "hand_detections", "raw": "hand_poses/raw", "spatial": "hand_poses/spatial",
           "poses": "hand_poses"}
@@ -116,6 +118,24 @@ class GraphProbe:
             while time.monotonic() < target:
                 self.executor.spin_once(timeout_sec=max(0.0, min(0.005, target - time.monotonic())))
         return stamps
+
+    def timed_run(self, frames: list[np.ndarray], fps: float, types: Any,
+                  warm_up: int = 30) -> tuple[list[int], dict[int, int]]:
+        """Warm the graph up on the first ``warm_up`` frames, then publish ``frames`` at ``fps``
+        with wall-clock stamps and listen 2 s more. Returns the stamps sent, and the arrival time
+        (wall clock, ns) of the final ``hand_poses`` message of each stamp that came back."""
+        self.publish_clip(frames[:warm_up], fps, types)
+        self.spin_for(2.0)
+        self.received.clear()
+        stamps = self.publish_clip(frames, fps, types)
+        self.spin_for(2.0)
+        sent = set(stamps)
+        arrivals = {}
+        for arrived_ns, message in self.received["poses"]:
+            stamp = stamp_ns_of(message.header.stamp)
+            if stamp in sent:
+                arrivals[stamp] = int(arrived_ns)
+        return stamps, arrivals
 
     def close(self) -> None:
         self.node.destroy_node()
