@@ -3,7 +3,9 @@
 * :mod:`.spatial` — one frame: confidence, hand size, bone lengths and ratios, joint angles,
   duplicates, number of hands;
 * :mod:`.temporal` — per track: keypoint speed limit, gap interpolation, One Euro smoothing,
-  in an offline (look-ahead) and an online (bounded delay) mode;
+  in an offline (look-ahead) and an online (bounded delay) mode; its steps in
+  :mod:`.velocity_gate` (the speed limit) and :mod:`.interpolation` (gap filling), the data it
+  works on in :mod:`.temporal_state`;
 * :mod:`.recurring` — offline, over a folder of stills: hand-shaped objects that come back at
   one place in many frames;
 * :mod:`.anatomy` — the anatomical reference values the spatial filter checks against;
