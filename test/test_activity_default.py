@@ -13,8 +13,10 @@ from ros_graph import activity_node_probe
 from support import REPO, import_or_skip_ros, launch_file_namespace
 
 from hand_pose_refiner.activity.packaged import PACKAGED_REACH_CHECKPOINT, activity_checkpoint
-from hand_pose_refiner.activity.reach import ReachModel, ReachRecognizer, checkpoint_training
+from hand_pose_refiner.activity.reach import ReachRecognizer
+from hand_pose_refiner.activity.reach_checkpoint import checkpoint_training
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES, REACH
+from hand_pose_refiner.activity.reach_model import ReachModel
 from hand_pose_refiner.config import ActivityConfig, Config, load_config
 from hand_pose_refiner.errors import ActivityCheckpointError
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline

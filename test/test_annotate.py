@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import hand_pose_refiner.activity.packaged as packaged
-from hand_pose_refiner.activity.reach import ReachModel
+from hand_pose_refiner.activity.reach_model import ReachModel
 from hand_pose_refiner.annotate import annotate, load_activity
 from hand_pose_refiner.api import HandPipeline
 from hand_pose_refiner.cli import main

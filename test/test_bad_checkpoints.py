@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 
 from hand_pose_refiner.activity.model import ActivityModel
 from hand_pose_refiner.activity.packaged import PACKAGED_REACH_CHECKPOINT
-from hand_pose_refiner.activity.reach import FORMAT, ReachModel
+from hand_pose_refiner.activity.reach_checkpoint import FORMAT
+from hand_pose_refiner.activity.reach_model import ReachModel
 from hand_pose_refiner.checkpoint_files import SAFETENSORS, TORCH, file_format, read_checkpoint
 from hand_pose_refiner.errors import ActivityCheckpointError, WeightsError
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from hand_pose_refiner.activity.reach import (
-    FORMAT,
-    ReachDecider,
-    ReachModel,
-    ReachOutput,
-    ReachRecognizer,
-    ReachSettings,
-    SizeCalibration,
-    checkpoint_format,
-)
+from hand_pose_refiner.activity.reach import ReachDecider, ReachRecognizer, ReachSettings
 from hand_pose_refiner.activity.reach_calibration import fit_size_classifier
+from hand_pose_refiner.activity.reach_checkpoint import FORMAT, checkpoint_format
 from hand_pose_refiner.activity.reach_data import prepare_sequence
 from hand_pose_refiner.activity.reach_evaluation import predict_sequence, score_predictions
 from hand_pose_refiner.activity.reach_features import (
@@ -32,6 +24,8 @@ from hand_pose_refiner.activity.reach_features import (
     SizeFeatures,
 )
 from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
+from hand_pose_refiner.activity.reach_model import ReachModel, ReachOutput
+from hand_pose_refiner.activity.reach_size_classifier import SizeCalibration
 from hand_pose_refiner.activity.rtg_dataset import (
     UNLABELLED,
     StampCounts,

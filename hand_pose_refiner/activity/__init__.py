@@ -18,7 +18,11 @@ The pieces:
 * :mod:`~hand_pose_refiner.activity.dataset`: labelled windows from annotated sources;
 * :mod:`~hand_pose_refiner.activity.synthetic`: the self-generated, labelled synthetic benchmark;
 * :mod:`~hand_pose_refiner.activity.training`: training and evaluation of the window classifier;
-* :mod:`~hand_pose_refiner.activity.reach`: the reach model and :class:`ReachRecognizer`, online;
+* :mod:`~hand_pose_refiner.activity.reach`: :class:`ReachRecognizer`, online: per-track decisions
+  and reach-onset events;
+* :mod:`~hand_pose_refiner.activity.reach_model`: the reach network (:class:`ReachModel`), streamed
+  pose by pose; :mod:`~hand_pose_refiner.activity.reach_checkpoint`: its file format;
+* :mod:`~hand_pose_refiner.activity.reach_size_classifier`: grasp size, calibrated per person;
 * :mod:`~hand_pose_refiner.activity.reach_features`: per-frame reach features, computed causally;
 * :mod:`~hand_pose_refiner.activity.reach_data`: reach recordings through the filters and features;
 * :mod:`~hand_pose_refiner.activity.reach_training`: training the reach model: the network

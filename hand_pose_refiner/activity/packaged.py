@@ -4,7 +4,7 @@ the recogniser that file holds (one rule for the node, ``annotate`` and ``config
 The rule is that of ``models.detector_checkpoint``: an empty setting means the packaged default,
 here the reach recogniser trained on all eight participants of the real reach-to-grasp
 recordings (``scripts/train_default_activity.sh`` trains it again, byte for byte; what it was
-trained on is in its metadata, see :func:`~hand_pose_refiner.activity.reach.checkpoint_training`).
+trained on is in its metadata, see :func:`~hand_pose_refiner.activity.reach_checkpoint.checkpoint_training`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hand_pose_refiner.activity.model import ActivityModel
-from hand_pose_refiner.activity.reach import FORMAT_PREFIX, ReachModel, ReachRecognizer, checkpoint_format
+from hand_pose_refiner.activity.reach import ReachRecognizer
+from hand_pose_refiner.activity.reach_checkpoint import FORMAT_PREFIX, checkpoint_format
+from hand_pose_refiner.activity.reach_model import ReachModel
 from hand_pose_refiner.activity.recognizer import ActivityRecognizer
 from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.errors import ActivityCheckpointError

@@ -1,8 +1,9 @@
 """The grasp-size classifier of a reach model: its weights fitted on the training people, its
 temperature calibrated on people held out in turn.
 
-Grasp size, as live: one :class:`~hand_pose_refiner.activity.reach.SizeCalibration` per person,
-fed by that person's reach ends in a fixed shuffled order; the classifier's weights see each
+Grasp size, as live: one
+:class:`~hand_pose_refiner.activity.reach_size_classifier.SizeCalibration` per person, fed by
+that person's reach ends in a fixed shuffled order; the classifier's weights see each
 training person's size features normalised by that person's own statistics.
 """
 
@@ -15,9 +16,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from hand_pose_refiner.activity.reach import SizeCalibration, SizeClassifier
 from hand_pose_refiner.activity.reach_data import PreparedSequence
 from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
+from hand_pose_refiner.activity.reach_size_classifier import SizeCalibration, SizeClassifier
 
 
 def _reach_end_features(

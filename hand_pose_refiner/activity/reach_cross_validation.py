@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from hand_pose_refiner.activity.reach import ReachSettings, SizeCalibration
+from hand_pose_refiner.activity.reach import ReachSettings
 from hand_pose_refiner.activity.reach_data import PreparedSequence, fork_pool
 from hand_pose_refiner.activity.reach_evaluation import (
     FRACTIONS,
@@ -21,6 +21,7 @@ from hand_pose_refiner.activity.reach_evaluation import (
     summary,
 )
 from hand_pose_refiner.activity.reach_fit import ReachTrainSettings
+from hand_pose_refiner.activity.reach_size_classifier import SizeCalibration
 from hand_pose_refiner.activity.reach_training import train_reach_model
 from hand_pose_refiner.activity.rtg_dataset import participants_of
 

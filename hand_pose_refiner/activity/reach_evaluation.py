@@ -4,10 +4,10 @@ the *same* decision rules as the online :class:`~hand_pose_refiner.activity.reac
 
 A frame without a filtered pose (rejected, or an unusable stamp) keeps the previous decision,
 and frames before the first decision count as idle. Grasp size is scored as live: the person's
-:class:`~hand_pose_refiner.activity.reach.SizeCalibration` is fed by the reach ends the *model*
-detected in their earlier recordings, never by their labels; the labelled reach window is used
-only to score ("top-1 at the end of the reach" reads the size probabilities at the last frame at
-or before the labelled end).
+:class:`~hand_pose_refiner.activity.reach_size_classifier.SizeCalibration` is fed by the reach
+ends the *model* detected in their earlier recordings, never by their labels; the labelled reach
+window is used only to score ("top-1 at the end of the reach" reads the size probabilities at the
+last frame at or before the labelled end).
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from hand_pose_refiner.activity.reach import (
-    ReachDecider,
-    ReachModel,
-    ReachOutput,
-    ReachSettings,
-    SizeCalibration,
-)
+from hand_pose_refiner.activity.reach import ReachDecider, ReachSettings
 from hand_pose_refiner.activity.reach_data import PreparedSequence
 from hand_pose_refiner.activity.reach_features import PHASE_NAMES
+from hand_pose_refiner.activity.reach_model import ReachModel, ReachOutput
+from hand_pose_refiner.activity.reach_size_classifier import SizeCalibration
 from hand_pose_refiner.activity.rtg_dataset import SIZE_NAMES, UNLABELLED, RtgSequence, StampCounts
 
 FRACTIONS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))

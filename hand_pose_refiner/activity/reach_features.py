@@ -14,8 +14,9 @@ as its maximum over the last :data:`SIZE_WINDOW_S` and as its mean over the last
 poses is how a person's hand at the end of a reach differs from that same person's other reaches
 (camera distance, hand size and grip style differ far more between people than between cube
 sizes), so the size classifier normalises them by the person's own statistics
-(:class:`~hand_pose_refiner.activity.reach.SizeCalibration`). Apertures in pixels beat apertures
-in palm sizes there: a 2D palm foreshortens as the hand turns to grasp, which adds noise.
+(:class:`~hand_pose_refiner.activity.reach_size_classifier.SizeCalibration`). Apertures in
+pixels beat apertures in palm sizes there: a 2D palm foreshortens as the hand turns to grasp,
+which adds noise.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hand_pose_refiner.activity.reach import ReachModel
 from hand_pose_refiner.activity.reach_data import PreparedSequence
 from hand_pose_refiner.activity.reach_features import NUM_FEATURES, PHASE_NAMES, REACH
+from hand_pose_refiner.activity.reach_model import ReachModel
 from hand_pose_refiner.activity.rtg_dataset import UNLABELLED
 
 

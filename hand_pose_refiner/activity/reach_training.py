@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from hand_pose_refiner.activity.reach import ReachModel
 from hand_pose_refiner.activity.reach_calibration import fit_size_classifier
 from hand_pose_refiner.activity.reach_data import PreparedSequence
 from hand_pose_refiner.activity.reach_fit import ReachTrainSettings, fit_network
+from hand_pose_refiner.activity.reach_model import ReachModel
 
 
 def train_reach_model(
