@@ -189,7 +189,8 @@ def test_the_shard_pipeline_skips_alike_in_every_process(tmp_path, frames, model
 
 
 def test_the_refinement_report_shows_the_skipped_target_frames(tmp_path, frames, models):
-    from hand_pose_refiner.refinement.report import _skipped_html, iteration_rows
+    from hand_pose_refiner.refinement.report_data import iteration_rows
+    from hand_pose_refiner.refinement.report_html import _skipped_html
 
     bag = bag_with_one_bad_frame(tmp_path / "bag", frames, "empty image")
     summary = replay([InputSpec(bag)], tmp_path / "eval", Config(), *models, ReplaySettings(progress=False))

@@ -8,7 +8,7 @@ import json
 from support import REPO
 
 from hand_pose_refiner.config import RefinementConfig
-from hand_pose_refiner.refinement import report, scoring
+from hand_pose_refiner.refinement import report_data, report_html, scoring
 from hand_pose_refiner.refinement.inputs import count_frames, fingerprint, image_files, read_frames
 from hand_pose_refiner.refinement.recipe import refine_options
 
@@ -119,10 +119,10 @@ def test_the_report_says_which_frames_each_input_gave_and_for_what(shared_data):
                          "labelled": [{"path": "onehand10k.json", "tip_first": False}]},
              "steps": [{"name": "iter0/evaluate",
                         "result": {"targets": {"inputs": [{"path": spec["path"], "frames": 14}]}}}]}
-    roles = report.input_roles(state)
+    roles = report_data.input_roles(state)
     assert [(item["role"], item["frames"]) for item in roles] == [("targets", 14), ("labelled", None)]
     assert roles[0]["frames_used"] == ("every 2nd frame from the 2nd (2nd, 4th, ... in name order): "
                                        "the test half; the tuning half is not read")
     assert "never trained on" in roles[1]["use"]
-    assert report.frames_used({**spec, "stride": 1, "offset": 0}) == "every frame"
-    assert "the test half" in report._inputs_html(roles)
+    assert report_data.frames_used({**spec, "stride": 1, "offset": 0}) == "every frame"
+    assert "the test half" in report_html._inputs_html(roles)

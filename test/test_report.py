@@ -12,7 +12,8 @@ import pytest
 from hand_pose_refiner.drawing import CROP_SIZE, hand_crop, track_colour
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.refinement.records import hands_from_json
-from hand_pose_refiner.refinement.report import CROPS_FOLDER, write_report
+from hand_pose_refiner.refinement.report import write_report
+from hand_pose_refiner.refinement.report_crops import CROPS_FOLDER
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 ``inputs`` reads recordings, ``replay`` runs the models and the filters over them and writes a
 COCO dataset, ``refine`` retrains the models on it round after round, ``report`` shows a person
-what each round did. ``cli`` registers the ``replay`` and ``refine`` subcommands.
+what each round did (from ``report_data``, with ``report_figures``, ``report_crops`` and
+``report_html``). ``cli`` registers the ``replay`` and ``refine`` subcommands.
 
 A replay's stages: ``shards`` (recordings planned into shards, a shard's frames read),
 ``inference`` (the models), ``filtering`` (the filter chain), ``stages`` (one shard through the
