@@ -30,7 +30,7 @@ from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.assembly import Assembly
 from hand_pose_refiner.refinement.distributed import ClusterSettings, require_ray
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.refinement.shards import plan_shards
 from hand_pose_refiner.refinement.stages import run_shard

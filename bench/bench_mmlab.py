@@ -27,7 +27,8 @@ import torch
 
 from hand_pose_refiner.hands import Detections
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

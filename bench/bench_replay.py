@@ -20,7 +20,7 @@ import torch
 
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bare_hand_clips"

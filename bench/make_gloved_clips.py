@@ -36,7 +36,8 @@ import torch
 from hand_pose_refiner.api import HandPipeline
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.gloving import finds_reference_hand, paint_gloves
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_OUT = Path.home() / ".cache" / "hand_pose_refiner" / "gloved_clips"

@@ -23,7 +23,7 @@ import _checkout  # noqa: F401  (runs the checkout's code, not the installed cop
 import torch
 
 from hand_pose_refiner.config import load_config
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineSettings
 from hand_pose_refiner.refinement.replay import ReplaySettings
 from hand_pose_refiner.refinement.report import write_report

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (runs the checkout's code, not the installed copy)
 
-from hand_pose_refiner.refinement.inputs import SPLITS
 from hand_pose_refiner.refinement.scoring import load_judgements, score_run
+from hand_pose_refiner.refinement.tuning_test_split import SPLITS
 
 JUDGEMENTS = Path(__file__).resolve().parent / "data" / "gloved_stills_judgements.json"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hags_gloved_assembly"

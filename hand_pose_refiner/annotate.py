@@ -31,7 +31,8 @@ from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.drawing import draw_hands
 from hand_pose_refiner.errors import ActivityCheckpointError, ConfigError, InputError
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.refinement.inputs import Frame, InputSpec, ReadReport, count_frames, read_frames
+from hand_pose_refiner.refinement.input_spec import Frame, InputSpec, ReadReport
+from hand_pose_refiner.refinement.inputs import count_frames, read_frames
 from hand_pose_refiner.refinement.progress import Progress
 
 VIDEO_CODEC = "mp4v"

@@ -17,7 +17,7 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     from hand_pose_refiner.annotate import ActivitySource, annotate, load_activity
     from hand_pose_refiner.api import HandPipeline
     from hand_pose_refiner.config import load_config
-    from hand_pose_refiner.refinement.inputs import InputSpec
+    from hand_pose_refiner.refinement.input_spec import InputSpec
 
     torch.set_num_threads(max(1, args.threads))
     config = load_config(args.config)

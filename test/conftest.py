@@ -54,7 +54,8 @@ def tiny_refine_run(shared_data, tmp_path_factory) -> dict[str, object]:
     import torch
 
     from hand_pose_refiner.cli import main
-    from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+    from hand_pose_refiner.refinement.input_spec import InputSpec
+    from hand_pose_refiner.refinement.inputs import read_frames
 
     stills = tmp_path_factory.mktemp("stills")
     clip = shared_data / "bare_hand_clips" / "hands2.webm"

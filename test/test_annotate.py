@@ -14,7 +14,8 @@ from hand_pose_refiner.api import HandPipeline
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import ActivityConfig
 from hand_pose_refiner.errors import ActivityCheckpointError
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 from hand_pose_refiner.ros.bags import BagWriter
 
 FRAMES = 20

@@ -27,7 +27,8 @@ from hand_pose_refiner.errors import (
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 
 LABELLED = (("onehand10k/test_onehand10k.json", False), ("rhd/test_rhd.json", True))
 CLIP = "bare_hand_clips/hands1.webm"

@@ -22,7 +22,9 @@ from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import BadFrameError
 from hand_pose_refiner.images import ENCODINGS, encode_compressed, jpeg_is_truncated
-from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, message_rgb, read_frames
+from hand_pose_refiner.refinement.bag_reader import message_rgb
+from hand_pose_refiner.refinement.input_spec import InputSpec, ReadReport
+from hand_pose_refiner.refinement.inputs import read_frames
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.ros.bags import COMPRESSED_IMAGE, IMAGE, BagWriter, rosbags_message_types, typestore
 from hand_pose_refiner.ros.conversions import header_message

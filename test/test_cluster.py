@@ -16,7 +16,8 @@ from ray_cluster import LoopbackRayCluster, _alive, loopback_env
 from support import REPO, import_or_skip_cluster
 
 from hand_pose_refiner.cli import main
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 from hand_pose_refiner.ros.bags import BagWriter
 
 FRAMES = 24

@@ -9,7 +9,9 @@ from support import REPO
 
 from hand_pose_refiner.config import RefinementConfig
 from hand_pose_refiner.refinement import report_data, report_html, scoring
-from hand_pose_refiner.refinement.inputs import count_frames, fingerprint, image_files, read_frames
+from hand_pose_refiner.refinement.image_folder_reader import image_files
+from hand_pose_refiner.refinement.input_spec import fingerprint
+from hand_pose_refiner.refinement.inputs import count_frames, read_frames
 from hand_pose_refiner.refinement.recipe import refine_options
 
 

@@ -107,7 +107,8 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
 
 
 def _clip_frames(path, step: int, count: int) -> list[np.ndarray]:
-    from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+    from hand_pose_refiner.refinement.input_spec import InputSpec
+    from hand_pose_refiner.refinement.inputs import read_frames
 
     return [frame.rgb for frame in read_frames(InputSpec(path, stride=step, max_frames=count))]
 

@@ -162,7 +162,7 @@ def test_refine_fine_tunes_both_mmlab_models_on_its_pseudo_labels(trained, repla
     import cv2
 
     from hand_pose_refiner.config import load_config
-    from hand_pose_refiner.refinement.inputs import InputSpec
+    from hand_pose_refiner.refinement.input_spec import InputSpec
     from hand_pose_refiner.refinement.refine import Refinement, RefineSettings, Thresholds
     from hand_pose_refiner.refinement.replay import ReplaySettings
 

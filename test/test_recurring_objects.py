@@ -17,7 +17,7 @@ from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.refinement.cache import FrameStore
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 
 WIDTH, HEIGHT = 200, 150

@@ -17,7 +17,8 @@ from support import REPO
 
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.errors import RefinementStateError
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 
 
 def _stills(clip, folder, count):

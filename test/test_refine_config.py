@@ -14,7 +14,7 @@ from hand_pose_refiner.cli import build_parser, main
 from hand_pose_refiner.config import Config, RefinementConfig, load_config
 from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.refinement.cli import recipe_config
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.recipe import refine_options
 from hand_pose_refiner.refinement.refine import LabelledSet, RefineSettings
 

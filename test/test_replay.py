@@ -12,7 +12,8 @@ from pycocotools.coco import COCO
 from hand_pose_refiner.cli import main
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import InputError
-from hand_pose_refiner.refinement.inputs import InputSpec, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import read_frames
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.ros.bags import HAND_POSE_ARRAY, BagWriter, read_messages
 

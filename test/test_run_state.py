@@ -14,7 +14,7 @@ from support import REPO
 
 from hand_pose_refiner.config import load_config
 from hand_pose_refiner.errors import RefinementStateError
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineSettings
 from hand_pose_refiner.refinement.rounds import RoundPolicy
 from hand_pose_refiner.refinement.run_state import (

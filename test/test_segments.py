@@ -8,7 +8,8 @@ import pytest
 
 from hand_pose_refiner.config import Config, ModelsConfig
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.refinement.inputs import InputSpec, count_frames, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec
+from hand_pose_refiner.refinement.inputs import count_frames, read_frames
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.refinement.shards import plan_shards
 

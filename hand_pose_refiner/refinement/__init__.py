@@ -1,9 +1,12 @@
 """Rosbag replay and iterative self-supervised refinement (arXiv 2307.03007), ROS-free.
 
-``inputs`` reads recordings, ``replay`` runs the models and the filters over them and writes a
-COCO dataset, ``refine`` retrains the models on it round after round, ``report`` shows a person
-what each round did (from ``report_data``, with ``report_figures``, ``report_crops`` and
-``report_html``). ``cli`` registers the ``replay`` and ``refine`` subcommands.
+``inputs`` reads recordings (``input_spec``: what a recording is and how it is read,
+``frame_selection``: which frames; ``bag_reader``, ``video_reader``, ``image_folder_reader``:
+each kind; ``tuning_test_split``: the two halves of a folder of stills), ``replay`` runs the
+models and the filters over them and writes a COCO dataset, ``refine`` retrains the models on it
+round after round, ``report`` shows a person what each round did (from ``report_data``, with
+``report_figures``, ``report_crops`` and ``report_html``). ``cli`` registers the ``replay`` and
+``refine`` subcommands.
 
 A replay's stages: ``shards`` (recordings planned into shards, a shard's frames read),
 ``inference`` (the models), ``filtering`` (the filter chain), ``stages`` (one shard through the

@@ -18,7 +18,7 @@ import numpy as np
 from hand_pose_refiner.atomic import atomic_write_bytes, atomic_write_json, commit_dir, fresh_partial_dir
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.refinement.export import Collected, collect, write_outputs
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay_types import InputResult, ReplaySettings, ReplaySummary, merged_stats
 from hand_pose_refiner.refinement.shards import ShardResult
 from hand_pose_refiner.skeleton import OBSERVED

@@ -14,7 +14,7 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.metrics import pck
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay import ReplaySettings, ReplaySummary, replay
 from hand_pose_refiner.refinement.run_state import EvaluateResult, LabelledPck, ReplayRecord
 

@@ -16,7 +16,7 @@ from hand_pose_refiner.atomic import atomic_write_json, atomic_write_text
 from hand_pose_refiner.coco import build_coco
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import read_bgr
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.overlay_bag import write_overlay
 from hand_pose_refiner.refinement.records import hands_to_json
 from hand_pose_refiner.refinement.replay_types import InputResult, ReplaySummary, merged_stats

@@ -18,7 +18,7 @@ from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.filters.temporal import FilterMode
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.refinement.cache import StoredFrame
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.shards import FrameRecord, ShardResult
 
 

@@ -27,7 +27,7 @@ from hand_pose_refiner.models.base import HandDetector, OnDevice, PoseEstimator
 from hand_pose_refiner.refinement.assembly import Assembly, check_output
 from hand_pose_refiner.refinement.cache import model_key
 from hand_pose_refiner.refinement.distributed import connect, require_ray, task_failure
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay_types import DEFAULT_SEGMENT_FRAMES, ReplaySettings, ReplaySummary
 from hand_pose_refiner.refinement.shards import Shard, ShardResult, plan_shards
 from hand_pose_refiner.refinement.stages import run_shard

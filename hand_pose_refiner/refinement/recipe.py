@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from hand_pose_refiner.config import REFINEMENT_PATH_KEYS, RefinementConfig
-from hand_pose_refiner.refinement.inputs import InputSpec, half_of
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.rounds import Thresholds
 from hand_pose_refiner.refinement.settings import LabelledSet, RefineSettings
+from hand_pose_refiner.refinement.tuning_test_split import half_of
 
 
 def recipe_inputs(recipe: RefinementConfig, paths: tuple[str, ...],

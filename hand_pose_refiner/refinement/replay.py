@@ -43,7 +43,7 @@ from hand_pose_refiner.models.base import HandDetector, PoseEstimator
 from hand_pose_refiner.refinement.assembly import Assembly, check_output
 from hand_pose_refiner.refinement.cache import model_key
 from hand_pose_refiner.refinement.export import ANNOTATIONS, PREDICTIONS
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.ray_replay import replay_on_ray
 from hand_pose_refiner.refinement.replay_types import InputResult, ReplaySettings, ReplaySummary
 from hand_pose_refiner.refinement.shards import plan_shards

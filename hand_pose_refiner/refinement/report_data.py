@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from hand_pose_refiner.errors import RefinementStateError
-from hand_pose_refiner.refinement.inputs import SPLITS
 from hand_pose_refiner.refinement.replay import PREDICTIONS
 from hand_pose_refiner.refinement.run_state import NETWORKS, RunState
+from hand_pose_refiner.refinement.tuning_test_split import SPLITS
 
 
 def iteration_rows(state: RunState | dict[str, Any]) -> list[dict[str, Any]]:

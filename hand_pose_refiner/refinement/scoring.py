@@ -8,9 +8,10 @@ unjudged for a person to look at. A frame counts as true when one of its hands m
 false when one matches a region judged not a hand. The stills are the gloved glovebox stills'
 layout: ``DATA/VIEW/gloved/*`` for each view of :data:`VIEWS`, numbered as replay numbers them.
 
-Each still belongs to a half, tuning or test (:func:`~hand_pose_refiner.refinement.inputs.split_of`:
-alternate stills in name order, the halves a recipe's ``split`` trains on); a score can be
-restricted to one half, so that settings chosen on the tuning half are reported on the test half.
+Each still belongs to a half, tuning or test
+(:func:`~hand_pose_refiner.refinement.tuning_test_split.split_of`: alternate stills in name
+order, the halves a recipe's ``split`` trains on); a score can be restricted to one half, so that
+settings chosen on the tuning half are reported on the test half.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from hand_pose_refiner.hands import box_iou, boxes_from_keypoints
-from hand_pose_refiner.refinement.inputs import SPLITS, image_files, split_of, split_offset
+from hand_pose_refiner.refinement.image_folder_reader import image_files
+from hand_pose_refiner.refinement.tuning_test_split import SPLITS, split_of, split_offset
 
 VIEWS = ("side_view", "top_view")
 # A hand matches the judged region it overlaps most when their keypoint boxes overlap this much.

@@ -18,7 +18,8 @@ from typing import Any
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.refinement.cache import FrameStore, PredictionCache, StoredFrame
-from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, count_frames, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec, ReadReport
+from hand_pose_refiner.refinement.inputs import count_frames, read_frames
 from hand_pose_refiner.refinement.progress import Progress
 
 
