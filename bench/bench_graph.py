@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--modes", nargs="+", default=["in-process", "multi-process"],
                         choices=["in-process", "multi-process"])
+    parser.add_argument("--nodes", nargs="+", default=list(DEFAULT_GRAPH), choices=list(NODE_EXECUTABLES),
+                        help="the graph's nodes (default: the launch file's default graph)")
     args = parser.parse_args()
     clip, _ = read_clip(CLIP, 300)
     clip = [cv2.resize(frame, (640, 480)) for frame in clip]
@@ -64,13 +66,13 @@ def main() -> None:
     types = rclpy_message_types()
     config = str(REPO / "config/assembly.yaml")
     if "in-process" in args.modes:
-        runner = [["-m", "hand_pose_refiner.cli", "run", "--config", config]]
+        runner = [["-m", "hand_pose_refiner.cli", "run", "--config", config, "--nodes", *args.nodes]]
         measure("in-process runner", runner, frames, types)
     node_commands = [["-m", f"hand_pose_refiner.ros.nodes.{NODE_EXECUTABLES[name]}", "--ros-args",
-                      "--params-file", config, "-p", "autostart:=true"] for name in DEFAULT_GRAPH]
+                      "--params-file", config, "-p", "autostart:=true"] for name in args.nodes]
     if "multi-process" in args.modes:
         # as launch/assembly.launch.py starts them: the cores shared between the model nodes
-        env = {"OMP_NUM_THREADS": str(model_node_threads(DEFAULT_GRAPH) or os.cpu_count() or 1)}
+        env = {"OMP_NUM_THREADS": str(model_node_threads(args.nodes) or os.cpu_count() or 1)}
         measure("multi-process graph", node_commands, frames, types, env)
 
 
