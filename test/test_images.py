@@ -74,6 +74,19 @@ def test_to_rgb_reorders_channels():
         to_rgb(np.zeros((1, 1), np.uint16), "16UC1")
 
 
+@pytest.mark.parametrize("encoding, order", [("rgb8", [0, 1, 2]), ("rgba8", [0, 1, 2]), ("bgr8", [2, 1, 0]),
+                                             ("bgra8", [2, 1, 0]), ("8UC3", [2, 1, 0]), ("8UC4", [2, 1, 0])])
+def test_to_rgb_of_every_colour_encoding_from_a_padded_buffer(encoding, order):
+    """Every channel of a decoded message with padded rows (a strided view), as a new array."""
+    channels = ENCODINGS[encoding][1]
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, channels), np.uint8)
+    raw = encode_raw(pixels, encoding, step=7 * channels + 3)
+    decoded = decode_raw(raw.height, raw.width, raw.encoding, raw.step, raw.is_bigendian, raw.data)
+    rgb = to_rgb(decoded, encoding)
+    np.testing.assert_array_equal(rgb, pixels[:, :, order])
+    assert rgb.flags.c_contiguous and rgb.dtype == np.uint8 and not np.shares_memory(rgb, decoded)
+
+
 def test_png_round_trip_is_lossless_and_jpeg_is_close():
     rows, cols = np.mgrid[0:32, 0:48]
     image = np.stack([rows * 6, cols * 4, (rows + cols) * 3], axis=-1).astype(np.uint8)
