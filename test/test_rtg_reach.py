@@ -36,6 +36,7 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import ActivityCheckpointError, ActivityLabelError
 from hand_pose_refiner.filters.pipeline import PoseFilterPipeline
 from hand_pose_refiner.filters.temporal import FilterMode
+from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.skeleton import OBSERVED
 
 
@@ -160,6 +161,29 @@ def test_streaming_steps_equal_the_whole_sequence_pass():
         assert output.time_to_grasp_s == pytest.approx(float(time_to_grasp[0, t]), abs=1e-5)
     assert not np.allclose(output.size, 1 / 3)
     assert np.allclose(model.step(features[0], None)[0].size, 1 / 3)  # no size features: uniform
+
+
+def test_every_new_track_starts_from_one_initial_state_as_the_model_would_make_it():
+    """The recogniser computes a new track's state once; each track's outputs are those of the
+    model stepping from a fresh state (``step(..., None)``), bit for bit."""
+    torch.manual_seed(2)
+    model = ReachModel(hidden=16, levels=3).eval()
+    rng = np.random.default_rng(1)
+    frames = []
+    for index in range(12):
+        keypoints = rng.uniform(100, 300, size=(2, 21, 2)).astype(np.float32)
+        frames.append(FrameHands(stamp_ns=index * 33_000_000, image_width=640, image_height=480,
+                                 keypoints=keypoints, track_ids=np.array([1, 2 + index // 6], np.int64)))
+    recognizer = ReachRecognizer(model)
+    results = [result for frame in frames for result in recognizer.push(frame)]
+    assert recognizer._new_track_state() is recognizer._new_track_state()
+    reference = ReachRecognizer(model)
+    reference._new_track_state = lambda: None  # type: ignore[method-assign]  # step() makes each one
+    expected = [result for frame in frames for result in reference.push(frame)]
+    assert [r.track_id for r in results] == [r.track_id for r in expected] and len(results) == 24
+    assert all(np.array_equal(a.phase_scores, b.phase_scores) and a.phase == b.phase
+               and np.array_equal(a.time_to_grasp_s, b.time_to_grasp_s, equal_nan=True)
+               for a, b in zip(results, expected, strict=True))
 
 
 def test_size_calibration_shrinks_a_new_persons_statistics_towards_the_prior():

@@ -162,7 +162,9 @@ class ReachRecognizer:
     come and go, the person at the cell stays; each detected reach end adds to it after that
     pose's size was scored. Call :meth:`reset` when a different person takes over.
     Cost per pose: see ``bench/bench_reach.py``; call ``torch.set_num_threads(1)`` in a process
-    that runs only this (one step is far too small for intra-op threads to pay off).
+    that runs only this (one step is far too small for intra-op threads to pay off). A new track
+    starts from the model's initial state, computed once (a receptive field of steps) on the
+    first track, not once per track.
     """
 
     def __init__(self, model: ReachModel, settings: ReachSettings | None = None) -> None:
@@ -170,6 +172,7 @@ class ReachRecognizer:
         self.settings = settings or ReachSettings()
         self._tracks: dict[int, _Track] = {}
         self.calibration = SizeCalibration()
+        self._initial_state: list[Tensor] | None = None
 
     @property
     def size_names(self) -> tuple[str, ...]:
@@ -179,6 +182,11 @@ class ReachRecognizer:
         """Forget every track and the person's size statistics."""
         self._tracks.clear()
         self.calibration = SizeCalibration()
+
+    def _new_track_state(self) -> list[Tensor]:
+        if self._initial_state is None:
+            self._initial_state = self.model.initial_state()
+        return self._initial_state
 
     def push(self, frame: FrameHands) -> list[ReachResult]:
         """One filtered, tracked frame in; one decision per hand in it out."""
@@ -194,6 +202,8 @@ class ReachRecognizer:
             track.last_stamp_ns = frame.stamp_ns
             features = frame_hand_features(frame, hand, track.features)
             size_features = track.features.size_features
+            if track.state is None:
+                track.state = self._new_track_state()
             output, track.state = self.model.step(features, track.state, size_features, self.calibration)
             result = track.decider.decide(frame.stamp_ns, output, track_id)
             if result.reach_end:

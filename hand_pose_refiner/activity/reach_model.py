@@ -117,10 +117,7 @@ class ReachModel(nn.Module):
         :meth:`forward` pads, so the outputs of both agree (to float rounding).
         """
         if state is None:
-            state = [torch.zeros(1, self.hidden, block.pad + 1) for block in self._causal_blocks()]
-            zeros = torch.zeros(1, NUM_FEATURES, 1)
-            for _ in range(self.receptive_field - 1):
-                _, state = self._stream(zeros, state)
+            state = self.initial_state()
         out, state = self._stream(torch.from_numpy(np.asarray(features, np.float32)).view(1, -1, 1), state)
         out = out[0, :, 0]
         phases = len(PHASE_NAMES)
@@ -134,6 +131,17 @@ class ReachModel(nn.Module):
 
     def _causal_blocks(self) -> list[_CausalBlock]:
         return [cast(_CausalBlock, block) for block in self.blocks.children()]
+
+    @torch.no_grad()
+    def initial_state(self) -> list[Tensor]:
+        """A new track's state: that after :attr:`receptive_field` - 1 zero feature rows. The
+        same for every track while the weights stay, so a caller may keep one and pass it to
+        :meth:`step` for each new track (steps never change a state in place)."""
+        state = [torch.zeros(1, self.hidden, block.pad + 1) for block in self._causal_blocks()]
+        zeros = torch.zeros(1, NUM_FEATURES, 1)
+        for _ in range(self.receptive_field - 1):
+            _, state = self._stream(zeros, state)
+        return state
 
     def _stream(self, row: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         x = nn.functional.relu(self.encode(row))
