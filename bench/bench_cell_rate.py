@@ -1,7 +1,7 @@
 """The glovebox cell live: the graph's rate and latency at the cell's camera sizes, and the hands found.
 
 Two measurements, each for the glovebox config's detection schedule (tiles in rotation,
-``models.detector_tiles_per_frame``) beside the same config with every tile on every frame, with the
+``mediapipe.detector_tiles_per_frame``) beside the same config with every tile on every frame, with the
 refined models of a main-job run (``--deploy RUN/deploy.yaml``: its checkpoints; every other setting
 from ``--config``, default ``config/glovebox.yaml``):
 
@@ -45,8 +45,8 @@ import cv2
 
 from hand_pose_refiner.config import Config, commented_yaml, load_config
 from hand_pose_refiner.hands import boxes_from_keypoints
-from hand_pose_refiner.refinement.inputs import split_of
 from hand_pose_refiner.refinement.scoring import VIEWS, judge, load_judgements, stills
+from hand_pose_refiner.refinement.tuning_test_split import split_of
 
 DATA = REPO.parent / "shared" / "data"
 STILLS = DATA / "hags_gloved_assembly"
@@ -65,8 +65,8 @@ def cell_configs(config_path: Path, deploy: Path | None) -> dict[str, Config]:
         models = replace(config.models, detector_checkpoint=deployed.detector_checkpoint,
                          pose_checkpoint=deployed.pose_checkpoint)
         config = replace(config, models=models)
-    every = replace(config, models=replace(config.models, detector_tiles_per_frame=0))
-    rotation = config.models.detector_tiles_per_frame
+    every = replace(config, mediapipe=replace(config.mediapipe, detector_tiles_per_frame=0))
+    rotation = config.mediapipe.detector_tiles_per_frame
     return {f"rotation ({rotation}/frame)": config, "every tile": every}
 
 
@@ -177,10 +177,11 @@ def stage_costs(args: argparse.Namespace) -> None:
         for name, frames in footage.items():
             rgbs = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in frames]
             for label, config in cell_configs(args.config, args.deploy).items():
-                detector, estimator = create_backend(replace(config.models, device="cpu"))
+                detector, estimator = create_backend(replace(config, models=replace(config.models,
+                                                                                    device="cpu")))
                 if args.kept_heads and getattr(detector, "net", None) is not None:
                     detector.net.keep_heads()  # what a refined detector's second set of heads costs
-                schedule = DetectionSchedule(detector, config.models)
+                schedule = DetectionSchedule(detector)
                 follower = HandFollower(estimator, config)
                 filters = PoseFilterPipeline(config, FilterMode.ONLINE)
                 detect_ms, pose_ms, hands = [], [], 0

@@ -124,13 +124,13 @@ def main() -> None:
     kept_ms = per_frame_ms(lambda image: kept.detect([image]), frames[1], args.repeats)
     print(f"palm detector alone: {plain_ms:.2f} ms, with kept heads {kept_ms:.2f} ms "
           f"({kept_ms / plain_ms:.2f}x)")
-    # Tiles (models.detector_tile_size): one more detector pass per tile.
+    # Tiles (mediapipe.detector_tile_size): one more detector pass per tile.
     for tile_size in (1.0, 0.5):
         tiled = MediaPipeHandDetector(device="cpu", tile_size=tile_size)
         tiled_ms = per_frame_ms(lambda image, tiled=tiled: tiled.detect([image]), frames[1], args.repeats)
         print(f"palm detector with tiles of {tile_size} x the short side ({len(tiled.rois(640, 480)) - 1} "
               f"tiles): {tiled_ms:.2f} ms ({tiled_ms / plain_ms:.2f}x)")
-    # The live schedule (models.detector_tiles_per_frame): the whole frame and 3 tiles in one pass,
+    # The live schedule (mediapipe.detector_tiles_per_frame): the whole frame and 3 tiles in one pass,
     # beside the same 4 views one pass each, on a 1280x720 frame.
     tiled = MediaPipeHandDetector(device="cpu", tile_size=0.5, batch_size=1)
     wide = [cv2.resize(image, (1280, 720)) for image in frames[1]]

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--detection-thresholds", type=float, nargs="+", default=[0.5, 0.4, 0.3])
     parser.add_argument("--hand-scores", type=float, nargs="+", default=[0.5, 0.4, 0.3])
     parser.add_argument("--tile-sizes", type=float, nargs="+", default=None,
-                        help="models.detector_tile_size values (default: the config's)")
+                        help="mediapipe.detector_tile_size values (default: the config's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,7 +57,7 @@ def main() -> None:
     except (RefinementStateError, FileNotFoundError) as err:
         sys.exit(str(err))
     base = load_config(args.config)
-    tile_sizes = args.tile_sizes or [base.models.detector_tile_size]
+    tile_sizes = args.tile_sizes or [base.mediapipe.detector_tile_size]
     live = live_point(base)
     print(f"round {iteration} of {args.run}; * marks the config's own setting")
     print("tile  detector  hand score   true (side+top)     false (of them without a true hand)  unjudged")

@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("hand_pose_refiner").setLevel(logging.ERROR)
     config = Config()
-    detector, estimator = create_backend(config.models)
+    detector, estimator = create_backend(config)
     online = replace(config.temporal_filter, smoothing=True)
     print(f"{'clip':34s} {'frames':>6s} {'hands':>6s} {'jitter before':>13s} {'offline':>8s} "
           f"{'online':>8s} {'filled kp':>9s} {'filled hands':>12s}")

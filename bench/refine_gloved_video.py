@@ -41,7 +41,7 @@ from hand_pose_refiner.config import Config
 from hand_pose_refiner.gloving import finds_reference_hand, keypoint_boxes
 from hand_pose_refiner.metrics import epe, pck
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.refine import LabelledSet, Refinement, RefineSettings, round_weights
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 
@@ -180,7 +180,7 @@ def evaluate_held_out(run_dir: Path, k: int, held_out: tuple[InputSpec, ...], co
     base = config.models
     models = replace(base, detector_checkpoint=str(detector_path or base.detector_checkpoint),
                      pose_checkpoint=str(estimator_path or base.pose_checkpoint))
-    detector, estimator = create_backend(models)
+    detector, estimator = create_backend(replace(config, models=models))
     options = ReplaySettings(cache_dir=run_dir / "held_out_cache", overwrite=True, progress=False)
     folder = run_dir / f"iter{k}" / "held_out"
     replay(held_out, folder, with_temporal_filter(config, True), detector, estimator, options)

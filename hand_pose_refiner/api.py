@@ -37,7 +37,8 @@ from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import read_bgr, to_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.following import DetectionSchedule, HandFollower
-from hand_pose_refiner.refinement.inputs import InputSpec, ReadReport, read_frames
+from hand_pose_refiner.refinement.input_spec import InputSpec, ReadReport
+from hand_pose_refiner.refinement.inputs import read_frames
 
 Color = Literal["bgr", "rgb"]
 # One video frame: the pixels (stamped from ``fps``), or ``(time in seconds, pixels)``.
@@ -94,7 +95,7 @@ class HandPipeline:
         if device is not None:
             config = replace(config, models=replace(config.models, device=device))
         self.config = config
-        self.detector, self.estimator = create_backend(config.models)
+        self.detector, self.estimator = create_backend(config)
         self.spatial_filter = SpatialFilter(config.spatial_filter)
         self.last_read_report = ReadReport()  # what the last track() of a recording skipped
 
@@ -122,7 +123,7 @@ class HandPipeline:
         in ``last_read_report``), or an
         iterable of images (stamped ``index / fps`` seconds) or of ``(seconds, image)`` pairs.
         As the live graph: hands followed from frame to frame, the detector's tiles in rotation
-        (``models.detector_tiles_per_frame``; the rotation moves on with each frame the detector
+        (``mediapipe.detector_tiles_per_frame``; the rotation moves on with each frame the detector
         runs on, which here is only while fewer than ``max_hands`` hands are followed), spatial
         filter, tracker, online
         temporal filter (a frame comes out once ``temporal_filter.online_delay_s`` of newer
@@ -138,7 +139,7 @@ class HandPipeline:
         :func:`~hand_pose_refiner.refinement.inputs.read_frames` gives them; stamps must increase.
         Frames are read one at a time, as the results need them."""
         follower = HandFollower(self.estimator, self.config)
-        schedule = DetectionSchedule(self.detector, self.config.models)
+        schedule = DetectionSchedule(self.detector)
         filters = PoseFilterPipeline(self.config, FilterMode.ONLINE)
         for stamp_ns, rgb in _increasing(frames):
             detections = None

@@ -24,10 +24,9 @@ def _model_loaders(config: Config) -> dict[str, Loader]:
     any backend name but ``mmlab`` is checked with the default backend's loaders."""
     from hand_pose_refiner.models import backend  # torch: the config core stays light
 
-    models = config.models
-    chosen = backend("mmlab" if models.backend == "mmlab" else "mediapipe")
-    return {"models.detector_checkpoint": lambda p: chosen.load_detector(models, p),
-            "models.pose_checkpoint": lambda p: chosen.load_estimator(models, p)}
+    chosen = backend("mmlab" if config.models.backend == "mmlab" else "mediapipe")
+    return {"models.detector_checkpoint": lambda p: chosen.load_detector(config, p),
+            "models.pose_checkpoint": lambda p: chosen.load_estimator(config, p)}
 
 
 def _load_activity_model(config: Config, path: Path) -> object:

@@ -128,7 +128,7 @@ def _prediction_points(args: argparse.Namespace, config: Config, rng: Any) -> li
 
     images = [image for path in args.annotations for image in load_coco(path)]
     images += [image for path in args.tip_first for image in load_coco(path, tip_first=True)]
-    detector, estimator = create_backend(config.models)
+    detector, estimator = create_backend(config)
     poses = tuning.predicted_poses(images, detector, estimator, args.model_predictions, rng)
     bad = sum(p.bad for p in poses)
     print(f"{len(poses)} predicted hands on {len(images) * args.model_predictions} transformed labelled "

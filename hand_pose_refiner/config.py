@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from hand_pose_refiner.config_file import read_config_yaml
+from hand_pose_refiner.config_moved_keys import MOVED_KEYS, with_moved_keys
 from hand_pose_refiner.config_sections import (
     REFINEMENT_PATH_KEYS,
     SCHEDULE_KEYS,
     SPATIAL_RULES,
     ActivityConfig,
+    MediaPipeConfig,
+    MMLabConfig,
     ModelsConfig,
     QosConfig,
     RecurringObjectsConfig,
@@ -44,11 +47,14 @@ DEFAULT_CONFIG = "config/assembly.yaml"
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "MOVED_KEYS",
     "REFINEMENT_PATH_KEYS",
     "SCHEDULE_KEYS",
     "SPATIAL_RULES",
     "ActivityConfig",
     "Config",
+    "MMLabConfig",
+    "MediaPipeConfig",
     "ModelsConfig",
     "ParameterSpec",
     "QosConfig",
@@ -75,6 +81,8 @@ class Config:
     """All settings; one section per component."""
 
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    mediapipe: MediaPipeConfig = field(default_factory=MediaPipeConfig)
+    mmlab: MMLabConfig = field(default_factory=MMLabConfig)
     spatial_filter: SpatialFilterConfig = field(default_factory=SpatialFilterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     temporal_filter: TemporalFilterConfig = field(default_factory=TemporalFilterConfig)
@@ -257,6 +265,7 @@ def config_from_mapping(data: Any, source: str = "<config>") -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, "
                           f"not {type(data).__name__}")
+    data = with_moved_keys(data, source)
     specs: dict[str, dict[str, ParameterSpec]] = {spec.section: {} for spec in parameter_specs()}
     for spec in parameter_specs():
         specs[spec.section][spec.key] = spec

@@ -28,12 +28,6 @@ class ModelsConfig:
                             "called default) or OpenMMLab (mmlab)", choices=("mediapipe", "default", "mmlab"))
     detector_checkpoint: str = _setting("", "detector weights file; empty = the backend's default")
     pose_checkpoint: str = _setting("", "pose estimator weights file; empty = the backend's default")
-    detector_config: str = _setting("", "mmlab: the detector's mmengine config file, or built-in paper "
-                                    "(Cascade R-CNN R50-FPN) or small; empty = the config stored in "
-                                    "detector_checkpoint, else paper")
-    pose_config: str = _setting("", "mmlab: the pose model's mmengine config file, or built-in paper "
-                                "(HRNetV2-w18, 256x256) or small; empty = the config stored in "
-                                "pose_checkpoint, else paper")
     device: str = _setting("auto", "torch device; auto = cuda when available, else cpu",
                            choices=("auto", "cpu", "cuda"))
     batch_size: int = _setting(8, "images (detector) or hand crops (pose) per forward pass",
@@ -45,17 +39,23 @@ class ModelsConfig:
                                        "waiting for the detector, while max_hands hands are tracked")
     landmark_tracking_max_gap_s: float = _setting(0.1, "longest time between frames over which "
                                                   "landmarks are followed", min=0.0, max=10.0)
-    self_check: bool = _setting(True, "mediapipe: repeat each detected hand's estimate on the crop its own "
+
+
+@dataclass(frozen=True)
+class MediaPipeConfig:
+    """Settings only the MediaPipe port reads (``models.backend: mediapipe``)."""
+
+    self_check: bool = _setting(True, "repeat each detected hand's estimate on the crop its own "
                                 "landmarks define and keep it only if the hand is still there and its "
                                 "keypoints stay put (rejects hand-shaped objects; one more landmark "
                                 "pass per new hand)")
     self_check_max_shift: float = _setting(0.1, "self_check: largest mean keypoint shift between the two "
                                            "estimates, as a fraction of the crop side", min=0.0, max=1.0)
-    detector_tile_size: float = _setting(0.0, "mediapipe: the palm detector also looks at half-overlapping "
+    detector_tile_size: float = _setting(0.0, "the palm detector also looks at half-overlapping "
                                          "square tiles of this side (a fraction of the image's short "
                                          "side), where small hands are larger; 0 = the whole frame "
                                          "only (one more detector pass per tile)", min=0.0, max=1.0)
-    detector_tiles_per_frame: int = _setting(0, "mediapipe, live graph: tiles the palm detector looks at "
+    detector_tiles_per_frame: int = _setting(0, "live graph: tiles the palm detector looks at "
                                              "per frame beside the whole frame (one batched pass), in "
                                              "rotation, tiles where hands were detected first; 0 = every "
                                              "tile on every frame", min=0, max=1000)
@@ -63,9 +63,21 @@ class ModelsConfig:
                                          "tile; 0 (or fewer than tiles / tiles_per_frame) = that ratio, a "
                                          "plain rotation; more leaves slots for tiles where hands were",
                                          min=0, max=1000)
-    surest_crop: bool = _setting(True, "mediapipe: of two overlapping detected crops keep the one the "
+    surest_crop: bool = _setting(True, "of two overlapping detected crops keep the one the "
                                  "landmark network is surer of (MediaPipe keeps the lower-scored palm's); "
                                  "one more landmark pass per hand detected twice")
+
+
+@dataclass(frozen=True)
+class MMLabConfig:
+    """Settings only the OpenMMLab backend reads (``models.backend: mmlab``)."""
+
+    detector_config: str = _setting("", "the detector's mmengine config file, or built-in paper "
+                                    "(Cascade R-CNN R50-FPN) or small; empty = the config stored in "
+                                    "detector_checkpoint, else paper")
+    pose_config: str = _setting("", "the pose model's mmengine config file, or built-in paper "
+                                "(HRNetV2-w18, 256x256) or small; empty = the config stored in "
+                                "pose_checkpoint, else paper")
 
 
 SPATIAL_RULES = ("keypoint_score", "hand_score", "min_keypoints", "hand_size", "bone_length",

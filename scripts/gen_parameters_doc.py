@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # document the checkout's schema, not an installed copy
 
-from hand_pose_refiner.config import ParameterSpec, parameter_specs, yaml_scalar  # noqa: E402
+from hand_pose_refiner.config import MOVED_KEYS, ParameterSpec, parameter_specs, yaml_scalar  # noqa: E402
 
 OUTPUT = REPO / "docs" / "parameters.md"
 COMMAND = ".venv/bin/python scripts/gen_parameters_doc.py"
@@ -65,6 +65,12 @@ def render(specs: list[ParameterSpec]) -> str:
                    spec.bounds_text(), spec.help)
             lines.append("| " + " | ".join(_cell(text) for text in row) + " |")
         lines.append("")
+    lines += ["## Old names", "",
+              "Keys that moved into their backend's own section. A file, a parameter file or `-p` that",
+              "still uses the old name is read as the new one, with a warning; both names at once are",
+              "refused.", "", "| old name | new name |", "|---|---|"]
+    lines += [f"| `{old}` | `{new}` |" for old, new in MOVED_KEYS.items()]
+    lines.append("")
     return "\n".join(lines)
 
 

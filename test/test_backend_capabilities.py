@@ -10,7 +10,7 @@ import pytest
 import torch
 from support import REPO
 
-from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.config import Config, MediaPipeConfig, ModelsConfig
 from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import BACKENDS, backend, create_backend
@@ -57,7 +57,8 @@ def test_backends_are_found_by_name_and_an_unknown_name_is_refused():
 
 
 def test_the_default_backend_has_the_capabilities_refinement_asks_for():
-    detector, estimator = create_backend(ModelsConfig(device="cpu", detector_tile_size=0.5))
+    detector, estimator = create_backend(Config(models=ModelsConfig(device="cpu"),
+                                                  mediapipe=MediaPipeConfig(detector_tile_size=0.5)))
     for capability in (SupportsPresenceThreshold, SupportsCropSearch, SupportsConsistencyCheck,
                        SupportsSelfCheck, SupportsSurestCrop, OnDevice):
         assert isinstance(estimator, capability), capability.__name__
@@ -69,7 +70,7 @@ def test_the_default_backend_has_the_capabilities_refinement_asks_for():
 
 
 def test_a_rounds_models_get_its_candidate_presence_through_the_capability(tmp_path):
-    models = RoundModels(tmp_path, ModelsConfig(device="cpu"))
+    models = RoundModels(tmp_path, Config(models=ModelsConfig(device="cpu")))
     thresholds = DEFAULT_SCHEDULE[0]
     detector, estimator = models.build(0, thresholds)
     assert isinstance(estimator, SupportsPresenceThreshold)

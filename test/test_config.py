@@ -48,9 +48,9 @@ def test_glovebox_config_is_the_defaults_with_tiles_for_small_hands():
     """The main job's cell config overrides the tile keys: if the schema's defaults change, the cell
     follows them instead of holding a stale copy."""
     config = load_config(find_share_file("config/glovebox.yaml"))
-    assert config.models.detector_tile_size == 0.5
-    assert config == replace(Config(), models=replace(Config().models, detector_tile_size=0.5,
-                                                      detector_tiles_per_frame=3))
+    assert config.mediapipe.detector_tile_size == 0.5
+    assert config == replace(Config(), mediapipe=replace(Config().mediapipe, detector_tile_size=0.5,
+                                                         detector_tiles_per_frame=3))
 
 
 def test_plain_mapping_and_ros_wrapper_are_both_accepted(tmp_path):

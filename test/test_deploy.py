@@ -59,13 +59,14 @@ def test_the_live_backend_from_deploy_yaml_detects_as_the_rounds_evaluation(fini
     assert refinement.state.fine_tune(1, "detector").train_images > 0  # the detector was fine-tuned
     deployment = write_deploy(tmp_path, refinement.config, 1, round_weights(refinement.run_dir, 1))
     assert "Kept: round 1, its detector and pose estimator" in deployment.path.read_text()
-    live_detector, live_estimator = create_backend(load_config(deployment.path).models)
+    live_detector, live_estimator = create_backend(load_config(deployment.path))
     evaluated_detector, evaluated_estimator = refinement.models(1)
     assert live_detector.net.kept_heads is not None  # the kept heads came with the checkpoint
     live_state, evaluated_state = live_detector.net.state_dict(), evaluated_detector.net.state_dict()
     assert live_state.keys() == evaluated_state.keys()
     assert all(torch.equal(live_state[k], evaluated_state[k]) for k in live_state)
-    initial_state = create_backend(replace(refinement.config.models, device="cpu"))[0].net.state_dict()
+    on_cpu = replace(refinement.config, models=replace(refinement.config.models, device="cpu"))
+    initial_state = create_backend(on_cpu)[0].net.state_dict()
     assert any(not torch.equal(initial_state[k], live_state[k]) for k in initial_state)  # it was refined
     image = cv2.cvtColor(cv2.imread(str(sorted(finished_run["stills"].glob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
     live, evaluated = live_detector.detect([image])[0], evaluated_detector.detect([image])[0]

@@ -1,4 +1,4 @@
-"""The live detection schedule (``models.detector_tiles_per_frame``): the whole frame on every frame,
+"""The live detection schedule (``mediapipe.detector_tiles_per_frame``): the whole frame on every frame,
 tiles in rotation, all of a frame's views in one forward pass."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import torch
 from support import REPO
 
-from hand_pose_refiner.config import Config, ModelsConfig, load_config
+from hand_pose_refiner.config import Config, MediaPipeConfig, ModelsConfig, load_config
 from hand_pose_refiner.hands import boxes_from_keypoints
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.following import DetectionSchedule, HandFollower
@@ -108,12 +108,14 @@ def test_one_batched_pass_finds_what_one_pass_per_tile_finds(gloved_still):
 
 
 def test_the_schedule_with_every_tile_is_the_detector_and_off_without_tiles(gloved_still):
-    config = ModelsConfig(device="cpu", detector_tile_size=0.5, detector_tiles_per_frame=21)
+    config = Config(models=ModelsConfig(device="cpu"),
+                    mediapipe=MediaPipeConfig(detector_tile_size=0.5, detector_tiles_per_frame=21))
     detector, _ = create_backend(config)
     (everything,) = detector.detect([gloved_still])
-    scheduled = DetectionSchedule(detector, config).detect(gloved_still)
+    scheduled = DetectionSchedule(detector).detect(gloved_still)
     assert np.allclose(scheduled.boxes, everything.boxes, atol=0.05)
-    assert DetectionSchedule(detector, replace(config, detector_tiles_per_frame=0)).rotation is None
+    unscheduled, _ = create_backend(replace(config, mediapipe=MediaPipeConfig(detector_tile_size=0.5)))
+    assert DetectionSchedule(unscheduled).rotation is None
 
 
 def test_a_held_stills_glove_is_found_within_the_rotation_from_any_phase(shared_data, gloved_still):
@@ -121,11 +123,11 @@ def test_a_held_stills_glove_is_found_within_the_rotation_from_any_phase(shared_
     among the frame's accepted hands by the cycle's last frame (the whole frame alone never
     finds it)."""
     base = load_config(REPO / "config" / "glovebox.yaml")
-    models = replace(base.models, device="cpu", detector_tiles_per_frame=3, detector_tile_period=0)
-    config = replace(base, models=models)
-    assert config.models.detector_tile_size == 0.5
+    mediapipe = replace(base.mediapipe, detector_tiles_per_frame=3, detector_tile_period=0)
+    config = replace(base, models=replace(base.models, device="cpu"), mediapipe=mediapipe)
+    assert config.mediapipe.detector_tile_size == 0.5
     regions = load_judgements(JUDGEMENTS)[HELD_STILL]
-    detector, estimator = create_backend(config.models)
+    detector, estimator = create_backend(config)
     cycle = math.ceil(21 / 3)
 
     from hand_pose_refiner.filters.spatial import SpatialFilter
@@ -137,13 +139,13 @@ def test_a_held_stills_glove_is_found_within_the_rotation_from_any_phase(shared_
         return accepted is not None and len(accepted) > 0 and any(
             judge(box.tolist(), regions) == "hand" for box in boxes_from_keypoints(accepted.keypoints))
 
-    whole_only = create_backend(replace(config.models, detector_tile_size=0.0))
+    whole_only = create_backend(replace(config, mediapipe=replace(mediapipe, detector_tile_size=0.0)))
     follower = HandFollower(whole_only[1], config)
     assert not any(true_hand(follower.estimate(gloved_still, 33_000_000 * (i + 1),
                                                whole_only[0].detect([gloved_still])[0])) for i in range(2))
 
     for phase in range(cycle):
-        schedule = DetectionSchedule(detector, config.models)
+        schedule = DetectionSchedule(detector)
         follower = HandFollower(estimator, config)
         stamp = 0
         for _ in range(phase):  # frames without a hand: the rotation moves on, nothing is seen
@@ -161,8 +163,11 @@ def test_a_held_stills_glove_is_found_within_the_rotation_from_any_phase(shared_
 
 def test_the_glovebox_cell_uses_the_schedule():
     config = load_config(REPO / "config" / "glovebox.yaml")
-    assert config.models.detector_tile_size == 0.5
-    assert config.models.detector_tiles_per_frame > 0
-    rotation = TileRotation(config.models.detector_tiles_per_frame, config.models.detector_tile_period)
+    assert config.mediapipe.detector_tile_size == 0.5
+    assert config.mediapipe.detector_tiles_per_frame > 0
+    rotation = TileRotation(config.mediapipe.detector_tiles_per_frame, config.mediapipe.detector_tile_period)
     assert rotation.cycle(21) <= 10  # a still held a third of a second at 30 Hz is searched whole
-    assert Config().models.detector_tiles_per_frame == 0  # the defaults look at every tile
+    assert Config().mediapipe.detector_tiles_per_frame == 0  # the defaults look at every tile
+    detector, _ = create_backend(replace(config, models=replace(config.models, device="cpu")))
+    schedule = DetectionSchedule(detector)
+    assert schedule.rotation is not None and schedule.rotation.tiles_per_frame == 3

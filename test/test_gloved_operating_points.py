@@ -46,7 +46,7 @@ def test_a_setting_changes_the_three_thresholds_and_the_weights_only(tmp_path):
     base = load_config(CELL_CONFIG)
     detector, estimator = tmp_path / "d.safetensors", tmp_path / "e.safetensors"
     config = operating_points.setting_config(base, detector, estimator, 0.35, 0.4, 0.3)
-    assert (config.models.detector_tile_size, config.models.detection_score_threshold,
+    assert (config.mediapipe.detector_tile_size, config.models.detection_score_threshold,
             config.spatial_filter.min_hand_score) == (0.35, 0.4, 0.3)
     weights = (config.models.detector_checkpoint, config.models.pose_checkpoint)
     assert weights == (str(detector), str(estimator))

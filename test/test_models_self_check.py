@@ -9,7 +9,7 @@ import pytest
 from helpers import labelled_pck
 
 from hand_pose_refiner.coco import load_coco
-from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.config import Config, MediaPipeConfig, ModelsConfig
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
@@ -27,9 +27,9 @@ def _rgb(path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def backends():
-    config = ModelsConfig(device="cpu")
-    unchecked = create_backend(replace(config, self_check=False))
-    checked = create_backend(replace(config, self_check=True))
+    config = Config(models=ModelsConfig(device="cpu"))
+    unchecked = create_backend(replace(config, mediapipe=MediaPipeConfig(self_check=False)))
+    checked = create_backend(replace(config, mediapipe=MediaPipeConfig(self_check=True)))
     return unchecked, checked
 
 

@@ -1,4 +1,4 @@
-"""The palm detector's tiles (``models.detector_tile_size``): small hands found, cut boxes dropped."""
+"""The palm detector's tiles (``mediapipe.detector_tile_size``): small hands found, cut boxes dropped."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hand_pose_refiner.coco import CocoImage, load_coco
-from hand_pose_refiner.config import ModelsConfig
+from hand_pose_refiner.config import Config, MediaPipeConfig, ModelsConfig
 from hand_pose_refiner.images import read_rgb
 from hand_pose_refiner.models import create_backend
 from hand_pose_refiner.models.base import FineTuneSettings
@@ -103,7 +103,8 @@ def test_training_samples_are_drawn_from_the_views_and_leave_cut_hands_unlabelle
 
 def test_the_tile_size_is_part_of_the_prediction_cache_key():
     plain = create_backend(ModelsConfig(device="cpu"))
-    tiled = create_backend(ModelsConfig(device="cpu", detector_tile_size=0.5))
+    tiled = create_backend(Config(models=ModelsConfig(device="cpu"),
+                                   mediapipe=MediaPipeConfig(detector_tile_size=0.5)))
     assert tiled[0].tile_size == 0.5
     assert model_key(*plain) != model_key(*tiled)
 

@@ -123,10 +123,31 @@ class FineTuneReport:
         return self.epochs[-1].train_loss if self.epochs else self.initial_loss
 
 
+# The settings every prediction-cache key names, ``None`` where a model has no such setting; a
+# setting added later is in a key only while it is on, so that the caches made before stay valid.
+KEY_SETTINGS = ("score_threshold", "min_presence", "max_hands", "mirrored", "self_check",
+                "self_check_max_shift", "search_sizes", "search_rotations")
+
+
+def settings_key(values: dict[str, object], later: Sequence[str] = ()) -> list[str]:
+    """A model's :meth:`HandDetector.prediction_key`: ``name=value`` for each of
+    :data:`KEY_SETTINGS` (``values`` holds the model's own), then the ``later`` parts."""
+    unknown = set(values) - set(KEY_SETTINGS)
+    if unknown:
+        raise ValueError(f"not key settings: {sorted(unknown)}; add a setting as a later part")
+    return [f"{name}={values.get(name)}" for name in KEY_SETTINGS] + list(later)
+
+
 class HandDetector(ABC):
     """Finds hands in whole images."""
 
     name: str
+
+    @abstractmethod
+    def prediction_key(self) -> list[str]:
+        """What the detections depend on besides the network's weights (:func:`settings_key`):
+        the prediction cache's key. A model without a torch network (not :class:`OnDevice`)
+        names its weights here too."""
 
     @abstractmethod
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
@@ -152,6 +173,12 @@ class PoseEstimator(ABC):
     name: str
     # Whether estimate_tracked() can follow hands from the previous frame without detections.
     tracks_landmarks: bool = False
+
+    @abstractmethod
+    def prediction_key(self) -> list[str]:
+        """What the keypoints depend on besides the network's weights (:func:`settings_key`):
+        the prediction cache's key. A model without a torch network (not :class:`OnDevice`)
+        names its weights here too."""
 
     @abstractmethod
     def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
@@ -228,9 +255,13 @@ class SupportsSurestCrop(Protocol):
 class SupportsTiles(Protocol):
     """A detector that also looks at square tiles of this side (a fraction of the image height; 0:
     whole frames only): the views of a frame (the whole frame first, then the tiles, as rotated
-    rectangles) and one detection pass over a chosen few of them."""
+    rectangles) and one detection pass over a chosen few of them. A live stream looks at
+    ``tiles_per_frame`` tiles a frame in rotation, each within ``tile_period`` frames
+    (:class:`~hand_pose_refiner.models.following.DetectionSchedule`; 0 tiles a frame: every tile)."""
 
     tile_size: float
+    tiles_per_frame: int
+    tile_period: int
 
     def rois(self, width: int, height: int) -> FloatArray: ...
 

@@ -7,7 +7,7 @@ frame's hands were; the detector's boxes are needed only while fewer than
 Otherwise each frame is cropped from its own detections.
 
 :class:`DetectionSchedule` is the detector's side of a stream: the whole frame on every frame
-and, with ``models.detector_tiles_per_frame``, a few tiles in rotation
+and, with ``mediapipe.detector_tiles_per_frame``, a few tiles in rotation
 (:class:`~hand_pose_refiner.models.tile_rotation.TileRotation`) instead of all of them.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from hand_pose_refiner.config import Config, ModelsConfig
+from hand_pose_refiner.config import Config
 from hand_pose_refiner.hands import Detections, FrameHands
 from hand_pose_refiner.models.base import HandDetector, PoseEstimator, SupportsTiles
 from hand_pose_refiner.models.tile_rotation import TileRotation
@@ -66,17 +66,17 @@ class HandFollower:
 class DetectionSchedule:
     """One stream's detector calls (the detector node's and :meth:`HandPipeline.track`'s).
 
-    With ``models.detector_tiles_per_frame`` and a detector with tiles (:class:`SupportsTiles`),
-    each frame is seen whole and in that many tiles, all in one forward pass, the tiles chosen by a
+    With a detector with tiles (:class:`SupportsTiles`) that sets ``tiles_per_frame``, each frame
+    is seen whole and in that many tiles, all in one forward pass, the tiles chosen by a
     :class:`TileRotation` that counts where this stream's hands were detected. Otherwise every
     view on every frame (:meth:`HandDetector.detect`), as single images and the offline tools get.
     """
 
-    def __init__(self, detector: HandDetector, models: ModelsConfig) -> None:
+    def __init__(self, detector: HandDetector) -> None:
         self.detector = detector
         self.rotation: TileRotation | None = None
-        if models.detector_tiles_per_frame and isinstance(detector, SupportsTiles):
-            self.rotation = TileRotation(models.detector_tiles_per_frame, models.detector_tile_period)
+        if isinstance(detector, SupportsTiles) and detector.tiles_per_frame:
+            self.rotation = TileRotation(detector.tiles_per_frame, detector.tile_period)
 
     def reset(self) -> None:
         """Start the rotation over and forget where hands were (a new stream)."""

@@ -26,8 +26,8 @@ from hand_pose_refiner.atomic import atomic_write_json, commit_dir, fresh_partia
 from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.images import read_rgb
-from hand_pose_refiner.models.base import HandDetector, PoseEstimator
-from hand_pose_refiner.refinement.inputs import Frame, InputSpec, ReadReport, fingerprint
+from hand_pose_refiner.models.base import HandDetector, OnDevice, PoseEstimator
+from hand_pose_refiner.refinement.input_spec import Frame, InputSpec, ReadReport, fingerprint
 from hand_pose_refiner.refinement.records import load_frames, save_frames
 
 JPEG_QUALITY = 95
@@ -112,28 +112,17 @@ class FrameStore:
 
 
 def model_key(detector: HandDetector, estimator: PoseEstimator) -> str:
-    """A hash of both networks' weights, names and thresholds: what their predictions depend on."""
+    """A hash of both models' names, settings (:meth:`~HandDetector.prediction_key`) and network
+    weights: what their predictions depend on."""
     digest = hashlib.sha256()
     for model in (detector, estimator):
         digest.update(model.name.encode())
-        for attribute in ("score_threshold", "min_presence", "max_hands", "mirrored", "self_check",
-                          "self_check_max_shift", "search_sizes", "search_rotations"):
-            digest.update(f"{attribute}={getattr(model, attribute, None)}".encode())
-        # Added later, so in the key only when used, so that old caches stay valid:
-        if getattr(model, "consistency_check", False):
-            digest.update(f"consistency={getattr(model, 'consistency_max_spread', None)}".encode())
-        if getattr(model, "surest_crop", False):
-            digest.update(b"surest_crop")
-        tile_size = getattr(model, "tile_size", 0.0)
-        if tile_size:
-            digest.update(f"tile_size={tile_size}".encode())
-        net = getattr(model, "net", None)
-        if net is not None:
-            for name, tensor in net.state_dict().items():
+        for part in model.prediction_key():
+            digest.update(part.encode())
+        if isinstance(model, OnDevice):
+            for name, tensor in model.net.state_dict().items():
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        else:
-            digest.update(str(getattr(model, "checkpoint", "")).encode())
     return digest.hexdigest()[:16]
 
 

@@ -16,13 +16,14 @@ from typing import Any
 
 from hand_pose_refiner.config import Config, load_config, with_section_values
 from hand_pose_refiner.errors import USER_ERRORS, ConfigError
-from hand_pose_refiner.refinement.inputs import SPLITS, InputSpec, half_of
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.run_state import (
     AnchorLabelsResult,
     EvaluateResult,
     PseudoLabelsResult,
     StepResult,
 )
+from hand_pose_refiner.refinement.tuning_test_split import SPLITS, half_of
 
 EXIT_SOME_INPUTS_FAILED = 3
 EXIT_UNEXPECTED_ERROR = 1  # an input met a bug: its traceback is printed after the others are written
@@ -167,7 +168,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     options = replay_options(args, write_bag=args.bag or args.bag_overlay, bag_overlay=args.bag_overlay,
                              overwrite=args.overwrite, write_when_empty=False)
     config = _config(args)
-    detector, estimator = create_backend(config.models)
+    detector, estimator = create_backend(config)
     summary = replay(input_specs(args), args.out, config, detector, estimator, options)
     _print_replay(summary, args.out)
     for failed in summary.failed:

@@ -22,14 +22,8 @@ from hand_pose_refiner.errors import InputError
 from hand_pose_refiner.refinement.bag_reader import bag_frame_count, bag_frames
 from hand_pose_refiner.refinement.frame_selection import kept_count
 from hand_pose_refiner.refinement.image_folder_reader import folder_frames, image_files
-from hand_pose_refiner.refinement.input_spec import Frame, InputSpec, ReadReport, fingerprint
-from hand_pose_refiner.refinement.tuning_test_split import SPLITS, half_of, split_of
+from hand_pose_refiner.refinement.input_spec import Frame, InputSpec, ReadReport
 from hand_pose_refiner.refinement.video_reader import video_frame_count, video_frames
-
-# Defined in input_spec.py and tuning_test_split.py, and importable from here too, where the live
-# API (api.py) and the frame cache (cache.py) import them.
-__all__ = ["SPLITS", "Frame", "InputSpec", "ReadReport", "count_frames", "fingerprint", "half_of",
-           "read_frames", "split_of"]
 
 
 def count_frames(spec: InputSpec) -> int | None:

@@ -1,10 +1,11 @@
 """One refinement round's models on the judged gloved stills at other thresholds.
 
 The loop evaluates every round at the config's live thresholds. :func:`sweep` replays the stills
-with one round's models at other detector tile sizes, detector score thresholds and hand score
-floors (``spatial_filter.min_hand_score``) and scores each setting against the by-eye judgements
-(:mod:`hand_pose_refiner.refinement.scoring`), to show what a threshold trades. Each tile size and
-detector threshold is one model pass; the hand score floors only filter its cached predictions.
+with one round's models at other palm detector tile sizes (``mediapipe.detector_tile_size``),
+detector score thresholds and hand score floors (``spatial_filter.min_hand_score``) and scores
+each setting against the by-eye judgements (:mod:`hand_pose_refiner.refinement.scoring`), to show
+what a threshold trades. Each tile size and detector threshold is one model pass; the hand score
+floors only filter its cached predictions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import RefinementStateError
 from hand_pose_refiner.models import HandDetector, PoseEstimator, create_backend
-from hand_pose_refiner.refinement.inputs import InputSpec
+from hand_pose_refiner.refinement.input_spec import InputSpec
 from hand_pose_refiner.refinement.replay import ReplaySettings, replay
 from hand_pose_refiner.refinement.round_models import round_weights
 from hand_pose_refiner.refinement.run_state import read_state
@@ -59,9 +60,10 @@ def setting_config(base: Config, detector: Path | None, estimator: Path | None, 
     models = base.models
     if detector is not None and estimator is not None:
         models = replace(models, detector_checkpoint=str(detector), pose_checkpoint=str(estimator))
-    models = replace(models, detector_tile_size=tile_size, detection_score_threshold=detection_threshold)
+    models = replace(models, detection_score_threshold=detection_threshold)
+    mediapipe = replace(base.mediapipe, detector_tile_size=tile_size)
     spatial_filter = replace(base.spatial_filter, min_hand_score=hand_score)
-    return replace(base, models=models, spatial_filter=spatial_filter)
+    return replace(base, models=models, mediapipe=mediapipe, spatial_filter=spatial_filter)
 
 
 def score_setting(config: Config, models: tuple[HandDetector, PoseEstimator], targets: tuple[InputSpec, ...],
@@ -77,7 +79,7 @@ def score_setting(config: Config, models: tuple[HandDetector, PoseEstimator], ta
 
 def live_point(config: Config) -> OperatingPoint:
     """The setting ``config`` itself runs at."""
-    return OperatingPoint(config.models.detector_tile_size, config.models.detection_score_threshold,
+    return OperatingPoint(config.mediapipe.detector_tile_size, config.models.detection_score_threshold,
                           config.spatial_filter.min_hand_score)
 
 
@@ -94,6 +96,6 @@ def sweep(base: Config, weights: tuple[Path | None, Path | None], data: Path, ju
                 models = None
                 for hand_score in hand_scores:
                     config = setting_config(base, *weights, tile_size, threshold, hand_score)
-                    models = models or create_backend(config.models)  # the floor is no model setting
+                    models = models or create_backend(config)  # the floor is no model setting
                     score = score_setting(config, models, targets, Path(folder), judgements, data)
                     yield OperatingPoint(tile_size, threshold, hand_score), score

@@ -125,7 +125,7 @@ class Refinement:
         self.replay_options = replace(replay_options or ReplaySettings(), cache_dir=self.run_dir / "cache",
                                       overwrite=True, write_bag=False)
         self.on_step = on_step
-        self.round_models = RoundModels(self.run_dir, config.models)
+        self.round_models = RoundModels(self.run_dir, config)
         # Under torchrun: rank 0 replays, evaluates and keeps the state; every rank fine-tunes.
         self.parallel = current()
         self.main = self.parallel is None or self.parallel.is_main

@@ -19,6 +19,7 @@ from hand_pose_refiner.models.base import (
     FineTuneSettings,
     HandDetector,
     resolve_device,
+    settings_key,
 )
 from hand_pose_refiner.models.mediapipe.anchors import (
     MIN_SUPPRESSION_IOU,
@@ -57,7 +58,8 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
     """Palm detection (MediaPipe Hands, full model) in native torch.
 
     ``checkpoint`` is a safetensors file from :meth:`save`; empty or None uses the pre-trained
-    weights converted from the MediaPipe wheel.
+    weights converted from the MediaPipe wheel. ``tile_size``, ``tiles_per_frame`` and
+    ``tile_period`` are the tiles of :class:`~hand_pose_refiner.models.base.SupportsTiles`.
     """
 
     net: PalmDetectorNet
@@ -66,12 +68,14 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
                  score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None,
-                 tile_size: float = 0.0) -> None:
+                 tile_size: float = 0.0, tiles_per_frame: int = 0, tile_period: int = 0) -> None:
         self.device = resolve_device(device)
         self.score_threshold = score_threshold
         self.batch_size = batch_size
         self.max_hands = max_hands
         self.tile_size = tile_size
+        self.tiles_per_frame = tiles_per_frame  # live streams (DetectionSchedule) only
+        self.tile_period = tile_period
         self.net = PalmDetectorNet()
         self.name = "mediapipe/palm_detection_full"
         self.use_weights(checkpoint)
@@ -124,6 +128,10 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         decoded, scores = self.raw_outputs(inputs)
         outputs = list(zip(decoded.cpu().numpy(), scores.cpu().numpy(), views, strict=True))
         return self._postprocess(outputs, image.shape[1], image.shape[0])
+
+    def prediction_key(self) -> list[str]:
+        tiles = [f"tile_size={self.tile_size}"] if self.tile_size else []
+        return settings_key({"score_threshold": self.score_threshold, "max_hands": self.max_hands}, tiles)
 
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         for index, image in enumerate(images):

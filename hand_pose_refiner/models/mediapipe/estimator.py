@@ -18,6 +18,7 @@ from hand_pose_refiner.models.base import (
     FineTuneSettings,
     PoseEstimator,
     resolve_device,
+    settings_key,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb, to_tensor
 from hand_pose_refiner.models.mediapipe.geometry import (
@@ -178,6 +179,14 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
                                landmarks[owners_np == i], presence[owners_np == i],
                                left[owners_np == i])
                 for i, image_rois in enumerate(rois)]
+
+    def prediction_key(self) -> list[str]:
+        later = [f"consistency={self.consistency_max_spread}"] if self.consistency_check else []
+        later += ["surest_crop"] if self.surest_crop else []
+        return settings_key({"min_presence": self.min_presence, "mirrored": self.mirrored,
+                             "self_check": self.self_check, "self_check_max_shift": self.self_check_max_shift,
+                             "search_sizes": self.search_sizes, "search_rotations": self.search_rotations},
+                            later)
 
     def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
                  stamps_ns: Sequence[int] | None = None) -> list[FrameHands]:

@@ -14,6 +14,7 @@ from hand_pose_refiner.models.base import (
     Detections,
     HandDetector,
     resolve_device,
+    settings_key,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.model import MMLabModel
@@ -65,6 +66,9 @@ class MMLabHandDetector(MMLabModel, HandDetector):
         self.net = net.to(self.device).eval()
         self.checkpoint = Path(path) if path else None
         self.name = f"mmlab/{type(net).__name__}"
+
+    def prediction_key(self) -> list[str]:
+        return settings_key({"score_threshold": self.score_threshold, "max_hands": self.max_hands})
 
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         from mmengine.dataset import pseudo_collate

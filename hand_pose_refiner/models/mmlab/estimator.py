@@ -16,6 +16,7 @@ from hand_pose_refiner.models.base import (
     Detections,
     PoseEstimator,
     resolve_device,
+    settings_key,
 )
 from hand_pose_refiner.models.mediapipe.detector import check_rgb
 from hand_pose_refiner.models.mmlab.configs import hand_metainfo
@@ -81,6 +82,9 @@ class MMLabPoseEstimator(MMLabModel, PoseEstimator):
         if not keypoints:
             return np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros((0, NUM_KEYPOINTS), np.float32)
         return np.stack(keypoints), np.clip(np.stack(scores), 0.0, 1.0)
+
+    def prediction_key(self) -> list[str]:
+        return settings_key({"min_presence": self.min_presence})
 
     def estimate(self, images: Sequence[npt.NDArray[np.uint8]], detections: Sequence[Detections],
                  stamps_ns: Sequence[int] | None = None) -> list[FrameHands]:

@@ -5,7 +5,8 @@ Parameters are the config schema's keys (``spatial_filter.max_hands`` ...), decl
 defaults and help; a parameter file (``config/assembly.yaml``) or ``-p`` overrides them. Values
 are validated by the schema when the node is configured and whenever one is set at run time, so
 a wrong type or range is refused with the schema's message. Changes take effect at the next
-configure.
+configure. A key given under its old name (``config.MOVED_KEYS``) is read as its new one, and an
+unknown key of a schema section is reported, not silently ignored.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 
 from hand_pose_refiner.config import (
+    MOVED_KEYS,
     Config,
     ParameterSpec,
     config_from_ros_parameters,
     node_parameter_specs,
+    parameter_specs,
 )
 from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.filters.stats import RejectionStats
@@ -140,6 +143,7 @@ class HandPoseNode(LifecycleNode):
     def _declare_schema_parameters(self) -> None:
         """Declare every node key of the schema (offline-only sections, such as refinement, are
         neither declared nor read: their defaults stand)."""
+        self._read_moved_parameters()
         for spec in node_parameter_specs():
             default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
             try:
@@ -147,6 +151,33 @@ class HandPoseNode(LifecycleNode):
             except (InvalidParameterTypeException, ParameterException) as exc:
                 raise ConfigError(f"parameter {spec.name} of node {self.get_name()}: {exc}; expected "
                                   f"{type(default).__name__} like {default!r}") from exc
+
+    def _given_parameters(self) -> dict[str, Parameter[Any]]:
+        """The values given to this node at start (parameter files, ``-p``), by name: rclpy keeps
+        them in ``Node._parameter_overrides`` and applies them when a parameter is declared."""
+        given = getattr(self, "_parameter_overrides", None)
+        return given if isinstance(given, dict) else {}
+
+    def _read_moved_parameters(self) -> None:
+        """A value given under a moved key's old name is given under its new name (a warning says
+        so); both names at once is a :class:`ConfigError`. Unknown keys of schema sections are
+        warned about: they would be ignored."""
+        given = self._given_parameters()
+        for old_name, new_name in MOVED_KEYS.items():
+            if old_name not in given:
+                continue
+            if new_name in given:
+                raise ConfigError(f"node {self.get_name()}: parameters {old_name} and {new_name} are both "
+                                  f"given; {old_name} is the old name of {new_name}: keep only {new_name}")
+            given[new_name] = Parameter(new_name, value=given.pop(old_name).value)
+            self.get_logger().warning(f"parameter {old_name} is now {new_name}; read as that (rename it "
+                                      f"in the parameter file)")
+        specs = parameter_specs()
+        sections = {spec.section for spec in specs if not spec.offline}
+        known = {spec.name for spec in specs}
+        for name in sorted(given):
+            if name.partition(".")[0] in sections and name not in known:
+                self.get_logger().warning(f"unknown parameter {name} is ignored (config show lists the keys)")
 
     def schema_parameters(self) -> dict[str, Any]:
         """Current values of the schema parameters, as a flat ``section.key`` mapping."""

@@ -80,14 +80,14 @@ class ImageInput:
 
 class HandDetectorNode(HandPoseNode):
     """Runs the configured hand detector on every frame it can keep up with (whole frame, and
-    tiles as ``models.detector_tiles_per_frame`` schedules them: :class:`DetectionSchedule`)."""
+    tiles as ``mediapipe.detector_tiles_per_frame`` schedules them: :class:`DetectionSchedule`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_detector", **kwargs)
 
     def setup(self, config: Config) -> None:
-        self.detector, _ = create_backend(config.models)
-        self.schedule = DetectionSchedule(self.detector, config.models)
+        self.detector, _ = create_backend(config)
+        self.schedule = DetectionSchedule(self.detector)
         self.types = rclpy_message_types()
         self.publisher = self.create_lifecycle_publisher(HandDetectionArray, config.topics.detections,
                                                          hands_qos(config.qos))

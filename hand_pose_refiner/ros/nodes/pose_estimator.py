@@ -42,7 +42,7 @@ class HandPoseEstimatorNode(HandPoseNode):
         self._last_published_ns = -1  # worker thread only
 
     def setup(self, config: Config) -> None:
-        _, self.estimator = create_backend(config.models)
+        _, self.estimator = create_backend(config)
         self.types = rclpy_message_types()
         self.pairing: StampPairing[Any, Any] = StampPairing(config.qos.pairing_queue_size, self.stats)
         self.publisher = self.create_lifecycle_publisher(HandPoseArray, config.topics.raw_poses,
