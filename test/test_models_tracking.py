@@ -8,6 +8,8 @@ import numpy as np
 from hand_pose_refiner.config import ModelsConfig
 from hand_pose_refiner.hands import FrameHands
 from hand_pose_refiner.models import create_backend
+from hand_pose_refiner.models.following import HandFollower
+from hand_pose_refiner.models.mediapipe import MediaPipePoseEstimator
 
 
 def test_followed_hands_stay_on_the_detected_hands(shared_data):
@@ -40,3 +42,21 @@ def test_followed_hands_stay_on_the_detected_hands(shared_data):
     empty = FrameHands.empty(0, frames[0].shape[1], frames[0].shape[0])
     assert len(estimator.estimate_tracked(frames[1], empty, 1)) == 0
     assert len(estimator.estimate_tracked(frames[1], empty, 1, detector.detect([frames[1]])[0])) >= 1
+
+
+def test_the_detector_is_needed_unless_max_hands_were_followed_within_the_gap():
+    """MediaPipe's video-mode rule, as the detector node applies it to the pose estimator's output."""
+    from dataclasses import replace
+
+    from hand_pose_refiner.config import Config
+
+    config = Config()
+    follower = HandFollower(MediaPipePoseEstimator(device="cpu"), config)
+    gap_ns = round(config.models.landmark_tracking_max_gap_s * 1e9)
+    max_hands = config.spatial_filter.max_hands
+    assert not follower.needs_detections_after(0, max_hands, 33_000_000)
+    assert follower.needs_detections_after(0, max_hands - 1, 33_000_000)  # room for another hand
+    assert follower.needs_detections_after(0, max_hands, gap_ns + 1)  # followed too long ago
+    assert follower.needs_detections_after(0, max_hands, 0)  # not an earlier frame
+    off = replace(config, models=replace(config.models, landmark_tracking=False))
+    assert HandFollower(MediaPipePoseEstimator(device="cpu"), off).needs_detections_after(0, max_hands, 1)

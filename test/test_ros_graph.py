@@ -247,3 +247,38 @@ def test_lifecycle_transitions_create_and_remove_subscriptions(ros_context):
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert "/hand_poses/raw" in topics()
     node.destroy_node()
+
+
+def test_the_detector_leaves_a_frame_alone_while_the_pose_estimator_follows_max_hands(ros_context, clip,
+                                                                                    rclpy_types):
+    """MediaPipe's video-mode rule in the detector node: it reads the pose estimator's last output
+    (topics.raw_poses) and searches a frame only when fewer than max_hands hands were followed
+    within landmark_tracking_max_gap_s."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from hand_pose_refiner.hands import FrameHands
+    from hand_pose_refiner.ros.conversions import frame_hands_to_message
+    from hand_pose_refiner.ros.nodes.detector import DecodedImage, HandDetectorNode
+
+    node = HandDetectorNode(context=ros_context)
+    published: list[int] = []
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert "/hand_poses/raw" in {s.topic_name for s in node.subscriptions}
+        node.publisher.publish = lambda message: published.append(message.header.stamp.nanosec)
+        rgb = np.ascontiguousarray(clip[0][0][:, :, ::-1])
+        two_hands = FrameHands(stamp_ns=100_000_000, image_width=640, image_height=360,
+                               keypoints=np.full((2, 21, 2), 50.0, np.float32))
+        node._on_raw_poses(frame_hands_to_message(two_hands, rclpy_types))
+        node._process(DecodedImage(rgb, 133_000_000, "camera"))  # both followed 33 ms before
+        assert published == [] and node.skipped.rejections["hands_followed"] == 1
+        node._process(DecodedImage(rgb, 300_000_000, "camera"))  # followed too long ago
+        one_hand = FrameHands(stamp_ns=300_000_000, image_width=640, image_height=360,
+                              keypoints=np.full((1, 21, 2), 50.0, np.float32))
+        node._on_raw_poses(frame_hands_to_message(one_hand, rclpy_types))
+        node._process(DecodedImage(rgb, 333_000_000, "camera"))  # room for another hand
+        assert published == [300_000_000, 333_000_000]
+        assert node.skipped.rejections["hands_followed"] == 1
+    finally:
+        node.destroy_node()

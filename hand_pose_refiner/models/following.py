@@ -45,8 +45,18 @@ class HandFollower:
 
     def needs_detections(self, stamp_ns: int) -> bool:
         """Whether the frame at ``stamp_ns`` needs the detector (fewer than ``max_hands`` followed)."""
-        previous = self.followable(stamp_ns)
-        return previous is None or len(previous) < self.max_hands
+        previous = self.previous
+        if previous is None:
+            return True
+        return self.needs_detections_after(previous.stamp_ns, len(previous), stamp_ns)
+
+    def needs_detections_after(self, followed_stamp_ns: int, followed: int, stamp_ns: int) -> bool:
+        """MediaPipe's video-mode rule: the frame at ``stamp_ns`` needs the detector unless
+        ``followed`` hands, at least ``max_hands``, were estimated at ``followed_stamp_ns``, at most
+        ``landmark_tracking_max_gap_s`` before (the detector node applies it to the pose
+        estimator's last output)."""
+        followable = self.enabled and 0 < stamp_ns - followed_stamp_ns <= self.max_gap_ns
+        return not followable or followed < self.max_hands
 
     def estimate(self, image: npt.NDArray[np.uint8], stamp_ns: int,
                  detections: Detections | None) -> FrameHands | None:

@@ -11,10 +11,11 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from hand_pose_refiner.config import Config
 from hand_pose_refiner.errors import ImageError, ImageSizeError
+from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.images import to_rgb
 from hand_pose_refiner.models import create_backend
-from hand_pose_refiner.models.following import DetectionSchedule
-from hand_pose_refiner.msg import HandDetectionArray
+from hand_pose_refiner.models.following import DetectionSchedule, HandFollower
+from hand_pose_refiner.msg import HandDetectionArray, HandPoseArray
 from hand_pose_refiner.ros.conversions import detections_to_message, stamp_ns_of
 from hand_pose_refiner.ros.images import compressed_to_numpy, image_to_numpy
 from hand_pose_refiner.ros.interfaces import rclpy_message_types
@@ -80,23 +81,46 @@ class ImageInput:
 
 class HandDetectorNode(HandPoseNode):
     """Runs the configured hand detector on every frame it can keep up with (whole frame, and
-    tiles as ``mediapipe.detector_tiles_per_frame`` schedules them: :class:`DetectionSchedule`)."""
+    tiles as ``mediapipe.detector_tiles_per_frame`` schedules them: :class:`DetectionSchedule`).
+
+    With landmark tracking, a frame is not searched while the pose estimator's last output
+    (``topics.raw_poses``) followed ``spatial_filter.max_hands`` hands: the estimator needs no
+    detections then (:meth:`HandFollower.needs_detections_after`, MediaPipe's video-mode rule),
+    and the cores go to the pose estimator. Such frames are counted as ``hands_followed``.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hand_detector", **kwargs)
+        self._followed: tuple[int, int] | None = None  # (stamp_ns, hands) of the last raw poses
 
     def setup(self, config: Config) -> None:
-        self.detector, _ = create_backend(config)
+        self.detector, estimator = create_backend(config)
         self.schedule = DetectionSchedule(self.detector)
+        self.follower = HandFollower(estimator, config)  # the rule only: its hands are never set
+        self.skipped = RejectionStats("hand_detector", logger=None)
+        self.monitor.algorithm_stats = self.skipped
         self.types = rclpy_message_types()
         self.publisher = self.create_lifecycle_publisher(HandDetectionArray, config.topics.detections,
                                                          hands_qos(config.qos))
 
     def start(self, config: Config) -> None:
         self.schedule.reset()
+        self._followed = None
         ImageInput(self, config, self.start_worker(self._process).submit)
+        if self.follower.enabled:
+            self.subscribe(HandPoseArray, config.topics.raw_poses, self._on_raw_poses, hands_qos(config.qos))
+
+    def _on_raw_poses(self, message: Any) -> None:
+        self._followed = (stamp_ns_of(message.header.stamp), len(message.hands))
+
+    def _needs_detections(self, stamp_ns: int) -> bool:
+        followed = self._followed
+        return followed is None or self.follower.needs_detections_after(*followed, stamp_ns)
 
     def _process(self, image: DecodedImage) -> None:
+        if not self._needs_detections(image.stamp_ns):
+            self.skipped.reject("hands_followed")
+            return
         started = time.perf_counter()
         detections = self.schedule.detect(image.rgb)
         self.publisher.publish(detections_to_message(detections, image.stamp_ns, image.frame_id,
