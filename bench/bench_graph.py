@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--modes", nargs="+", default=["in-process", "multi-process"],
                         choices=["in-process", "multi-process"])
+    parser.add_argument("--config", type=str, default=str(REPO / "config/assembly.yaml"),
+                        help="the graph's parameter file (default: config/assembly.yaml)")
     parser.add_argument("--nodes", nargs="+", default=list(DEFAULT_GRAPH), choices=list(NODE_EXECUTABLES),
                         help="the graph's nodes (default: the launch file's default graph)")
     args = parser.parse_args()
@@ -64,7 +66,7 @@ def main() -> None:
     count = round(args.seconds * 30)
     frames = [clip[i % len(clip)] for i in range(count)]
     types = rclpy_message_types()
-    config = str(REPO / "config/assembly.yaml")
+    config = args.config
     if "in-process" in args.modes:
         runner = [["-m", "hand_pose_refiner.cli", "run", "--config", config, "--nodes", *args.nodes]]
         measure("in-process runner", runner, frames, types)
