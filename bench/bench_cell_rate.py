@@ -179,8 +179,9 @@ def stage_costs(args: argparse.Namespace) -> None:
             for label, config in cell_configs(args.config, args.deploy).items():
                 detector, estimator = create_backend(replace(config, models=replace(config.models,
                                                                                     device="cpu")))
-                if args.kept_heads and getattr(detector, "net", None) is not None:
-                    detector.net.keep_heads()  # what a refined detector's second set of heads costs
+                net = getattr(detector, "net", None)
+                if args.kept_heads and net is not None and net.kept_heads is None:
+                    net.keep_heads()  # what a refined detector's second set of heads costs
                 schedule = DetectionSchedule(detector)
                 follower = HandFollower(estimator, config)
                 filters = PoseFilterPipeline(config, FilterMode.ONLINE)
@@ -272,7 +273,8 @@ def main() -> None:
     parser.add_argument("--half", choices=["", "tuning", "test"], default="")
     parser.add_argument("--clip-frames", type=int, default=60)
     parser.add_argument("--kept-heads", action="store_true",
-                        help="cost: the detector also runs a kept copy of its heads, as a refined one does")
+                        help="cost: a detector without kept heads (the general model) also runs a "
+                             "kept copy of its heads, as a refined one does")
     args = parser.parse_args()
     {"graph": graph, "held": held, "cost": stage_costs}[args.part](args)
 
