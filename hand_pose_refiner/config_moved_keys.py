@@ -16,8 +16,7 @@ from hand_pose_refiner.errors import ConfigError
 
 _log = logging.getLogger("hand_pose_refiner.config")
 
-# Keys that moved from the models section into their backend's section: a file or parameter that
-# still uses the old name is read as the new one (with a warning), so old files keep working.
+# old name -> name now: the keys only one backend reads left the models section for that backend's
 MOVED_KEYS: dict[str, str] = {
     **{f"models.{item.name}": f"mediapipe.{item.name}" for item in fields(MediaPipeConfig)},
     **{f"models.{item.name}": f"mmlab.{item.name}" for item in fields(MMLabConfig)},

@@ -107,3 +107,15 @@ def test_flags_are_validated_by_the_schema_and_targets_are_required(in_repo, cap
     assert main(["refine", "--out", str(tmp_path / "run")]) == 2
     assert "no target recordings" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_main_jobs_rounds_build_models_with_its_backend_section(tmp_path):
+    """The recipe's mediapipe section (tiles, their live rotation, the self check) reaches every
+    round's models, as the models section does."""
+    from hand_pose_refiner.refinement.round_models import RoundModels
+
+    config = load_config(REPO / "config" / "refine_glovebox.yaml")
+    on_cpu = replace(config, models=replace(config.models, device="cpu"))
+    detector, estimator = RoundModels(tmp_path, on_cpu).build(0)
+    assert (detector.tile_size, detector.tiles_per_frame) == (0.5, 3)
+    assert estimator.self_check and estimator.surest_crop
