@@ -62,9 +62,9 @@ def replay(frames: list[np.ndarray], fps: float, step: int, config: Config, mode
     for index in range(0, len(frames), step):
         rgb = frames[index]
         stamp = round(index * 1e9 / fps) + 1
-        detections = detector.detect([rgb])[0] if follower.needs_detections(stamp) else None
-        followed = follower.estimate(rgb, stamp, detections)
-        (fresh,) = estimator.estimate([rgb], detector.detect([rgb]), [stamp])
+        (detections,) = detector.detect([rgb])
+        followed = follower.estimate(rgb, stamp, detections if follower.needs_detections(stamp) else None)
+        (fresh,) = estimator.estimate([rgb], [detections], [stamp])
         followed = followed if followed is not None else FrameHands.empty(stamp)
         followed_hands.append(len(followed))
         fresh_hands.append(len(fresh))

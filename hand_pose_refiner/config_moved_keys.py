@@ -7,7 +7,7 @@ as the new one, with a warning, so that a cell's files keep working after a key 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -23,36 +23,37 @@ MOVED_KEYS: dict[str, str] = {
 }
 
 
-def with_moved_keys(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
-    """``data`` (sections of keys) with each key of :data:`MOVED_KEYS` under its new name.
-
-    An old name is read as the new one and logged as a warning; both names at once is a
-    :class:`ConfigError`, as the file would say two things.
-    """
-    removed: list[tuple[str, str]] = []
-    added: list[tuple[str, str, Any]] = []
+def moved_keys_in(names: Collection[str], source: str) -> list[tuple[str, str]]:
+    """The ``(old, new)`` pairs of :data:`MOVED_KEYS` whose old name is among ``names`` (flat
+    ``section.key``); both names at once is a :class:`ConfigError`, as the input would say two
+    things."""
+    moved = []
     for old_name, new_name in MOVED_KEYS.items():
-        old_section, old_key = old_name.split(".")
-        body = data.get(old_section)
-        if not isinstance(body, Mapping) or old_key not in body:
+        if old_name not in names:
             continue
-        new_section, new_key = new_name.split(".")
-        new_body = data.get(new_section)
-        if new_body is not None and not isinstance(new_body, Mapping):
-            continue  # refused below: a section must be a mapping
-        if new_body is not None and new_key in new_body:
+        if new_name in names:
             raise ConfigError(f"{source}: {old_name} and {new_name} are both set; {old_name} is the old "
                               f"name of {new_name}: keep only {new_name}")
-        removed.append((old_section, old_key))
-        added.append((new_section, new_key, body[old_key]))
-        _log.warning("%s: %s is now %s; read as that (rename it in the file)", source, old_name, new_name)
-    if not removed:
+        moved.append((old_name, new_name))
+    return moved
+
+
+def with_moved_keys(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """``data`` (sections of keys) with each key of :data:`MOVED_KEYS` under its new name, each
+    logged as a warning (:func:`moved_keys_in`). A section that is not a mapping is left as it is,
+    for the schema to refuse."""
+    sections = {name: body for name, body in data.items() if body is None or isinstance(body, Mapping)}
+    names = {f"{section}.{key}" for section, body in sections.items() for key in body or {}}
+    moves = [(old, new) for old, new in moved_keys_in(names, source)
+             if new.split(".")[0] in sections or new.split(".")[0] not in data]
+    if not moves:
         return data
     result = {name: dict(body) if isinstance(body, Mapping) else body for name, body in data.items()}
-    for section, key in removed:
-        result[section].pop(key)
-    for section, key, value in added:
-        if result.get(section) is None:
-            result[section] = {}
-        result[section][key] = value
+    for old_name, new_name in moves:
+        old_section, old_key = old_name.split(".")
+        new_section, new_key = new_name.split(".")
+        if result.get(new_section) is None:
+            result[new_section] = {}
+        result[new_section][new_key] = result[old_section].pop(old_key)
+        _log.warning("%s: %s is now %s; read as that (rename it in the file)", source, old_name, new_name)
     return result

@@ -97,7 +97,8 @@ def test_a_node_given_both_names_refuses_to_start(ros_context):
 
     from hand_pose_refiner.ros.nodes.spatial_filter import SpatialFilterNode
 
-    with pytest.raises(ConfigError, match=r"models\.surest_crop and mediapipe\.surest_crop are both given"):
+    both = r"node spatial_filter: models\.surest_crop and mediapipe\.surest_crop are both set"
+    with pytest.raises(ConfigError, match=both):
         SpatialFilterNode(context=ros_context, parameter_overrides=[
             Parameter("models.surest_crop", value=False), Parameter("mediapipe.surest_crop", value=True)])
 

@@ -29,13 +29,13 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 
 from hand_pose_refiner.config import (
-    MOVED_KEYS,
     Config,
     ParameterSpec,
     config_from_ros_parameters,
     node_parameter_specs,
     parameter_specs,
 )
+from hand_pose_refiner.config_moved_keys import moved_keys_in
 from hand_pose_refiner.errors import ConfigError
 from hand_pose_refiner.filters.stats import RejectionStats
 from hand_pose_refiner.resources import find_share_file
@@ -163,12 +163,7 @@ class HandPoseNode(LifecycleNode):
         so); both names at once is a :class:`ConfigError`. Unknown keys of schema sections are
         warned about: they would be ignored."""
         given = self._given_parameters()
-        for old_name, new_name in MOVED_KEYS.items():
-            if old_name not in given:
-                continue
-            if new_name in given:
-                raise ConfigError(f"node {self.get_name()}: parameters {old_name} and {new_name} are both "
-                                  f"given; {old_name} is the old name of {new_name}: keep only {new_name}")
+        for old_name, new_name in moved_keys_in(set(given), f"node {self.get_name()}"):
             given[new_name] = Parameter(new_name, value=given.pop(old_name).value)
             self.get_logger().warning(f"parameter {old_name} is now {new_name}; read as that (rename it "
                                       f"in the parameter file)")
