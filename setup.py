@@ -34,6 +34,7 @@ setup(
         "rosbags>=0.10,<0.12",  # ros/bags.py TruncatedMcap reads McapReader internals
         "pycocotools>=2.0.7",
         "torch>=2.3",
+        "openvino>=2024.0",  # the MediaPipe port's fast CPU inference (mediapipe.runtime)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "mypy>=1.10"],

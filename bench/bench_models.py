@@ -5,7 +5,7 @@ Both run detection on every frame (MediaPipe in static-image mode) on the same f
 the port also with a refined detector's kept heads (a second set of heads on the same backbone);
 MediaPipe is timed in a child process because its graph threads, once started, stall torch's
 CPU thread pool in the same process (seconds per frame), which would not be a fair comparison.
-Usage: python bench/bench_models.py [--repeats 30] [--threads 2] [--rounds 3]
+Usage: python bench/bench_models.py [--repeats 30] [--threads 2] [--rounds 3] [--runtime auto|torch|openvino]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hand_pose_refiner.models.mediapipe import MediaPipeHandDetector, MediaPipePoseEstimator
+from hand_pose_refiner.models.mediapipe.runtime import RUNTIMES
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bare_hand_clips"
 
@@ -79,12 +80,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="port and MediaPipe alternate this often")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES, help="the port's inference runtime")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    detector = MediaPipeHandDetector(device="cpu")
-    estimator = MediaPipePoseEstimator(device="cpu")
+    runtime = args.runtime
+    detector = MediaPipeHandDetector(device="cpu", runtime=runtime)
+    estimator = MediaPipePoseEstimator(device="cpu", runtime=runtime)
 
-    kept = MediaPipeHandDetector(device="cpu")
+    kept = MediaPipeHandDetector(device="cpu", runtime=runtime)
     kept.net.keep_heads()  # a refined detector keeps the pre-trained heads next to its own
 
     def port(image: np.ndarray) -> object:
@@ -95,7 +98,8 @@ def main() -> None:
         with torch.inference_mode():
             return estimator.estimate([image], kept.detect([image]))
 
-    print(f"torch {torch.__version__}, {args.threads} threads, median ms per frame (640x480)")
+    print(f"torch {torch.__version__}, port on {detector.runtime}, {args.threads} threads, "
+          f"median ms per frame (640x480)")
     frames = {hands: frames_with_hands(hands) for hands in (1, 2)}
     # The first few hundred frames of a process run slower (allocator and kernel caches): timed
     # first, they made the 1-hand ratio look 0.2x worse than in later rounds. Warm up on both sets.
@@ -126,13 +130,13 @@ def main() -> None:
           f"({kept_ms / plain_ms:.2f}x)")
     # Tiles (mediapipe.detector_tile_size): one more detector pass per tile.
     for tile_size in (1.0, 0.5):
-        tiled = MediaPipeHandDetector(device="cpu", tile_size=tile_size)
+        tiled = MediaPipeHandDetector(device="cpu", tile_size=tile_size, runtime=runtime)
         tiled_ms = per_frame_ms(lambda image, tiled=tiled: tiled.detect([image]), frames[1], args.repeats)
         print(f"palm detector with tiles of {tile_size} x the short side ({len(tiled.rois(640, 480)) - 1} "
               f"tiles): {tiled_ms:.2f} ms ({tiled_ms / plain_ms:.2f}x)")
     # The live schedule (mediapipe.detector_tiles_per_frame): the whole frame and 3 tiles in one pass,
     # beside the same 4 views one pass each, on a 1280x720 frame.
-    tiled = MediaPipeHandDetector(device="cpu", tile_size=0.5, batch_size=1)
+    tiled = MediaPipeHandDetector(device="cpu", tile_size=0.5, batch_size=1, runtime=runtime)
     wide = [cv2.resize(image, (1280, 720)) for image in frames[1]]
     views = tiled.rois(1280, 720)[:4]
     batched_ms = per_frame_ms(lambda image: tiled.detect_views(image, views), wide, args.repeats)

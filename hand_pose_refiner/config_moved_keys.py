@@ -16,10 +16,14 @@ from hand_pose_refiner.errors import ConfigError
 
 _log = logging.getLogger("hand_pose_refiner.config")
 
+# Keys a backend section gained after the move; they never had a models.* name.
+NEW_IN_BACKEND_SECTIONS = frozenset({"mediapipe.runtime"})
+
 # old name -> name now: the keys only one backend reads left the models section for that backend's
 MOVED_KEYS: dict[str, str] = {
-    **{f"models.{item.name}": f"mediapipe.{item.name}" for item in fields(MediaPipeConfig)},
-    **{f"models.{item.name}": f"mmlab.{item.name}" for item in fields(MMLabConfig)},
+    f"models.{item.name}": f"{section}.{item.name}"
+    for section, schema in (("mediapipe", MediaPipeConfig), ("mmlab", MMLabConfig))
+    for item in fields(schema) if f"{section}.{item.name}" not in NEW_IN_BACKEND_SECTIONS
 }
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from support import REPO
 
 from hand_pose_refiner.config import Config, MediaPipeConfig, ModelsConfig, load_config
@@ -90,11 +89,10 @@ def test_one_batched_pass_finds_what_one_pass_per_tile_finds(gloved_still):
     views = detector.rois(1280, 720)
     assert len(views) == 22
     crops = np.stack([crop(gloved_still, roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT) for roi in views])
-    batch = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255.0)
-    together = [output.numpy() for output in detector.raw_outputs(batch)]
+    together = detector.raw_outputs(crops)
     alone = []
     for index, roi in enumerate(views):
-        rows, scores = (output.numpy()[0] for output in detector.raw_outputs(batch[index:index + 1]))
+        rows, scores = (output[0] for output in detector.raw_outputs(crops[index:index + 1]))
         assert np.allclose(together[0][index], rows, atol=1e-4)
         assert np.allclose(together[1][index], scores, atol=1e-5)
         alone.append((rows, scores, roi))

@@ -22,7 +22,8 @@ STORED_KEYS = {
 
 
 def test_each_setting_keeps_the_key_caches_were_stored_under():
-    detector, estimator = MediaPipeHandDetector(device="cpu"), MediaPipePoseEstimator(device="cpu")
+    detector = MediaPipeHandDetector(device="cpu", runtime="torch")
+    estimator = MediaPipePoseEstimator(device="cpu", runtime="torch")
     assert not (estimator.self_check or estimator.surest_crop or estimator.consistency_check)
     keys = {"class defaults": model_key(detector, estimator)}
     detector.tile_size = 0.5
@@ -45,3 +46,12 @@ def test_the_key_names_every_key_setting_once_and_later_parts_after():
     assert parts[1] == "min_presence=None"
     with pytest.raises(ValueError, match="add a setting as a later part"):
         settings_key({"tile_size": 0.5})
+
+
+def test_predictions_of_the_openvino_runtime_are_stored_under_their_own_key():
+    torch_key = model_key(MediaPipeHandDetector(device="cpu", runtime="torch"),
+                          MediaPipePoseEstimator(device="cpu", runtime="torch"))
+    openvino = MediaPipeHandDetector(device="cpu", runtime="openvino"), \
+        MediaPipePoseEstimator(device="cpu", runtime="openvino")
+    assert openvino[0].prediction_key()[-1] == openvino[1].prediction_key()[-1] == "runtime=openvino"
+    assert model_key(*openvino) != torch_key == STORED_KEYS["class defaults"]

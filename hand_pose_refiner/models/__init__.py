@@ -50,11 +50,11 @@ def _mediapipe_pair(config: Config) -> tuple[HandDetector, PoseEstimator]:
                                      score_threshold=models.detection_score_threshold,
                                      batch_size=models.batch_size, tile_size=own.detector_tile_size,
                                      tiles_per_frame=own.detector_tiles_per_frame,
-                                     tile_period=own.detector_tile_period)
+                                     tile_period=own.detector_tile_period, runtime=own.runtime)
     estimator = MediaPipePoseEstimator(models.pose_checkpoint or None, device=models.device,
                                        batch_size=models.batch_size, self_check=own.self_check,
                                        self_check_max_shift=own.self_check_max_shift,
-                                       surest_crop=own.surest_crop)
+                                       surest_crop=own.surest_crop, runtime=own.runtime)
     return detector, estimator
 
 

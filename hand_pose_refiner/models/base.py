@@ -166,6 +166,12 @@ class HandDetector(ABC):
     def load(self, path: str | Path) -> None:
         """Read weights written by :meth:`save`; refuses files that do not fit."""
 
+    def warm_up(self) -> None:
+        """Do the one-time work of the first inference now (compiling, allocating), so that the
+        first frame is not late: the live nodes call it when they are configured. Nothing to do
+        for a model whose first inference costs what the others cost."""
+        return None
+
 
 class PoseEstimator(ABC):
     """Locates the 21 keypoints of each detected hand."""
@@ -203,6 +209,12 @@ class PoseEstimator(ABC):
     @abstractmethod
     def load(self, path: str | Path) -> None:
         """Read weights written by :meth:`save`; refuses files that do not fit."""
+
+    def warm_up(self) -> None:
+        """Do the one-time work of the first inference now (compiling, allocating), so that the
+        first frame is not late: the live nodes call it when they are configured. Nothing to do
+        for a model whose first inference costs what the others cost."""
+        return None
 
 
 # -- optional capabilities ----------------------------------------------------------------------

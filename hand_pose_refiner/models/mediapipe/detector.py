@@ -31,6 +31,7 @@ from hand_pose_refiner.models.mediapipe.anchors import (
 from hand_pose_refiner.models.mediapipe.geometry import FloatArray, crop, letterbox_roi, search_rois
 from hand_pose_refiner.models.mediapipe.palm_detector import INPUT_SIZE, KEPT_HEADS, PalmDetectorNet
 from hand_pose_refiner.models.mediapipe.palm_training import fine_tune_detector
+from hand_pose_refiner.models.mediapipe.runtime import NetworkRunner, resolve_runtime
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights, tensor_names
 
 NETWORK = "palm_detection_full"
@@ -48,10 +49,14 @@ def has_kept_heads(path: Path) -> bool:
     return any(name.startswith(KEPT_HEADS + ".") for name in tensor_names(path))
 
 
+def network_input(batch: torch.Tensor) -> torch.Tensor:
+    """A uint8 ``(n, h, w, 3)`` RGB batch -> the networks' float NCHW input in 0..1."""
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
 def to_tensor(crops: Sequence[npt.NDArray[np.uint8]], device: torch.device) -> torch.Tensor:
     """uint8 HWC crops -> float NCHW batch in 0..1 on ``device``."""
-    batch = torch.from_numpy(np.stack(crops)).to(device)
-    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+    return network_input(torch.from_numpy(np.stack(crops)).to(device))
 
 
 class MediaPipeHandDetector(NetworkWeights, HandDetector):
@@ -60,6 +65,7 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
     ``checkpoint`` is a safetensors file from :meth:`save`; empty or None uses the pre-trained
     weights converted from the MediaPipe wheel. ``tile_size``, ``tiles_per_frame`` and
     ``tile_period`` are the tiles of :class:`~hand_pose_refiner.models.base.SupportsTiles`.
+    ``runtime`` runs inference with torch or OpenVINO (see :mod:`.runtime`).
     """
 
     net: PalmDetectorNet
@@ -68,8 +74,10 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
                  score_threshold: float = 0.5, batch_size: int = 8, max_hands: int | None = None,
-                 tile_size: float = 0.0, tiles_per_frame: int = 0, tile_period: int = 0) -> None:
+                 tile_size: float = 0.0, tiles_per_frame: int = 0, tile_period: int = 0,
+                 runtime: str = "auto") -> None:
         self.device = resolve_device(device)
+        self.runtime = resolve_runtime(runtime, self.device)
         self.score_threshold = score_threshold
         self.batch_size = batch_size
         self.max_hands = max_hands
@@ -80,16 +88,22 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         self.name = "mediapipe/palm_detection_full"
         self.use_weights(checkpoint)
         self.anchors = torch.from_numpy(generate_anchors()).to(self.device)
+        self._runner = NetworkRunner(self.net, self._decoded_outputs, INPUT_SIZE, self.runtime)
 
     def to_device(self, device: torch.device) -> None:
         super().to_device(device)
         self.anchors = self.anchors.to(device)
 
-    @torch.inference_mode()
-    def raw_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def raw_outputs(self, crops: npt.NDArray[np.uint8]) -> tuple[FloatArray, FloatArray]:
         """Decoded boxes/keypoints (0..1 of the input) and scores of all anchors (of the own and
-        then of the kept heads, when the net holds some; see :meth:`_merge_kept`)."""
-        regressions, logits = self.net.all_outputs(inputs)
+        then of the kept heads, when the net holds some; see :meth:`_merge_kept`) of a uint8
+        ``(n, 192, 192, 3)`` batch of views."""
+        decoded, scores = self._runner(crops)
+        return decoded, scores
+
+    def _decoded_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inference function :attr:`_runner` runs: uint8 views -> decoded anchors, scores."""
+        regressions, logits = self.net.all_outputs(network_input(batch))
         anchors = self.anchors if regressions.shape[1] == len(self.anchors) else self.anchors.repeat(2, 1)
         return decode_boxes(regressions, anchors), scores_from_logits(logits)
 
@@ -123,14 +137,17 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         (:class:`~hand_pose_refiner.models.tile_rotation.TileRotation` picks the tiles). With
         every view of :meth:`rois` it finds what :meth:`detect` does."""
         check_rgb(image, 0)
-        inputs = to_tensor([crop(image, roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT) for roi in views],
-                           self.device)
-        decoded, scores = self.raw_outputs(inputs)
-        outputs = list(zip(decoded.cpu().numpy(), scores.cpu().numpy(), views, strict=True))
+        decoded, scores = self.raw_outputs(
+            np.stack([crop(image, roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT) for roi in views]))
+        outputs = list(zip(decoded, scores, views, strict=True))
         return self._postprocess(outputs, image.shape[1], image.shape[0])
+
+    def warm_up(self) -> None:
+        self._runner.warm_up()
 
     def prediction_key(self) -> list[str]:
         tiles = [f"tile_size={self.tile_size}"] if self.tile_size else []
+        tiles += ["runtime=openvino"] if self.runtime == "openvino" else []
         return settings_key({"score_threshold": self.score_threshold, "max_hands": self.max_hands}, tiles)
 
     def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
@@ -141,11 +158,9 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
         outputs: list[list[tuple[FloatArray, FloatArray, FloatArray]]] = [[] for _ in images]
         for start in range(0, len(views), self.batch_size):
             chunk = views[start:start + self.batch_size]
-            inputs = to_tensor([crop(images[i], roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT)
-                                for i, roi in chunk], self.device)
-            decoded, scores = self.raw_outputs(inputs)
-            for (i, roi), rows, row_scores in zip(chunk, decoded.cpu().numpy(), scores.cpu().numpy(),
-                                                  strict=True):
+            decoded, scores = self.raw_outputs(
+                np.stack([crop(images[i], roi, INPUT_SIZE, border=cv2.BORDER_CONSTANT) for i, roi in chunk]))
+            for (i, roi), rows, row_scores in zip(chunk, decoded, scores, strict=True):
                 outputs[i].append((rows, row_scores, roi))
         return [self._postprocess(views_of_image, image.shape[1], image.shape[0])
                 for views_of_image, image in zip(outputs, images, strict=True)]

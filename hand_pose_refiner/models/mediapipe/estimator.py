@@ -20,7 +20,7 @@ from hand_pose_refiner.models.base import (
     resolve_device,
     settings_key,
 )
-from hand_pose_refiner.models.mediapipe.detector import check_rgb, to_tensor
+from hand_pose_refiner.models.mediapipe.detector import check_rgb, network_input
 from hand_pose_refiner.models.mediapipe.geometry import (
     FloatArray,
     crop,
@@ -31,6 +31,7 @@ from hand_pose_refiner.models.mediapipe.geometry import (
 )
 from hand_pose_refiner.models.mediapipe.landmark import INPUT_SIZE, HandLandmarkNet
 from hand_pose_refiner.models.mediapipe.landmark_training import fine_tune_estimator
+from hand_pose_refiner.models.mediapipe.runtime import NetworkRunner, resolve_runtime
 from hand_pose_refiner.models.mediapipe.weights import NetworkWeights
 from hand_pose_refiner.skeleton import Handedness
 
@@ -122,6 +123,7 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
     The network does not score single keypoints; each keypoint gets the hand presence score,
     and 0 when it falls outside the image. MediaPipe labels handedness as if the image were
     mirrored (a selfie camera); ``mirrored=False`` (a robot cell camera) swaps it back.
+    ``runtime`` runs inference with torch or OpenVINO (see :mod:`.runtime`).
     """
 
     network = NETWORK
@@ -131,8 +133,10 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
                  self_check: bool = False, self_check_max_shift: float = SELF_CHECK_MAX_SHIFT,
                  search_sizes: tuple[float, ...] = (), search_rotations: int = 4,
                  consistency_check: bool = False,
-                 consistency_max_spread: float = CONSISTENCY_MAX_SPREAD, surest_crop: bool = False) -> None:
+                 consistency_max_spread: float = CONSISTENCY_MAX_SPREAD, surest_crop: bool = False,
+                 runtime: str = "auto") -> None:
         self.device = resolve_device(device)
+        self.runtime = resolve_runtime(runtime, self.device)
         # Off: MediaPipe's association, before the landmark network (see one_crop_per_hand()).
         self.surest_crop = surest_crop
         # Off live: for refinement's pseudo-labels, where precision is worth 18 passes a hand.
@@ -150,19 +154,25 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
         self.net = HandLandmarkNet()
         self.name = "mediapipe/hand_landmark_full"
         self.use_weights(checkpoint)
+        self._runner = NetworkRunner(self.net, self._crop_outputs, INPUT_SIZE, self.runtime)
 
-    @torch.inference_mode()
     def predict_crops(self, crops: Sequence[npt.NDArray[np.uint8]]) -> tuple[np.ndarray, ...]:
         """Landmarks (crop pixels), presence and handedness for a list of 224x224 RGB crops."""
         landmarks, presence, left = [], [], []
         for start in range(0, len(crops), self.batch_size):
-            out = self.net(to_tensor(crops[start:start + self.batch_size], self.device))
-            landmarks.append(out.landmarks[..., :2].cpu().numpy())
-            presence.append(torch.sigmoid(out.presence_logit).cpu().numpy())
-            left.append(torch.sigmoid(out.handedness_logit).cpu().numpy())
+            batch = self._runner(np.stack(crops[start:start + self.batch_size]))
+            landmarks.append(batch[0])
+            presence.append(batch[1])
+            left.append(batch[2])
         if not crops:
             return np.zeros((0, 21, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
         return np.concatenate(landmarks), np.concatenate(presence), np.concatenate(left)
+
+    def _crop_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The inference function :attr:`_runner` runs: uint8 crops -> landmarks (x, y in crop
+        pixels), presence and left-hand probabilities."""
+        out = self.net(network_input(batch))
+        return out.landmarks[..., :2], torch.sigmoid(out.presence_logit), torch.sigmoid(out.handedness_logit)
 
     def predict_rois(self, images: Sequence[npt.NDArray[np.uint8]],
                      rois: Sequence[npt.NDArray[np.float32]]) -> list[CropPrediction]:
@@ -180,9 +190,13 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
                                left[owners_np == i])
                 for i, image_rois in enumerate(rois)]
 
+    def warm_up(self) -> None:
+        self._runner.warm_up()
+
     def prediction_key(self) -> list[str]:
         later = [f"consistency={self.consistency_max_spread}"] if self.consistency_check else []
         later += ["surest_crop"] if self.surest_crop else []
+        later += ["runtime=openvino"] if self.runtime == "openvino" else []
         return settings_key({"min_presence": self.min_presence, "mirrored": self.mirrored,
                              "self_check": self.self_check, "self_check_max_shift": self.self_check_max_shift,
                              "search_sizes": self.search_sizes, "search_rotations": self.search_rotations},

@@ -95,6 +95,7 @@ class HandDetectorNode(HandPoseNode):
 
     def setup(self, config: Config) -> None:
         self.detector, estimator = create_backend(config)
+        self.detector.warm_up()
         self.schedule = DetectionSchedule(self.detector)
         self.follower = HandFollower(estimator, config)  # the rule only: its hands are never set
         self.skipped = RejectionStats("hand_detector", logger=None)

@@ -43,6 +43,7 @@ class HandPoseEstimatorNode(HandPoseNode):
 
     def setup(self, config: Config) -> None:
         _, self.estimator = create_backend(config)
+        self.estimator.warm_up()
         self.types = rclpy_message_types()
         self.pairing: StampPairing[Any, Any] = StampPairing(config.qos.pairing_queue_size, self.stats)
         self.publisher = self.create_lifecycle_publisher(HandPoseArray, config.topics.raw_poses,
