@@ -119,7 +119,10 @@ def _compile(module: nn.Module, function: InferenceFunction, input_size: int, th
         model = openvino.convert_model(traced, input=[(shape, openvino.Type.u8)], share_weights=False)
         compiled = openvino.Core().compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32"})  # never bf16/fp16, whatever the CPU offers
+            "INFERENCE_PRECISION_HINT": "f32",  # never bf16/fp16, whatever the CPU offers
+            # Threads not pinned to cores: the model nodes (threads or processes) each compile
+            # their own network, and pinned they would all sit on the same first cores.
+            "ENABLE_CPU_PINNING": False})
         _compiled[key] = compiled
         while len(_compiled) > COMPILED_KEPT:
             _compiled.popitem(last=False)
