@@ -20,6 +20,11 @@ each kind against the reference.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/refine_gloved_video.py [--clips DIR]
         [--out runs/gloved_video] [--stride 3] [--max-frames 24] [--iterations 3] [--runs on off]
+        [--seed 0] [--pseudo-max-gap SECONDS]
+
+A run's folder is ``OUT/temporal_on`` or ``OUT/temporal_off``, with ``_sSEED`` for a seed other
+than 0 and ``_gapS`` for a ``--pseudo-max-gap`` (the temporal filter's ``max_gap_s`` in the
+pseudo-label step; the held-out replays keep the live config's).
 """
 
 from __future__ import annotations
@@ -204,9 +209,12 @@ def run_one(name: str, args: argparse.Namespace, temporal: bool, references: dic
                 LabelledSet(args.data / "labelled_hands/rhd/test_rhd.json", tip_first=True))
     options = RefineSettings(targets=targets, anchors=anchors, labelled=labelled,
                             iterations=args.iterations, patience=args.iterations, epochs=args.epochs,
-                            detector_epochs=args.detector_epochs,
+                            detector_epochs=args.detector_epochs, seed=args.seed,
                             max_train_images_per_input=args.max_train_images, anchor_ratio=args.anchor_ratio)
     config = with_temporal_filter(Config(), temporal)
+    if args.pseudo_max_gap is not None:
+        gap = replace(config.temporal_filter, max_gap_s=args.pseudo_max_gap)
+        config = replace(config, temporal_filter=gap)
     run_dir = args.out / name
     started = time.perf_counter()
 
@@ -273,6 +281,13 @@ def print_table(name: str, table: list[dict[str, Any]]) -> None:
         for clip in (table[0]["held_out"].get("by_clip", {}) if table else {})))
 
 
+def run_name(name: str, args: argparse.Namespace) -> str:
+    """The run's folder under ``--out``: ``temporal_on``/``temporal_off`` with the seed and gap."""
+    seed = f"_s{args.seed}" if args.seed else ""
+    gap = f"_gap{args.pseudo_max_gap:g}" if args.pseudo_max_gap is not None else ""
+    return f"temporal_{name}{seed}{gap}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -290,6 +305,10 @@ def main() -> None:
     parser.add_argument("--max-train-images", type=int, default=12)
     parser.add_argument("--anchor-ratio", type=float, default=1.0)
     parser.add_argument("--runs", nargs="+", choices=("on", "off"), default=["on", "off"])
+    parser.add_argument("--seed", type=int, default=0, help="the refinement's seed (fine-tuning)")
+    parser.add_argument("--pseudo-max-gap", type=float, default=None,
+                        help="temporal_filter.max_gap_s of the pseudo-label step (default: the live "
+                        "config's)")
     parser.add_argument("--table-only", action="store_true",
                         help="print the tables of the runs under --out as far as they got (runs "
                         "started separately, or stopped)")
@@ -298,7 +317,7 @@ def main() -> None:
                   for clip in (*args.targets, *args.held_out)}
     if args.table_only:
         for name in args.runs:
-            print_table(name, collect(args.out / f"temporal_{name}", references))
+            print_table(name, collect(args.out / run_name(name, args), references))
         return
     if set(args.targets) & set(args.held_out):
         parser.error("a clip is either a target or held out")
@@ -307,7 +326,7 @@ def main() -> None:
     tables = {}
     for name in args.runs:
         print(f"run: temporal filter {name}", flush=True)
-        tables[name] = run_one(f"temporal_{name}", args, name == "on", references)
+        tables[name] = run_one(run_name(name, args), args, name == "on", references)
     for name, table in tables.items():
         print_table(name, table)
 
