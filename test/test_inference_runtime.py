@@ -145,3 +145,24 @@ def test_a_warmed_up_model_has_compiled_and_a_pickled_one_compiles_its_own(share
     assert copy._runner._request is None and copy.runtime == "openvino"
     found, again = detector.detect([frame])[0], copy.detect([frame])[0]
     assert len(found) >= 1 and np.array_equal(found.boxes, again.boxes)
+
+
+def test_fine_tuning_evaluates_with_torch_and_the_next_inference_compiles_its_weights(shared_data):
+    """Compiling every epoch's weights for the epoch's evaluation would cost more than it saves."""
+    from hand_pose_refiner.coco import load_coco
+    from hand_pose_refiner.images import read_rgb
+    from hand_pose_refiner.models.base import FineTuneSettings
+
+    labelled = load_coco(shared_data / "labelled_hands" / "onehand10k" / "test_onehand10k.json")
+    detector = MediaPipeHandDetector(device="cpu", runtime="openvino")
+    detector.warm_up()
+    compiled = len(runtime._compiled)
+    detector.fine_tune(labelled[:3], FineTuneSettings(epochs=2, batch_size=4, samples_per_image=1, seed=0,
+                                                      learning_rate=1e-3), val_dataset=labelled[3:5])
+    assert len(runtime._compiled) == compiled and detector._runner.runtime == "openvino"
+    image = read_rgb(labelled[0].path)
+    found = detector.detect([image])[0]
+    assert len(runtime._compiled) == compiled + 1  # the fine-tuned weights, once
+    with detector._runner.torch_only():
+        expected = detector.detect([image])[0]
+    assert len(found) == len(expected) and np.allclose(found.boxes, expected.boxes, atol=0.05)

@@ -218,7 +218,8 @@ class MediaPipeHandDetector(NetworkWeights, HandDetector):
 
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        return fine_tune_detector(self, dataset, config or FineTuneSettings(), val_dataset)
+        with self._runner.torch_only():  # evaluated every epoch: see NetworkRunner.torch_only
+            return fine_tune_detector(self, dataset, config or FineTuneSettings(), val_dataset)
 
 
 def _into_whole_frame(rows: FloatArray, roi: FloatArray, whole: FloatArray) -> FloatArray:

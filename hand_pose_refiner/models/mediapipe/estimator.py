@@ -358,4 +358,5 @@ class MediaPipePoseEstimator(NetworkWeights, PoseEstimator):
 
     def fine_tune(self, dataset: Sequence[CocoImage], config: FineTuneSettings | None = None,
                   val_dataset: Sequence[CocoImage] | None = None) -> FineTuneReport:
-        return fine_tune_estimator(self, dataset, config or FineTuneSettings(), val_dataset)
+        with self._runner.torch_only():  # evaluated every epoch: see NetworkRunner.torch_only
+            return fine_tune_estimator(self, dataset, config or FineTuneSettings(), val_dataset)

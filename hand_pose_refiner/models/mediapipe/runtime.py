@@ -12,12 +12,13 @@ weights compiles once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,16 @@ class NetworkRunner:
             request = self._current_request()
             results = request.infer(np.ascontiguousarray(batch), share_outputs=False)
             return tuple(np.asarray(results[index]) for index in range(len(results)))
+
+    @contextlib.contextmanager
+    def torch_only(self) -> Iterator[None]:
+        """Inference with torch while the block runs: fine-tuning evaluates its weights after every
+        epoch, and compiling each epoch's weights would cost more than it saves."""
+        previous, self.runtime = self.runtime, "torch"
+        try:
+            yield
+        finally:
+            self.runtime = previous
 
     def warm_up(self) -> None:
         """Compile now (OpenVINO) or run once (torch) on a blank batch of one."""
