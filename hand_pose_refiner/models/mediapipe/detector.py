@@ -54,11 +54,6 @@ def network_input(batch: torch.Tensor) -> torch.Tensor:
     return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def to_tensor(crops: Sequence[npt.NDArray[np.uint8]], device: torch.device) -> torch.Tensor:
-    """uint8 HWC crops -> float NCHW batch in 0..1 on ``device``."""
-    return network_input(torch.from_numpy(np.stack(crops)).to(device))
-
-
 class MediaPipeHandDetector(NetworkWeights, HandDetector):
     """Palm detection (MediaPipe Hands, full model) in native torch.
 
