@@ -61,6 +61,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "rosbags": "rosbags",
         "torch": "torch",
         "OpenCV (cv2)": "cv2",
+        "openvino (optional: fast CPU inference)": "openvino",
         "cv_bridge (optional)": "cv_bridge",
         "ray (optional: --ray, the cluster extra)": "ray",
         "mmcv ops (optional, backend mmlab)": "mmcv.ops",
