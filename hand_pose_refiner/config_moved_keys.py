@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import fields
 from typing import Any
 
-from hand_pose_refiner.config_sections import MediaPipeConfig, MMLabConfig
 from hand_pose_refiner.errors import ConfigError
 
 _log = logging.getLogger("hand_pose_refiner.config")
 
-# Keys a backend section gained after the move; they never had a models.* name.
-NEW_IN_BACKEND_SECTIONS = frozenset({"mediapipe.runtime"})
-
-# old name -> name now: the keys only one backend reads left the models section for that backend's
-MOVED_KEYS: dict[str, str] = {
-    f"models.{item.name}": f"{section}.{item.name}"
-    for section, schema in (("mediapipe", MediaPipeConfig), ("mmlab", MMLabConfig))
-    for item in fields(schema) if f"{section}.{item.name}" not in NEW_IN_BACKEND_SECTIONS
+# The keys only one backend reads, which left the models section for that backend's section. A key
+# a backend section gains later never had a models.* name and is not listed.
+_MOVED_TO: dict[str, tuple[str, ...]] = {
+    "mediapipe": ("self_check", "self_check_max_shift", "detector_tile_size", "detector_tiles_per_frame",
+                  "detector_tile_period", "surest_crop"),
+    "mmlab": ("detector_config", "pose_config"),
 }
+
+# old name -> name now
+MOVED_KEYS: dict[str, str] = {f"models.{key}": f"{section}.{key}"
+                              for section, keys in _MOVED_TO.items() for key in keys}
 
 
 def moved_keys_in(names: Collection[str], source: str) -> list[tuple[str, str]]:
